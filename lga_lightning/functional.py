@@ -66,7 +66,7 @@ def lga(kernel: Tensor, labels: Tensor, *, off_diagonal: bool = False) -> float:
     Example:
         >>> K = torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 2.0]])
         >>> round(lga(K, torch.tensor([0, 0, 1])), 4)
-        0.866
+        0.9087
     """
     K = _square(kernel, "kernel")
     y = torch.as_tensor(labels).reshape(-1)
@@ -228,11 +228,10 @@ def ntk_metrics(
         >>> ntk_metrics(K, torch.tensor([0, 1]), metrics=("trace", "mean", "condition_number"))
         {'trace': 4.0, 'mean': 1.5, 'condition_number': 3.0}
     """
-    unknown = [m for m in metrics if m not in SCALAR_METRICS + EVOLUTION_METRICS]
+    known = SCALAR_METRICS + EVOLUTION_METRICS
+    unknown = [m for m in metrics if m not in known]
     if unknown:
-        raise ValueError(
-            f"unknown NTK metrics {unknown}; choose from {list(SCALAR_METRICS + EVOLUTION_METRICS)}."
-        )
+        raise ValueError(f"unknown NTK metrics {unknown}; choose from {list(known)}.")
     if "lga" in metrics and labels is None:
         raise ValueError("the 'lga' metric needs `labels`: pass the probe batch's labels.")
     wants_evolution = [m for m in metrics if m in EVOLUTION_METRICS]

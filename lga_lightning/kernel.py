@@ -375,7 +375,7 @@ def _vjp_loop_jacobian(
                         torch.zeros(p.numel(), dtype=jac.dtype, device=jac.device)
                         if g is None
                         else g.reshape(-1)
-                        for g, p in zip(grads, wrt)
+                        for g, p in zip(grads, wrt, strict=True)
                     ]
                 )
     return jac
@@ -416,7 +416,7 @@ def _per_sample_jacobian(
         idx = row_index[start : start + step]
         grads = batched(diff, x[idx])
         offset = 0
-        for name, numel in zip(selected.names, selected.numels):
+        for name, numel in zip(selected.names, selected.numels, strict=True):
             jac[start : start + len(idx), :, offset : offset + numel] = grads[name].reshape(
                 len(idx), k, numel
             )
@@ -447,7 +447,7 @@ def _functional_state(
 def _write_row(row: Tensor, grads: Sequence[Tensor | None], numels: Sequence[int]) -> None:
     """Copy flattened gradients into one preallocated Jacobian row (unused parameters stay 0)."""
     offset = 0
-    for g, numel in zip(grads, numels):
+    for g, numel in zip(grads, numels, strict=True):
         if g is not None:
             row[offset : offset + numel] = g.reshape(-1)
         offset += numel

@@ -232,7 +232,7 @@ def test_computing_the_kernel_has_no_side_effects(implementation):
     assert torch.equal(after["rng"], before["rng"])
     for key, value in before["state"].items():
         assert torch.equal(after["state"][key], value), key
-    for g_before, g_after in zip(before["grad"], after["grad"]):
+    for g_before, g_after in zip(before["grad"], after["grad"], strict=True):
         assert (g_before is None and g_after is None) or torch.equal(g_before, g_after)
 
 
