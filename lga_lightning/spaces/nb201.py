@@ -1,0 +1,691 @@
+"""The NAS-Bench-201 cell space: arch strings, enumeration, sampling, mutation, networks.
+
+A NAS-Bench-201 cell is a DAG of 4 nodes: node 0 is the cell input, node 3 its output, and every
+pair ``i < j`` is joined by one edge carrying one of the 5 operations in :data:`OPS`. The 6 edges
+are written in this order (the order of :data:`EDGES`)::
+
+    |op~0|+|op~0|op~1|+|op~0|op~1|op~2|
+     0->1    0->2 1->2    0->3 1->3 2->3
+
+so there are ``5**6 = 15,625`` cells. Node ``j`` is the sum of its incoming edges, each edge applying
+its operation to node ``i``.
+
+**Enumeration order.** Cell number ``k`` (:func:`index` / :func:`from_index`) is the 6-digit
+base-5 number whose digits are the op codes (position in :data:`OPS`) of the edges in string order,
+the first edge (0->1) most significant. This is the order of xautodl's
+``Structure.gen_all(NAS_BENCH_201, 4, False)``; it is *not* the arch index of the NAS-Bench-201
+API (use the benchmark module to look cells up there).
+
+**Canonical form** (:func:`canonical`). Two equivalences are collapsed, and no others:
+
+1. *Dead edges become* ``none``. An edge is live when its op is not ``none``, its source node is
+   reachable from the input through non-``none`` edges, and its target node reaches the output
+   through non-``none`` edges; every other edge is dead. Edges that cannot reach the output never
+   influence it. Edges whose source is unreachable from the input read a node that is exactly
+   zero: ``skip_connect``/``avg_pool_3x3`` of zero is zero, and ``nor_conv_kxk`` of zero is its
+   BatchNorm shift ``beta``, which is zero at initialisation (and always with ``affine=False``).
+   Caveat: with affine BatchNorm, training can move that ``beta`` away from zero, so after
+   training such an edge may add a learned, input-independent per-channel constant; at
+   initialisation, and in the NTK (which uses weights, whose gradients there are exactly zero),
+   the two cells are identical. A cell whose output is unreachable is canonically all-``none``.
+2. *Renaming the two intermediate nodes.* When edge 1->2 is ``none`` (after step 1), nodes 1 and 2
+   play symmetric roles; swapping them (edges 0->1 <-> 0->2 and 1->3 <-> 2->3) gives an isomorphic
+   graph with the same operations, hence the same parameterised function.
+
+The canonical string is the representative with the smallest :func:`index`. **Not** collapsed
+(cells that are also functionally equivalent, or nearly so, but get different canonical strings):
+contracting ``skip_connect`` edges (a node that is a copy of another node), linearity of
+``avg_pool_3x3`` (``pool(a) + pool(b) == pool(a + b)``), and scale invariance that BatchNorm gives
+some downstream paths. Under this definition the 15,625 cells reduce to
+:data:`NUM_CANONICAL` = **8,765** canonical forms (9,445 with step 1 alone); the tests recount both
+with an independent brute force. For comparison, the rules of xautodl's
+``Structure.to_unique_str(consider_zero=True)``, which also contract ``skip_connect`` and treat a
+node as a multiset of terms (even when that merges shared and separate parameters), give 6,466.
+
+**Networks** (:func:`build`) follow the NAS-Bench-201 skeleton exactly (xautodl's
+``TinyNetwork``/``InferCell``/``ResNetBasicblock``, whose module and parameter names they keep):
+a 3x3 conv + BN stem, three stages of ``N`` cells with ``C``, ``2C``, ``4C`` channels joined
+by residual reduction blocks, BN-ReLU, global average pooling and a linear ``classifier``.
+
+Example:
+    >>> import torch
+    >>> from lga_lightning.spaces import nb201
+    >>> arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    >>> nb201.format(nb201.parse(arch)) == arch
+    True
+    >>> net = nb201.build(arch, C=4, N=1, num_classes=10)
+    >>> net(torch.zeros(2, 3, 8, 8)).shape
+    torch.Size([2, 10])
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from lga_lightning.spaces.base import RngLike, as_rng
+
+# ``format`` (the inverse of ``parse``) is left out of ``__all__`` so that a star import does not
+# shadow the builtin; use it as ``nb201.format``.
+__all__ = [
+    "EDGES",
+    "NUM_CANONICAL",
+    "OPS",
+    "SIZE",
+    "ArchStringError",
+    "NB201Network",
+    "NB201Space",
+    "all_archs",
+    "build",
+    "canonical",
+    "from_index",
+    "index",
+    "live_edges",
+    "mutate",
+    "parse",
+    "sample",
+    "validate",
+]
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+"""The 5 candidate operations; their positions are the op codes used by :func:`index`."""
+
+NUM_NODES = 4
+EDGES: tuple[tuple[int, int], ...] = tuple((i, j) for j in range(1, NUM_NODES) for i in range(j))
+"""``(source, target)`` of the 6 edges in arch-string order: 0->1, 0->2, 1->2, 0->3, 1->3, 2->3."""
+
+SIZE = len(OPS) ** len(EDGES)
+"""Number of cells: 15,625."""
+
+NUM_CANONICAL = 8765
+"""Number of distinct :func:`canonical` strings over the 15,625 cells."""
+
+_FORMAT_HINT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+_EDGE_12 = EDGES.index((1, 2))
+# Swapping nodes 1 and 2 maps edge 0->1 <-> 0->2 and 1->3 <-> 2->3 and keeps 0->3 (edge 1->2 must
+# be absent): the swapped cell's edge k carries the op of edge _SWAP_12[k] of the original.
+_SWAP_12 = (1, 0, _EDGE_12, 3, 5, 4)
+
+Cell = tuple[str, ...]
+"""A cell as the 6 op names in edge order (see :data:`EDGES`)."""
+
+
+class ArchStringError(ValueError):
+    """A malformed NAS-Bench-201 arch string.
+
+    Attributes:
+        arch: the offending string.
+        reason: what is wrong, and where.
+        position: character offset of the problem in ``arch`` (``None`` when not applicable).
+    """
+
+    def __init__(self, arch: Any, reason: str, position: int | None = None) -> None:
+        self.arch = arch
+        self.reason = reason
+        self.position = position
+        lines = [f"invalid NAS-Bench-201 arch string {arch!r}: {reason}."]
+        if position is not None:
+            lines += [f"    {arch}", "    " + " " * position + "^"]
+        lines.append(f"Expected {_FORMAT_HINT} with op in {{{', '.join(OPS)}}}.")
+        super().__init__("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# strings
+# --------------------------------------------------------------------------------------------
+
+
+def parse(arch: str) -> Cell:
+    """Parse an arch string into its 6 op names in edge order.
+
+    Args:
+        arch: a string such as ``"|nor_conv_3x3~0|+|none~0|skip_connect~1|+|..."``.
+
+    Returns:
+        The ops of edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3.
+
+    Raises:
+        ArchStringError: (a ``ValueError``) naming what is wrong and where: wrong node count,
+            bad ``|``/``+``/``~`` separators, wrong edge index, or unknown op.
+        TypeError: when ``arch`` is not a ``str``.
+
+    Example:
+        >>> parse("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|")
+        ('skip_connect', 'none', 'none', 'none', 'none', 'nor_conv_1x1')
+    """
+    if not isinstance(arch, str):
+        raise TypeError(f"a NAS-Bench-201 arch string must be a str, got {type(arch).__name__}")
+    groups = arch.split("+")
+    if len(groups) != NUM_NODES - 1:
+        raise ArchStringError(
+            arch,
+            f"wrong node count: found {len(groups)} node group(s) separated by '+', expected "
+            f"{NUM_NODES - 1} (nodes 1, 2, 3)",
+        )
+    ops: list[str] = []
+    offset = 0
+    for node, group in zip(range(1, NUM_NODES), groups, strict=True):
+        ops.extend(_parse_node(arch, node, group, offset))
+        offset += len(group) + 1
+    return tuple(ops)
+
+
+def _parse_node(arch: str, node: int, group: str, offset: int) -> list[str]:
+    """Parse the ``|op~0|op~1|`` group of ``node`` that starts at ``offset`` in ``arch``."""
+    if len(group) < 2 or not group.startswith("|") or not group.endswith("|"):
+        where = offset if not group.startswith("|") else offset + max(len(group) - 1, 0)
+        raise ArchStringError(
+            arch,
+            f"bad separators in node {node}: its group {group!r} must start and end with '|'",
+            where,
+        )
+    entries = group[1:-1].split("|")
+    if "" in entries:
+        empty = offset + 1 + group[1:-1].find("||") if "||" in group[1:-1] else offset
+        raise ArchStringError(
+            arch, f"bad separators in node {node}: empty edge in group {group!r}", empty
+        )
+    if len(entries) != node:
+        raise ArchStringError(
+            arch,
+            f"node {node} lists {len(entries)} input edge(s), expected {node} "
+            f"(one from each of nodes 0..{node - 1})",
+            offset,
+        )
+    ops = []
+    pos = offset + 1
+    for source, entry in zip(range(node), entries, strict=True):
+        ops.append(_parse_edge(arch, node, source, entry, pos))
+        pos += len(entry) + 1
+    return ops
+
+
+def _parse_edge(arch: str, node: int, source: int, entry: str, pos: int) -> str:
+    """Parse one ``op~source`` entry of ``node`` located at ``pos`` in ``arch``."""
+    if entry.count("~") != 1:
+        raise ArchStringError(
+            arch,
+            f"bad separators in node {node}, input {source}: {entry!r} should be 'op~{source}' "
+            "(one '~' between op and source node; edges separated by a single '|')",
+            pos,
+        )
+    op, src = entry.split("~")
+    if src != str(source):
+        raise ArchStringError(
+            arch,
+            f"wrong edge index in node {node}: input {source} is {entry!r}, expected "
+            f"'{op}~{source}' (the inputs of node {node} are listed as ~0..~{node - 1} in order)",
+            pos + len(op) + 1,
+        )
+    if op not in OPS:
+        close = difflib.get_close_matches(op, OPS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ArchStringError(
+            arch,
+            f"unknown op {op!r} on edge {source}->{node}{hint}; valid ops: {', '.join(OPS)}",
+            pos,
+        )
+    return op
+
+
+def format(ops: Sequence[str]) -> str:
+    """Write 6 op names (edge order) as an arch string; the inverse of :func:`parse`.
+
+    Args:
+        ops: the ops of edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3.
+
+    Returns:
+        The arch string.
+
+    Raises:
+        ValueError: when ``ops`` does not hold 6 valid op names.
+
+    Example:
+        >>> format(["nor_conv_3x3"] * 6)
+        '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+    """  # noqa: E501
+    ops = tuple(ops)
+    if len(ops) != len(EDGES):
+        raise ValueError(f"a NAS-Bench-201 cell has {len(EDGES)} edges, got {len(ops)} ops: {ops}")
+    for op in ops:
+        if op not in OPS:
+            raise ValueError(f"unknown op {op!r}; valid ops: {', '.join(OPS)}")
+    groups: list[list[str]] = [[] for _ in range(NUM_NODES - 1)]
+    for (source, target), op in zip(EDGES, ops, strict=True):
+        groups[target - 1].append(f"{op}~{source}")
+    return "+".join("|" + "|".join(group) + "|" for group in groups)
+
+
+def validate(arch: str) -> str:
+    """Check an arch string and return it unchanged.
+
+    Raises:
+        ArchStringError: when ``arch`` is malformed (see :func:`parse`).
+
+    Example:
+        >>> validate("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|'
+        >>> validate("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        Traceback (most recent call last):
+        ...
+        lga_lightning.spaces.nb201.ArchStringError: invalid NAS-Bench-201 arch string ...
+    """
+    parse(arch)
+    return arch
+
+
+def _as_cell(arch: str | Sequence[str]) -> Cell:
+    """Accept an arch string or a sequence of 6 op names."""
+    if isinstance(arch, str):
+        return parse(arch)
+    return parse(format(arch))
+
+
+# --------------------------------------------------------------------------------------------
+# enumeration, sampling, mutation
+# --------------------------------------------------------------------------------------------
+
+
+def index(arch: str | Sequence[str]) -> int:
+    """Position of a cell in the enumeration order (see the module docstring).
+
+    Example:
+        >>> index("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        0
+        >>> index("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|") == 5**5
+        True
+    """
+    value = 0
+    for op in _as_cell(arch):
+        value = value * len(OPS) + OPS.index(op)
+    return value
+
+
+def from_index(k: int) -> str:
+    """The arch string at position ``k`` of the enumeration; the inverse of :func:`index`.
+
+    Raises:
+        IndexError: unless ``0 <= k < 15625``.
+
+    Example:
+        >>> from_index(SIZE - 1)
+        '|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|'
+    """  # noqa: E501
+    if isinstance(k, bool) or not 0 <= k < SIZE:
+        raise IndexError(f"NAS-Bench-201 cell index must be in [0, {SIZE}), got {k!r}")
+    digits = []
+    for _ in EDGES:
+        k, digit = divmod(int(k), len(OPS))
+        digits.append(OPS[digit])
+    return format(digits[::-1])
+
+
+def all_archs() -> Iterator[str]:
+    """Iterate over all 15,625 arch strings in enumeration order.
+
+    Example:
+        >>> archs = list(all_archs())
+        >>> len(archs), archs[0] == from_index(0)
+        (15625, True)
+    """
+    return (from_index(k) for k in range(SIZE))
+
+
+def sample(rng: RngLike = None) -> str:
+    """Draw a cell uniformly at random.
+
+    Args:
+        rng: an ``int`` seed, ``random.Random``, NumPy ``Generator`` or ``None``. The same seed
+            always gives the same cell; a ``random.Random`` is advanced.
+
+    Example:
+        >>> sample(0) == sample(0)
+        True
+    """
+    return from_index(as_rng(rng).randrange(SIZE))
+
+
+def mutate(arch: str | Sequence[str], rng: RngLike = None) -> str:
+    """Change the op of one edge, chosen uniformly, to a different op, chosen uniformly.
+
+    This is the mutation of regularised evolution (Real et al., 2019) as used on NAS-Bench-201.
+
+    Example:
+        >>> a = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+        >>> sum(x != y for x, y in zip(parse(a), parse(mutate(a, 0))))
+        1
+    """
+    ops = list(_as_cell(arch))
+    rand = as_rng(rng)
+    edge = rand.randrange(len(EDGES))
+    ops[edge] = rand.choice([op for op in OPS if op != ops[edge]])
+    return format(ops)
+
+
+# --------------------------------------------------------------------------------------------
+# canonical form
+# --------------------------------------------------------------------------------------------
+
+
+def live_edges(arch: str | Sequence[str]) -> tuple[bool, ...]:
+    """Which edges can influence the cell output (see "Canonical form" in the module docstring).
+
+    An edge is live when its op is not ``none``, its source is reachable from node 0 and its
+    target reaches node 3, both through non-``none`` edges.
+
+    Example:
+        >>> live_edges("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+        (False, False, False, True, False, False)
+    """
+    ops = _as_cell(arch)
+    present = {edge: op != "none" for edge, op in zip(EDGES, ops, strict=True)}
+    from_input = [True] + [False] * (NUM_NODES - 1)
+    for j in range(1, NUM_NODES):
+        from_input[j] = any(from_input[i] and present[(i, j)] for i in range(j))
+    to_output = [False] * (NUM_NODES - 1) + [True]
+    for i in range(NUM_NODES - 2, -1, -1):
+        to_output[i] = any(present[(i, j)] and to_output[j] for j in range(i + 1, NUM_NODES))
+    return tuple(present[(i, j)] and from_input[i] and to_output[j] for i, j in EDGES)
+
+
+def canonical(arch: str | Sequence[str]) -> str:
+    """Canonical arch string: equal for cells that differ only by dead edges or node renaming.
+
+    Dead edges become ``none``; then, when edge 1->2 is ``none``, the cell and its copy with
+    nodes 1 and 2 swapped are both candidates, and the one with the smaller :func:`index` is
+    returned. See the module docstring for exactly what is and is not collapsed.
+
+    Example:
+        >>> canonical("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+        '|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|'
+        >>> a = "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|"
+        >>> b = "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+        >>> canonical(a) == canonical(b)
+        True
+    """
+    ops = _as_cell(arch)
+    pruned = tuple(op if live else "none" for op, live in zip(ops, live_edges(ops), strict=True))
+    candidates = [pruned]
+    if pruned[_EDGE_12] == "none":
+        candidates.append(tuple(pruned[e] for e in _SWAP_12))
+    return format(min(candidates, key=index))
+
+
+# --------------------------------------------------------------------------------------------
+# networks
+# --------------------------------------------------------------------------------------------
+
+
+class ReLUConvBN(nn.Module):
+    """``nor_conv_kxk``: ReLU, ``k x k`` convolution without bias, BatchNorm."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int,
+        stride: int,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel_size, stride, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply ReLU-Conv-BN."""
+        return self.op(x)
+
+
+class Pooling(nn.Module):
+    """``avg_pool_3x3``: 3x3 average pooling, stride 1, padding 1, ``count_include_pad=False``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.op = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Average-pool ``x``."""
+        return self.op(x)
+
+
+class Zero(nn.Module):
+    """``none``: multiplies by zero, so the result stays in the autograd graph."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``0 * x``."""
+        return x.mul(0.0)
+
+
+def _make_op(op: str, channels: int, affine: bool, track_running_stats: bool) -> nn.Module:
+    """Module for one cell edge (stride 1, ``channels`` in and out)."""
+    if op == "none":
+        return Zero()
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "avg_pool_3x3":
+        return Pooling()
+    kernel = 1 if op == "nor_conv_1x1" else 3
+    return ReLUConvBN(channels, channels, kernel, 1, affine, track_running_stats)
+
+
+class InferCell(nn.Module):
+    """One NAS-Bench-201 cell: node ``j`` is the sum of its incoming edges' ops."""
+
+    def __init__(
+        self, ops: Cell, channels: int, affine: bool = True, track_running_stats: bool = True
+    ) -> None:
+        super().__init__()
+        self.ops = tuple(ops)
+        self.layers = nn.ModuleList(
+            _make_op(op, channels, affine, track_running_stats) for op in self.ops
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Compute nodes 1..3 in order and return node 3."""
+        nodes = [x]
+        for target in range(1, NUM_NODES):
+            terms = [
+                self.layers[k](nodes[source]) for k, (source, j) in enumerate(EDGES) if j == target
+            ]
+            nodes.append(sum(terms[1:], terms[0]))
+        return nodes[-1]
+
+
+class ResNetBasicblock(nn.Module):
+    """Residual reduction block between stages (stride 2, channels ``c_in`` -> ``c_out``).
+
+    ``conv_a`` (ReLU-Conv3x3/2-BN), ``conv_b`` (ReLU-Conv3x3-BN), plus the shortcut
+    ``downsample`` = AvgPool2d(2) then a bias-free 1x1 conv, as in NAS-Bench-201.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
+        self.downsample = nn.Sequential(
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+            nn.Conv2d(c_in, c_out, kernel_size=1, stride=1, padding=0, bias=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return ``downsample(x) + conv_b(conv_a(x))``."""
+        return self.downsample(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    """The NAS-Bench-201 network of one cell (see :func:`build`); ``forward`` returns logits.
+
+    Attributes:
+        arch: the arch string.
+        stem: 3x3 conv (no bias) + BatchNorm.
+        cells: ``N`` cells, reduction block, ``N`` cells, reduction block, ``N`` cells.
+        lastact: BatchNorm + ReLU.
+        global_pooling: ``AdaptiveAvgPool2d(1)``.
+        classifier: the final ``nn.Linear``.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        C: int = 16,  # noqa: N803 - the benchmark's name
+        N: int = 5,  # noqa: N803
+        num_classes: int = 10,
+        in_channels: int = 3,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("C", C), ("N", N), ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        ops = parse(arch)
+        self.arch = arch
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(C)
+        )
+        self.cells = nn.ModuleList()
+        channels = C
+        for stage in range(3):
+            if stage > 0:
+                self.cells.append(ResNetBasicblock(channels, 2 * channels))
+                channels *= 2
+            for _ in range(N):
+                self.cells.append(InferCell(ops, channels, affine, track_running_stats))
+        self.lastact = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=False))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return the logits, shape ``(n, num_classes)``."""
+        feature = self.stem(x)
+        for cell in self.cells:
+            feature = cell(feature)
+        out = self.global_pooling(self.lastact(feature)).flatten(1)
+        return self.classifier(out)
+
+    def extra_repr(self) -> str:
+        """Show the arch string."""
+        return f"arch={self.arch!r}"
+
+
+def build(
+    arch: str | Sequence[str],
+    C: int = 16,  # noqa: N803 - the benchmark's name
+    N: int = 5,  # noqa: N803
+    num_classes: int = 10,
+    in_channels: int = 3,
+    affine: bool = True,
+    track_running_stats: bool = True,
+) -> NB201Network:
+    """Build the NAS-Bench-201 network of a cell, freshly initialised (PyTorch defaults).
+
+    Layout (NAS-Bench-201 / xautodl ``TinyNetwork``): stem 3x3 conv (``in_channels`` -> ``C``,
+    no bias) + BN; ``N`` cells at ``C`` channels; a ``ResNetBasicblock`` (stride 2) to ``2C``;
+    ``N`` cells; a ``ResNetBasicblock`` to ``4C``; ``N`` cells; BN + ReLU; global average pooling;
+    ``classifier = nn.Linear(4C, num_classes)``. Cell ops: ``nor_conv_kxk`` = ReLU-Conv-BN,
+    ``avg_pool_3x3`` = AvgPool2d(3, 1, 1, count_include_pad=False), ``skip_connect`` = identity,
+    ``none`` = ``0 * x``. Modules are created, hence initialised, in the order of the official
+    code, and keep its module and parameter names.
+
+    Unlike the official network, ``forward`` returns only the logits (not ``(features, logits)``).
+    Every cell works, including all-``none`` cells and cells whose output is unreachable: their
+    output is an exact zero that still carries a ``grad_fn`` (``none`` multiplies by zero), so the
+    logits are differentiable; at initialisation they equal the classifier bias, and the
+    gradients of everything before the first such cell are exactly zero.
+
+    Args:
+        arch: arch string (or 6 op names in edge order).
+        C: channels of the first stage (16 in the benchmark).
+        N: cells per stage (5 in the benchmark).
+        num_classes: classifier outputs (10 CIFAR-10, 100 CIFAR-100, 120 ImageNet16-120).
+        in_channels: image channels.
+        affine: learnable BN scale/shift in the *cells'* convolutions. The stem, the reduction
+            blocks and ``lastact`` always use standard affine BN, as in the official code (and in
+            the zero-cost-proxy code the paper builds on, which uses ``affine=False``,
+            ``track_running_stats=False`` in the cells).
+        track_running_stats: BN running statistics in the cells' convolutions (same scope).
+
+    Returns:
+        An :class:`NB201Network` in training mode.
+
+    Raises:
+        ArchStringError: for a malformed arch string.
+        ValueError: for non-positive ``C``, ``N`` or ``num_classes``.
+
+    Example:
+        >>> net = build("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+        ...             "+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+        >>> sum(p.numel() for p in net.parameters())  # NAS-Bench-201: 1.531546 M on CIFAR-10
+        1531546
+    """
+    text = arch if isinstance(arch, str) else format(arch)
+    return NB201Network(text, C, N, num_classes, in_channels, affine, track_running_stats)
+
+
+# --------------------------------------------------------------------------------------------
+# SearchSpace implementation
+# --------------------------------------------------------------------------------------------
+
+
+class NB201Space:
+    """NAS-Bench-201 as a :class:`~lga_lightning.spaces.base.SearchSpace`; archs are strings.
+
+    Args:
+        C: default channels passed to :func:`build`.
+        N: default cells per stage passed to :func:`build`.
+        **build_kwargs: further defaults for :func:`build` (``affine``, ``in_channels``, ...).
+
+    Example:
+        >>> import torch
+        >>> space = NB201Space(C=4, N=1)
+        >>> space.size
+        15625
+        >>> arch = space.sample(0)
+        >>> space.decode(space.encode(arch)) == arch
+        True
+        >>> space.build(arch, num_classes=3)(torch.zeros(2, 3, 8, 8)).shape
+        torch.Size([2, 3])
+    """
+
+    size: int = SIZE
+
+    def __init__(self, C: int = 16, N: int = 5, **build_kwargs: Any) -> None:  # noqa: N803
+        self.build_kwargs = {"C": C, "N": N, **build_kwargs}
+
+    def sample(self, rng: RngLike = None) -> str:
+        """See :func:`sample`."""
+        return sample(rng)
+
+    def mutate(self, arch: str, rng: RngLike = None) -> str:
+        """See :func:`mutate`."""
+        return mutate(arch, rng)
+
+    def build(self, arch: str, num_classes: int = 10, **kwargs: Any) -> NB201Network:
+        """See :func:`build`; ``kwargs`` override the defaults given at construction."""
+        return build(arch, num_classes=num_classes, **{**self.build_kwargs, **kwargs})
+
+    def encode(self, arch: str | Sequence[str]) -> str:
+        """The arch string (validated)."""
+        return format(_as_cell(arch))
+
+    def decode(self, text: str) -> str:
+        """Validate and return an arch string; raises :class:`ArchStringError` if malformed."""
+        return validate(text)
+
+    def canonical(self, arch: str | Sequence[str]) -> str:
+        """See :func:`canonical`."""
+        return canonical(arch)
+
+    def enumerate(self) -> Iterator[str]:
+        """See :func:`all_archs`."""
+        return all_archs()
+
+    def __repr__(self) -> str:
+        return f"NB201Space({', '.join(f'{k}={v!r}' for k, v in self.build_kwargs.items())})"
