@@ -1,0 +1,811 @@
+"""``NTKMetrics``: the empirical NTK and Label-Gradient Alignment at chosen epochs of any training.
+
+Add one callback to an existing :class:`~lightning.pytorch.Trainer` and the kernel metrics of a
+fixed probe batch appear in every logger, in ``callback.history`` and in ``ntk_metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
+
+from lga_lightning import _history
+from lga_lightning._distributed import (
+    distributed_ready,
+    gather_kernel,
+    local_batchnorm,
+    rank_zero_buffers,
+    shard_rows,
+)
+from lga_lightning.functional import (
+    EVOLUTION_METRICS,
+    SCALAR_METRICS,
+    NTKMetricWarning,
+    eigenvalues,
+    ntk_metrics,
+)
+from lga_lightning.kernel import _BN_MODES, _IMPLEMENTATIONS, _OUTPUTS, ntk_jacobian
+from lga_lightning.probe import BatchUnpack, default_batch_unpack, probe_from_dataset
+
+KERNEL_OPTIONS = (
+    "output",
+    "params",
+    "classifier",
+    "bn_mode",
+    "output_fn",
+    "implementation",
+    "chunk_size",
+)
+DEFAULT_EPOCHS = (0, 1)
+_STATE_VERSION = 1
+_KERNEL_HINT = (
+    "NTKMetrics passes kernel options through `kernel_kwargs`, e.g. "
+    "`NTKMetrics(kernel_kwargs={'output_fn': lambda out: out['logits']})`, and differentiates "
+    "another submodule of the LightningModule with `submodule='<attribute name>'`."
+)
+
+
+class NTKMetrics(Callback):
+    r"""Measure the empirical NTK of a fixed probe batch, and its metrics, at chosen epochs.
+
+    At each scheduled epoch the callback computes the kernel ``K = J J^T`` of a probe batch
+    (:func:`~lga_lightning.kernel.empirical_ntk`, paper conventions by default: train-mode
+    BatchNorm, gradient of the sum of the logits, every ``weight`` except the classifier's) with
+    the current weights, then its metrics (:func:`~lga_lightning.functional.ntk_metrics`), and logs
+    them. The training itself is left bit-for-bit unchanged: the kernel uses detached parameters
+    and cloned buffers, restores every mode flag and the RNG state, and the probe is read from
+    the dataset by index (the training dataloader's iterator and sampler are never touched).
+
+    **When.** Epoch ``0`` is the network at initialisation (in ``on_train_start``, before any
+    optimizer step); epoch ``e > 0`` is after ``e`` completed training epochs (in
+    ``on_train_epoch_end``). Nothing is measured in validation hooks (they run under
+    ``torch.inference_mode``).
+
+    **Probe batch.** Fixed for the whole run and stored in the callback's state, so a resumed run
+    measures the same samples. By default it is drawn once, class-balanced and seeded
+    (:func:`~lga_lightning.probe.class_balanced_indices`), from the training dataset
+    (``trainer.train_dataloader.dataset``; a map-style dataset is required), or from
+    ``trainer.datamodule.probe_batch(size=..., seed=...)`` when the datamodule offers it. The
+    draw forks the RNGs (torch, numpy, random), so random transforms do not shift training.
+
+    **Multi-device.** Under DDP every rank runs the forward over the whole probe batch and
+    differentiates its shard of the rows; the kernel is assembled block-wise, so every rank holds
+    the same kernel and computes the same metrics, equal to a single-process run up to float
+    rounding. ``SyncBatchNorm`` layers normalise with the (whole, identical) local probe batch
+    during the measurement, and running statistics are rank 0's. Strategies that shard parameters
+    (FSDP, DeepSpeed, model parallel) are not supported.
+
+    **Cost.** One measurement costs ``n`` backward passes through the whole probe batch with
+    train-mode BatchNorm (coupled samples), or one batched per-sample-gradient pass without it
+    (``kernel_kwargs={"bn_mode": "eval"}``, several times faster), plus ``n x P`` floats of memory
+    for ``J`` (P = number of selected parameters). ``seconds`` in the history says what each
+    measurement took; ``benchmarks/callback_overhead.py`` measures the overhead on your machine.
+    The probe size drives the cost: 64 coupled or 256 decoupled is cheap next to an epoch of
+    CIFAR-10; 256 coupled is the paper's setting and costs several times more.
+
+    Logged keys (``<prefix>`` defaults to ``ntk/``):
+
+    - ``<prefix>lga``: Label-Gradient Alignment of the kernel and the probe labels
+      (nan, with one warning, for a single-class probe).
+    - ``<prefix>condition_number``: ``lambda_max / lambda_min`` (inf for a singular kernel).
+    - ``<prefix>frobenius_norm``, ``<prefix>mean``, ``<prefix>trace``: of the kernel.
+    - ``<prefix>kernel_distance``, ``<prefix>kernel_correlation``,
+      ``<prefix>relative_kernel_difference``: against the kernel at epoch 0 (with
+      ``track_evolution=True`` or when listed in ``metrics``; 0, 1 and 0 at epoch 0).
+    - ``<prefix>epoch``: the measurement's epoch (completed epochs, 0 = initialisation): the
+      x-axis. W&B plots the metrics against it; Lightning's own ``epoch`` column holds the
+      0-based index of the epoch that just ended (``<prefix>epoch - 1``) except at epoch 0.
+    - ``<prefix>seconds``: wall time of the measurement on this process.
+    - ``<prefix>spectrum`` (table, loggers with ``log_table`` such as ``WandbLogger``): the
+      kernel's eigenvalues in descending order, columns ``epoch, index, eigenvalue``.
+    - ``<prefix>history`` (table, same loggers): every measurement so far, the columns of
+      ``callback.history``.
+
+    Scalars after training epochs go through ``pl_module.log`` (``on_epoch=True``), so
+    ``EarlyStopping`` and ``ModelCheckpoint`` can monitor ``ntk/lga``; they are logged at the
+    step of the epoch's last batch. Lightning does not let a callback log from
+    ``on_train_start`` into the epoch's results without merging them with the first epoch's, so
+    measurements made there (epoch 0, or the first epoch of a resumed run) are written to
+    ``trainer.loggers`` directly, at the current step (0 for a new run), with the same keys.
+
+    The full history is ``callback.history`` (a list of dicts ``{"epoch", "step", <metric>...,
+    "seconds"}``) and ``ntk_metrics.csv`` (``<prefix>_metrics.csv`` for another prefix) in
+    ``trainer.log_dir`` (``default_root_dir`` without a logger), rewritten atomically by rank 0
+    after each measurement. ``callback.spectra`` maps each epoch to its eigenvalues (float64,
+    descending) when ``log_spectrum=True``.
+
+    Args:
+        epochs: epochs to measure at, e.g. ``[0, 1, 3]`` (0 = initialisation, ``e`` = after ``e``
+            completed epochs). Default: ``[0, 1]`` (the paper's protocol) unless
+            ``every_n_epochs`` is given.
+        every_n_epochs: measure at epochs ``0, n, 2n, ...``; exclusive with ``epochs``.
+        probe_size: number of probe samples drawn from the training data (the paper uses 256).
+            Ignored when ``probe`` holds tensors.
+        probe: ``(x, y)`` tensors used as they are, or a map-style dataset to draw from; default:
+            the training data.
+        probe_seed: seed of the class-balanced draw (and of random transforms during it).
+        batch_unpack: maps one dataset item (or a datamodule's probe batch) to
+            ``(inputs, labels)``; default handles ``(x, y, ...)`` tuples and dicts with keys such
+            as ``x``/``image`` and ``y``/``label``.
+        metrics: names from :data:`~lga_lightning.functional.SCALAR_METRICS` and
+            :data:`~lga_lightning.functional.EVOLUTION_METRICS`.
+        track_evolution: also log the kernel's distance, correlation and relative difference to
+            the kernel at epoch 0. If epoch 0 is not scheduled, the initial kernel is still
+            computed (not logged) in ``on_train_start`` of a new run, which costs one measurement.
+        log_spectrum: log the eigenvalue spectrum as a table and keep it in ``callback.spectra``.
+        prefix: prefix of every logged key; two instances need different prefixes.
+        kernel_kwargs: options for :func:`~lga_lightning.kernel.ntk_jacobian`: ``output``
+            (``"sum"``/``"trace"``; ``"full"`` without ``"lga"``), ``params``, ``classifier``,
+            ``bn_mode``, ``output_fn``, ``implementation``, ``chunk_size``.
+        submodule: name of the submodule to differentiate (``pl_module.get_submodule(name)``),
+            for LightningModules whose ``forward`` does not return the logits; default: the
+            LightningModule itself.
+        off_diagonal_lga: compute LGA over the off-diagonal entries only.
+        state_key: key of the callback's state in checkpoints; default derived from ``prefix``.
+        verbose: print a line per measurement (rank 0).
+
+    Raises:
+        ValueError: on an invalid argument, naming the fix.
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> callback = NTKMetrics(epochs=[0, 1, 3], probe_size=64)
+        >>> trainer = pl.Trainer(max_epochs=3, callbacks=[callback], logger=False,
+        ...                      enable_progress_bar=False, enable_model_summary=False)
+        >>> # trainer.fit(model, datamodule)  then  callback.history[-1]["lga"]
+        >>> NTKMetrics(epochs=[-1])
+        Traceback (most recent call last):
+        ...
+        ValueError: `epochs` must be non-negative integers, got [-1].
+    """
+
+    def __init__(
+        self,
+        epochs: Sequence[int] | None = None,
+        every_n_epochs: int | None = None,
+        probe_size: int = 256,
+        probe: tuple[Tensor, Tensor] | Dataset | None = None,
+        probe_seed: int = 0,
+        batch_unpack: BatchUnpack | None = None,
+        metrics: Sequence[str] = SCALAR_METRICS,
+        track_evolution: bool = True,
+        log_spectrum: bool = True,
+        prefix: str = "ntk/",
+        kernel_kwargs: Mapping[str, Any] | None = None,
+        submodule: str | None = None,
+        off_diagonal_lga: bool = False,
+        state_key: str | None = None,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__()
+        self.epochs, self.every_n_epochs = _check_schedule(epochs, every_n_epochs)
+        self.probe_size = _check_int("probe_size", probe_size, minimum=2)
+        self.probe_seed = _check_int("probe_seed", probe_seed, minimum=None)
+        self._given_probe = _check_probe(probe, self.probe_size)
+        if batch_unpack is not None and not callable(batch_unpack):
+            raise ValueError(
+                "`batch_unpack` must be a function mapping one dataset item to (inputs, labels), "
+                f"got {type(batch_unpack).__name__}."
+            )
+        self.batch_unpack = batch_unpack
+        self.kernel_kwargs = _check_kernel_kwargs(kernel_kwargs)
+        self.metrics = _check_metrics(metrics, self.kernel_kwargs.get("output", "sum"))
+        for name, flag in (
+            ("track_evolution", track_evolution),
+            ("log_spectrum", log_spectrum),
+            ("off_diagonal_lga", off_diagonal_lga),
+            ("verbose", verbose),
+        ):
+            if not isinstance(flag, bool):
+                raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
+        self.track_evolution = track_evolution
+        self.log_spectrum = log_spectrum
+        self.off_diagonal_lga = off_diagonal_lga
+        self.verbose = verbose
+        if not isinstance(prefix, str):
+            raise ValueError(f"`prefix` must be a string such as 'ntk/', got {prefix!r}.")
+        self.prefix = prefix
+        if submodule is not None and (not isinstance(submodule, str) or not submodule):
+            raise ValueError(
+                "`submodule` must be the name of a submodule of the LightningModule "
+                f"(as in `pl_module.named_modules()`), or None; got {submodule!r}."
+            )
+        self.submodule = submodule
+        if state_key is not None and (not isinstance(state_key, str) or not state_key):
+            raise ValueError(f"`state_key` must be a non-empty string or None, got {state_key!r}.")
+        self._state_key = state_key
+
+        self.history: list[dict[str, Any]] = []
+        self.spectra: dict[int, Tensor] = {}
+        self.probe: tuple[Tensor, Tensor] | None = None
+        self.initial_kernel: Tensor | None = None
+        self._loaded_state = False
+        self._warned: set[str] = set()
+        self._csv_path: str | None = None
+
+    # ---------------------------------------------------------------------------------------
+    # schedule and state
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in a checkpoint."""
+        if self._state_key is not None:
+            return self._state_key
+        return self._generate_state_key(prefix=self.prefix)
+
+    @property
+    def evolution_metrics(self) -> tuple[str, ...]:
+        """The kernel-evolution metrics this callback computes."""
+        if self.track_evolution:
+            return EVOLUTION_METRICS
+        return tuple(m for m in self.metrics if m in EVOLUTION_METRICS)
+
+    def is_scheduled(self, epoch: int) -> bool:
+        """Whether ``epoch`` (completed epochs, 0 = initialisation) is measured.
+
+        Example:
+            >>> NTKMetrics(every_n_epochs=2).is_scheduled(4), NTKMetrics().is_scheduled(2)
+            (True, False)
+        """
+        if self.every_n_epochs is not None:
+            return epoch % self.every_n_epochs == 0
+        return epoch in self.epochs
+
+    @property
+    def measured_epochs(self) -> list[int]:
+        """Epochs already in the history."""
+        return [int(row["epoch"]) for row in self.history]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors, numbers, strings, lists and dicts: loadable with ``weights_only``."""
+        probe = self.probe
+        return {
+            "version": _STATE_VERSION,
+            "probe_x": None if probe is None else probe[0],
+            "probe_y": None if probe is None else probe[1],
+            "initial_kernel": self.initial_kernel,
+            "history": [dict(row) for row in self.history],
+            "spectra": dict(self.spectra),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the probe batch, the initial kernel, the history and the spectra."""
+        version = state_dict.get("version")
+        if version != _STATE_VERSION:
+            raise ValueError(
+                f"this NTKMetrics state has version {version!r}; this version of lga-lightning "
+                f"reads version {_STATE_VERSION}."
+            )
+        x, y = state_dict.get("probe_x"), state_dict.get("probe_y")
+        self.probe = None if x is None or y is None else (x, y)
+        self.initial_kernel = state_dict.get("initial_kernel")
+        self.history = [dict(row) for row in state_dict.get("history", [])]
+        self.spectra = {int(k): v for k, v in state_dict.get("spectra", {}).items()}
+        self._loaded_state = True
+
+    # ---------------------------------------------------------------------------------------
+    # hooks
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Check the trainer's configuration before anything runs."""
+        if stage != "fit":
+            return
+        _check_strategy(trainer)
+        self._check_siblings(trainer)
+        max_epochs = trainer.max_epochs
+        if self.epochs is not None and max_epochs is not None and max_epochs >= 0:
+            late = [e for e in self.epochs if e > max_epochs]
+            if late:
+                rank_zero_warn(
+                    f"NTKMetrics: `epochs` {late} lie beyond `max_epochs={max_epochs}` and will "
+                    f"never be measured; raise `max_epochs` or drop them from `epochs`.",
+                    category=UserWarning,
+                )
+        if trainer.world_size > 1:
+            # Every rank computes the same values, so they are logged without a reduction.
+            warnings.filterwarnings(
+                "ignore",
+                message=rf"It is recommended to use `self.log\('{re.escape(self.prefix)}",
+                category=PossibleUserWarning,
+            )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Draw the probe, take the initial kernel and measure epoch 0 (or a resumed epoch)."""
+        completed = trainer.current_epoch
+        fresh = completed == 0 and trainer.global_step == 0
+        if fresh and not self._loaded_state:
+            self._reset()
+        log_dir = trainer.log_dir or trainer.default_root_dir  # a collective: every rank calls it
+        self._csv_path = os.path.join(log_dir, _csv_name(self.prefix))
+        self._ensure_probe(trainer)
+        if trainer.is_global_zero:
+            self._define_wandb_axis(trainer)
+
+        if (
+            fresh
+            and self.initial_kernel is None
+            and self.evolution_metrics
+            and not self.is_scheduled(0)
+        ):
+            self.initial_kernel = self._kernel(trainer, pl_module).detach().cpu().clone()
+        if (
+            _at_epoch_boundary(trainer)
+            and self.is_scheduled(completed)
+            and completed not in self.measured_epochs
+        ):
+            self._measure(trainer, pl_module, completed, from_epoch_end=False)
+        missing = [e for e in range(completed) if self.is_scheduled(e)]
+        missing = [e for e in missing if e not in self.measured_epochs]
+        if missing:
+            self._warn_once(
+                f"NTKMetrics: epochs {missing} were not measured before the checkpoint this run "
+                "resumes from was saved; the history continues without them."
+            )
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Measure after ``trainer.current_epoch + 1`` completed epochs when scheduled."""
+        epoch = trainer.current_epoch + 1
+        if self.is_scheduled(epoch) and epoch not in self.measured_epochs:
+            self._measure(trainer, pl_module, epoch, from_epoch_end=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Forget that the state came from a checkpoint: a later new run starts afresh."""
+        self._loaded_state = False
+
+    # ---------------------------------------------------------------------------------------
+    # measuring
+
+    def _reset(self) -> None:
+        self.history = []
+        self.spectra = {}
+        self.probe = None
+        self.initial_kernel = None
+        self._warned = set()
+
+    def _measure(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, from_epoch_end: bool
+    ) -> None:
+        start = time.perf_counter()
+        kernel = self._kernel(trainer, pl_module)
+        if epoch == 0 and self.initial_kernel is None and self.evolution_metrics:
+            self.initial_kernel = kernel.detach().cpu().clone()
+        values, spectrum = self._metrics(kernel)
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch, "step": trainer.global_step, **values, "seconds": seconds}
+        self.history.append(row)
+        if spectrum is not None:
+            self.spectra[epoch] = spectrum
+        self._log(trainer, pl_module, row, spectrum, from_epoch_end)
+        if trainer.is_global_zero:
+            if self._csv_path is not None:
+                _history.write_csv(self._csv_path, self.history)
+            if self.verbose:
+                rank_zero_info(f"NTKMetrics: {_history.format_row(row)}")
+
+    def _kernel(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor:
+        """The full kernel of the probe batch, identical on every rank."""
+        assert self.probe is not None
+        module = self._target(pl_module)
+        x = trainer.precision_plugin.convert_input(self.probe[0].to(pl_module.device))
+        n = x.shape[0]
+        world, rank = trainer.world_size, trainer.global_rank
+        sharded = distributed_ready(world)
+        rows = shard_rows(n, world, rank) if sharded else None
+        try:
+            with (
+                rank_zero_buffers(module, world),
+                local_batchnorm(module),
+                torch.enable_grad(),
+            ):
+                jac = ntk_jacobian(module, x, rows=rows, **self.kernel_kwargs)
+        except (ValueError, NotImplementedError) as err:
+            message = f"NTKMetrics could not compute the NTK of {_name(module)}: {err} "
+            message += _KERNEL_HINT
+            raise type(err)(message) from err
+        return gather_kernel(jac, n, world, rank, self.kernel_kwargs.get("output", "sum"))
+
+    def _target(self, pl_module: pl.LightningModule) -> nn.Module:
+        if self.submodule is None:
+            return pl_module
+        try:
+            return pl_module.get_submodule(self.submodule)
+        except AttributeError as err:
+            names = [name for name, _ in pl_module.named_children()]
+            raise ValueError(
+                f"NTKMetrics(submodule={self.submodule!r}): {_name(pl_module)} has no such "
+                f"submodule; its children are {names}."
+            ) from err
+
+    def _metrics(self, kernel: Tensor) -> tuple[dict[str, float], Tensor | None]:
+        assert self.probe is not None
+        names = [m for m in self.metrics if m not in EVOLUTION_METRICS]
+        if self.evolution_metrics:
+            if self.initial_kernel is None:
+                self._warn_once(
+                    "NTKMetrics: the kernel at epoch 0 is unknown (the run resumed from a "
+                    "checkpoint without it), so the kernel-evolution metrics are not logged."
+                )
+            else:
+                names += list(self.evolution_metrics)
+        initial = None if self.initial_kernel is None else self.initial_kernel.to(kernel.device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values = ntk_metrics(
+                kernel,
+                self.probe[1].to(kernel.device),
+                metrics=names,
+                initial_kernel=initial,
+                off_diagonal_lga=self.off_diagonal_lga,
+            )
+            spectrum = eigenvalues(kernel).flip(0).cpu() if self.log_spectrum else None
+        for w in caught:
+            if issubclass(w.category, NTKMetricWarning):
+                self._warn_once(f"NTKMetrics: {w.message}", NTKMetricWarning)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return values, spectrum
+
+    # ---------------------------------------------------------------------------------------
+    # logging
+
+    def _log(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        row: dict[str, Any],
+        spectrum: Tensor | None,
+        from_epoch_end: bool,
+    ) -> None:
+        scalars = {f"{self.prefix}{k}": float(v) for k, v in row.items() if k != "step"}
+        if from_epoch_end:
+            # float64 keeps every digit; MPS has no float64.
+            dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
+            for key, value in scalars.items():
+                pl_module.log(
+                    key,
+                    torch.tensor(value, dtype=dtype, device=pl_module.device),
+                    on_step=False,
+                    on_epoch=True,
+                    sync_dist=False,
+                    batch_size=1,
+                )
+            # Lightning logs epoch-end metrics at the step of the epoch's last batch.
+            step = max(_logging_step(trainer) - 1, 0)
+        else:
+            step = _logging_step(trainer)
+        if not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if not from_epoch_end:
+                logger.log_metrics({**scalars, "epoch": trainer.current_epoch}, step=step)
+                logger.save()
+            if hasattr(logger, "log_table"):
+                columns, data = _history.table_rows(self.history)
+                logger.log_table(key=f"{self.prefix}history", columns=columns, data=data, step=step)
+                if spectrum is not None:
+                    epoch = row["epoch"]
+                    logger.log_table(
+                        key=f"{self.prefix}spectrum",
+                        columns=["epoch", "index", "eigenvalue"],
+                        data=[[epoch, i, float(v)] for i, v in enumerate(spectrum.tolist())],
+                        step=step,
+                    )
+
+    def _define_wandb_axis(self, trainer: pl.Trainer) -> None:
+        """Plot this callback's keys against ``<prefix>epoch`` in W&B."""
+        axis = f"{self.prefix}epoch"
+        keys = [*self.metrics, *self.evolution_metrics, "seconds"]
+        for logger in trainer.loggers:
+            if type(logger).__name__ != "WandbLogger":
+                continue
+            experiment = logger.experiment
+            define = getattr(experiment, "define_metric", None)
+            if define is None:
+                continue
+            define(axis)
+            for key in dict.fromkeys(keys):
+                define(f"{self.prefix}{key}", step_metric=axis)
+
+    # ---------------------------------------------------------------------------------------
+    # probe
+
+    def _ensure_probe(self, trainer: pl.Trainer) -> None:
+        if self.probe is not None:
+            if self._given_probe is None and len(self.probe[1]) != self.probe_size:
+                self._warn_once(
+                    f"NTKMetrics: measuring the checkpoint's probe batch of {len(self.probe[1])} "
+                    f"samples, not `probe_size={self.probe_size}`, so the history stays comparable."
+                )
+            return
+        x, y = self._draw_probe(trainer)
+        if distributed_ready(trainer.world_size):
+            x, y = trainer.strategy.broadcast((x, y), src=0)
+        self.probe = (x.detach().cpu().clone(), y.detach().cpu().clone().long())
+
+    def _draw_probe(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor]:
+        given = self._given_probe
+        if isinstance(given, tuple):
+            return given
+        unpack = self.batch_unpack or default_batch_unpack
+        with _isolated_rng(self.probe_seed):
+            if given is not None:
+                return _probe_of(given, self.probe_size, self.probe_seed, self.batch_unpack)
+            datamodule = getattr(trainer, "datamodule", None)
+            probe_batch = getattr(datamodule, "probe_batch", None)
+            if callable(probe_batch):
+                x, y = unpack(probe_batch(size=self.probe_size, seed=self.probe_seed))
+                return torch.as_tensor(x), torch.as_tensor(y).long()
+            dataset = _train_dataset(trainer)
+            return _probe_of(dataset, self.probe_size, self.probe_seed, self.batch_unpack)
+
+    # ---------------------------------------------------------------------------------------
+    # checks and messages
+
+    def _check_siblings(self, trainer: pl.Trainer) -> None:
+        others = [c for c in trainer.callbacks if isinstance(c, NTKMetrics) and c is not self]
+        for other in others:
+            if other.prefix == self.prefix:
+                raise MisconfigurationException(
+                    f"two NTKMetrics callbacks log under the same prefix {self.prefix!r}; give "
+                    "each its own `prefix` (and `state_key`), e.g. prefix='ntk_eval/'."
+                )
+            if other.state_key == self.state_key:
+                raise MisconfigurationException(
+                    f"two NTKMetrics callbacks share the state_key {self.state_key!r}; give each "
+                    "its own `state_key` so checkpoints keep both."
+                )
+
+    def _warn_once(self, message: str, category: type[Warning] = UserWarning) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            rank_zero_warn(message, category=category)
+
+
+# -------------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_int(name: str, value: Any, minimum: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"`{name}` must be an integer, got {value!r}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_schedule(
+    epochs: Sequence[int] | None, every_n_epochs: int | None
+) -> tuple[list[int] | None, int | None]:
+    if epochs is not None and every_n_epochs is not None:
+        raise ValueError(
+            f"pass either `epochs` (a list such as [0, 1, 3]) or `every_n_epochs`, not both; "
+            f"got epochs={epochs!r} and every_n_epochs={every_n_epochs!r}."
+        )
+    if every_n_epochs is not None:
+        return None, _check_int("every_n_epochs", every_n_epochs, minimum=1)
+    if epochs is None:
+        return list(DEFAULT_EPOCHS), None
+    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Iterable):
+        raise ValueError(
+            f"`epochs` must be a list of non-negative integers such as [0, 1, 3], got {epochs!r}."
+        )
+    values = list(epochs)
+    bad = [
+        e for e in values if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0
+    ]
+    if bad or not values:
+        raise ValueError(f"`epochs` must be non-negative integers, got {values!r}.")
+    return sorted({int(e) for e in values}), None
+
+
+def _check_probe(
+    probe: tuple[Tensor, Tensor] | Dataset | None, probe_size: int
+) -> tuple[Tensor, Tensor] | Dataset | None:
+    if probe is None:
+        return None
+    if isinstance(probe, (tuple, list)):
+        if len(probe) != 2 or not all(isinstance(t, Tensor) for t in probe):
+            raise ValueError(
+                "`probe` must be a tuple of tensors (x, y) or a map-style dataset, got a "
+                f"{type(probe).__name__} of {[type(t).__name__ for t in probe]}."
+            )
+        x, y = probe
+        if y.dim() != 1 or y.is_floating_point() or y.is_complex():
+            raise ValueError(
+                f"`probe` labels must be a 1-D integer tensor, got dtype {y.dtype} and shape "
+                f"{tuple(y.shape)}."
+            )
+        if x.dim() == 0 or x.shape[0] != y.shape[0] or y.shape[0] < 2:
+            raise ValueError(
+                "`probe=(x, y)` needs at least 2 samples and one label per sample, got x of shape "
+                f"{tuple(x.shape)} and y of shape {tuple(y.shape)}."
+            )
+        return x.detach().cpu().clone(), y.detach().cpu().clone().long()
+    if isinstance(probe, IterableDataset) or not (
+        hasattr(probe, "__len__") and hasattr(probe, "__getitem__")
+    ):
+        raise ValueError(
+            f"`probe` must be (x, y) tensors or a map-style dataset (with __len__ and "
+            f"__getitem__), got {type(probe).__name__}."
+        )
+    if len(probe) < probe_size:
+        raise ValueError(
+            f"the `probe` dataset holds {len(probe)} samples, fewer than "
+            f"`probe_size={probe_size}`; lower `probe_size` or pass more samples."
+        )
+    return probe
+
+
+def _check_kernel_kwargs(kernel_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    if kernel_kwargs is None:
+        return {}
+    if not isinstance(kernel_kwargs, Mapping):
+        raise ValueError(f"`kernel_kwargs` must be a dict, got {type(kernel_kwargs).__name__}.")
+    unknown = sorted(set(kernel_kwargs) - set(KERNEL_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"`kernel_kwargs` got unknown options {unknown}; the kernel accepts "
+            f"{list(KERNEL_OPTIONS)} (the probe batch is set with `probe`/`probe_size`)."
+        )
+    for name, choices in (
+        ("output", _OUTPUTS),
+        ("bn_mode", _BN_MODES),
+        ("implementation", _IMPLEMENTATIONS),
+    ):
+        if name in kernel_kwargs and kernel_kwargs[name] not in choices:
+            raise ValueError(
+                f"`kernel_kwargs['{name}']` can be {', '.join(map(repr, choices))}; "
+                f"got {kernel_kwargs[name]!r}."
+            )
+    output_fn = kernel_kwargs.get("output_fn")
+    if output_fn is not None and not callable(output_fn):
+        raise ValueError(
+            "`kernel_kwargs['output_fn']` must be a function picking the logits out of the model "
+            f"output, got {type(output_fn).__name__}."
+        )
+    chunk = kernel_kwargs.get("chunk_size")
+    if chunk is not None:
+        _check_int("kernel_kwargs['chunk_size']", chunk, minimum=1)
+    return dict(kernel_kwargs)
+
+
+def _check_metrics(metrics: Sequence[str], output: str) -> tuple[str, ...]:
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    known = SCALAR_METRICS + EVOLUTION_METRICS
+    names = tuple(metrics)
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        raise ValueError(f"unknown `metrics` {unknown}; choose from {list(known)}.")
+    if not names:
+        raise ValueError(f"`metrics` is empty; choose from {list(known)}.")
+    if output == "full" and "lga" in names:
+        raise ValueError(
+            "'lga' needs an (n, n) kernel, but kernel_kwargs['output']='full' makes it "
+            "(n*C, n*C); use output 'sum' or 'trace', or drop 'lga' from `metrics`."
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def _check_strategy(trainer: pl.Trainer) -> None:
+    name = type(trainer.strategy).__name__
+    if any(s in name for s in ("FSDP", "DeepSpeed", "ModelParallel")):
+        raise MisconfigurationException(
+            f"NTKMetrics needs every rank to hold the full model, but {name} shards the "
+            "parameters; use a DDP strategy (e.g. strategy='ddp') or a single device."
+        )
+
+
+def _at_epoch_boundary(trainer: pl.Trainer) -> bool:
+    """Whether the weights are those after exactly ``trainer.current_epoch`` epochs."""
+    loop = trainer.fit_loop
+    if getattr(loop, "restarted_on_epoch_end", False):
+        return False
+    if getattr(loop, "restarted_mid_epoch", False):
+        return bool(loop.epoch_loop.batch_progress.is_last_batch)
+    return True
+
+
+def _logging_step(trainer: pl.Trainer) -> int:
+    """The step Lightning's own logging uses (batches that stepped the optimizer)."""
+    return int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
+
+
+def _csv_name(prefix: str) -> str:
+    """``ntk_metrics.csv`` for the default prefix; one file per prefix otherwise.
+
+    Example:
+        >>> _csv_name("ntk/"), _csv_name("ntk_eval/")
+        ('ntk_metrics.csv', 'ntk_eval_metrics.csv')
+    """
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", prefix).strip("_") or "ntk"
+    return f"{stem}_metrics.csv"
+
+
+def _name(module: nn.Module) -> str:
+    return type(module).__name__
+
+
+def _train_dataset(trainer: pl.Trainer) -> Dataset:
+    loaders = trainer.train_dataloader
+    flat = _flatten_loaders(loaders)
+    if len(flat) != 1:
+        raise ValueError(
+            f"NTKMetrics draws its probe from the training data, but found {len(flat)} training "
+            "dataloaders; pass `probe=(x, y)` tensors or a dataset to choose."
+        )
+    loader = flat[0]
+    dataset = loader.dataset if isinstance(loader, DataLoader) else None
+    if (
+        dataset is None
+        or isinstance(dataset, IterableDataset)
+        or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"))
+    ):
+        raise ValueError(
+            "NTKMetrics reads its probe from the training dataset by index, but the training "
+            f"data is {type(dataset if dataset is not None else loader).__name__}, not a "
+            "map-style dataset; pass `probe=(x, y)` tensors or a map-style dataset."
+        )
+    return dataset
+
+
+def _flatten_loaders(loaders: Any) -> list[Any]:
+    if loaders is None:
+        return []
+    if isinstance(loaders, Mapping):
+        return [x for v in loaders.values() for x in _flatten_loaders(v)]
+    if isinstance(loaders, (list, tuple)):
+        return [x for v in loaders for x in _flatten_loaders(v)]
+    return [loaders]
+
+
+def _probe_of(
+    dataset: Dataset, size: int, seed: int, batch_unpack: BatchUnpack | None
+) -> tuple[Tensor, Tensor]:
+    labels = _known_labels(dataset) if batch_unpack is None else None
+    return probe_from_dataset(dataset, size, seed, batch_unpack, labels)
+
+
+def _known_labels(dataset: Any) -> Sequence[int] | None:
+    """Labels of every item without reading the items, for the common dataset types."""
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+        labels = dataset.tensors[1]
+        return labels if labels.dim() == 1 and not labels.is_floating_point() else None
+    if isinstance(dataset, Subset):
+        parent = _known_labels(dataset.dataset)
+        return None if parent is None else [int(parent[i]) for i in dataset.indices]
+    targets = getattr(dataset, "targets", None)
+    if isinstance(targets, (list, Tensor, np.ndarray)) and len(targets) == len(dataset):
+        return targets
+    return None
+
+
+@contextmanager
+def _isolated_rng(seed: int) -> Iterator[None]:
+    """Seed torch, numpy and random inside the block; restore all three afterwards."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
