@@ -1,0 +1,62 @@
+"""Wall time and peak resident memory of a code block, measured in the running process."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def release_memory() -> None:
+    """Return freed heap pages to the OS so the next block starts from a low baseline."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+@dataclass
+class Measurement:
+    seconds: float = 0.0
+    peak_extra_mb: float = 0.0
+
+
+@contextmanager
+def measure(interval: float = 0.005) -> Iterator[Measurement]:
+    """Time a block and sample its peak RSS above the starting RSS every ``interval`` seconds."""
+    release_memory()
+    result = Measurement()
+    base = rss_bytes()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_bytes())
+            time.sleep(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    try:
+        yield result
+    finally:
+        result.seconds = time.perf_counter() - start
+        stop.set()
+        thread.join()
+        peak[0] = max(peak[0], rss_bytes())
+        result.peak_extra_mb = (peak[0] - base) / 2**20
