@@ -1,0 +1,754 @@
+"""``LGASearch``: architecture search that trains candidates briefly and ranks them by LGA.
+
+Every candidate trains a few epochs and is ranked by Label-Gradient Alignment (or any recorded
+quantity); the search is run by a plain ``Trainer.fit``.
+
+How a search runs
+-----------------
+Each Lightning epoch trains, on every process, that process's current candidate for one epoch
+(manual optimisation, a fresh optimizer per candidate). At the end of the epoch the candidate is
+measured when its job says so — the NTK metrics of a fixed, class-balanced probe batch (computed
+in ``on_train_epoch_end``, never in a validation hook), the validation accuracy (counted in
+``validation_step`` during Lightning's validation loop), the mean training loss and the number of
+parameters — and the record is appended to the results store. The strategy then decides what
+runs next; when it is done, ``trainer.should_stop`` ends the fit and the leaderboard is written.
+
+Devices: candidates are spread over processes
+---------------------------------------------
+Under DDP each process trains *its own* candidate on the *whole* training set, with no gradient
+synchronisation (candidates are independent; search networks are small, so one device per
+candidate is the efficient use of several devices and needs no communication). Records are
+gathered to every process after each epoch, so all processes keep identical strategies. Every
+candidate trains exactly as in a single-process run: same seeds, same data order, same result —
+so the leaderboard does not depend on the number of devices. Requirements: the Trainer must not
+shard the data (``use_distributed_sampler=False``), and the DDP wrapper only ever sees one
+placeholder parameter (``_ddp_anchor``) because candidates are built after it is set up.
+
+Resume
+------
+The results store (``results.jsonl``) is the search's state: rerun the same command after a crash
+and the strategy replays the stored records (it is deterministic in the seed and the records), so
+no candidate is lost or trained twice. A candidate interrupted mid-training restarts from its
+last saved state or from scratch; seeds derive from ``(seed, candidate, epoch)``, so it retrains
+exactly as it would have.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lightning.pytorch.loggers import WandbLogger
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.utils.data import DistributedSampler
+
+from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning, ntk_metrics
+from lga_lightning.kernel import empirical_ntk
+from lga_lightning.probe import default_batch_unpack, probe_from_dataset
+from lga_lightning.search import leaderboard as lb
+from lga_lightning.search.progress import Progress, summary_line
+from lga_lightning.search.ranking import RECORD_QUANTITIES, Mode, Ranking, Signal
+from lga_lightning.search.seeding import derive_seed, seed_global
+from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
+from lga_lightning.search.strategies import Job, RandomSearch, Strategy
+from lga_lightning.spaces.base import SearchSpace
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], Any]
+
+DEFAULT_METRICS = ("lga", "condition_number", "frobenius_norm", "mean", "trace")
+
+
+def paper_optimizer(params: Iterable[nn.Parameter]) -> Optimizer:
+    """The paper's recipe: SGD, lr 0.025 (constant), momentum 0.9, weight decay 3e-4."""
+    return torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4)
+
+
+@dataclass
+class _Run:
+    """The candidate this process trains."""
+
+    job: Job
+    model: nn.Module
+    optimizer: Optimizer
+    scheduler: Any
+    epoch: int = 0
+    steps: int = 0
+    diverged: bool = False
+    last_loss: float = math.nan
+    loss_sum: Tensor | float = 0.0
+    count: int = 0
+    curve: list[Tensor] = field(default_factory=list)
+    val_correct: Tensor | int = 0
+    val_total: int = 0
+    val_ran: bool = False
+    since_record: float = 0.0
+    epoch_start: float = 0.0
+
+
+class LGASearch(pl.LightningModule):
+    """Search a space of architectures, training each candidate briefly and ranking it by LGA.
+
+    Args:
+        space: the :class:`~lga_lightning.spaces.SearchSpace`; default NAS-Bench-201 (C=16, N=5).
+        strategy: a :class:`~lga_lightning.search.strategies.Strategy`; default
+            ``RandomSearch(num_candidates=10, epochs=1)``.
+        seed: the search seed: architectures, initialisations and data order derive from it.
+        rank_by: the ranking signal: ``"lga"`` (default), another NTK metric in ``metrics``,
+            ``"train_loss"``, ``"val_acc"``, ``"params"``, or a callable ``record -> float``.
+        mode: ``"max"`` or ``"min"``; inferred for lga, condition_number, train_loss, val_acc.
+        metrics: NTK metrics recorded for every measurement (names from
+            :data:`lga_lightning.functional.SCALAR_METRICS`).
+        probe_size: samples in the probe batch (the paper: 256). The kernel costs ``probe_size``
+            backward passes through the whole probe batch with train-mode BatchNorm.
+        probe_seed: seed of the probe choice (``datamodule.probe_batch(size, seed)``).
+        kernel_kwargs: options of :func:`lga_lightning.empirical_ntk` (``output``, ``bn_mode``,
+            ``implementation``, ...); the paper's conventions by default.
+        optimizer: ``params -> Optimizer``, called for each candidate; default
+            :func:`paper_optimizer`.
+        scheduler: ``optimizer -> LR scheduler``, stepped after each candidate epoch; default
+            none (constant learning rate, as in the paper).
+        build_kwargs: extra arguments of ``space.build`` (``in_channels`` is taken from the
+            datamodule's ``input_shape`` when ``build`` accepts it).
+        num_classes: classifier outputs; default ``datamodule.num_classes``.
+        results_dir: where the store, leaderboard and plots go; default
+            ``<trainer.default_root_dir>/lga_search`` (stable across reruns, unlike
+            ``trainer.log_dir``, so that rerunning resumes).
+        ground_truth: a :class:`~lga_lightning.benchmarks.GroundTruth` giving true accuracies.
+        ground_truth_dataset: dataset queried in the ground truth.
+        ground_truth_split: split queried (``None``: the benchmark's test accuracy).
+        ground_truth_hp: training schedule queried (``"200"`` or ``"12"`` for NAS-Bench-201).
+        max_loss: a training loss above this (or nan/inf) marks the candidate ``diverged``.
+        grad_clip: clip the candidates' gradient norm to this value (none by default).
+        keep_checkpoints: keep candidates' saved states (used to continue successive-halving
+            survivors) after the search; deleted by default.
+        progress: show a progress bar over candidates (rank 0).
+        verbose: print one summary line per measurement and the final leaderboard (rank 0).
+
+    Attributes after ``fit`` (in the fitting process; with ``ddp_spawn`` read the files with
+    :func:`lga_lightning.search.load_results`):
+        records: every measurement record, in report order.
+        leaderboard: one row per candidate, best first (see
+            :mod:`lga_lightning.search.leaderboard`).
+        summary: the chosen architecture, its true accuracy and regrets when a ground truth is set.
+        results_dir: the run directory.
+
+    Files in ``results_dir``: ``results.jsonl`` (the store), ``leaderboard.csv``,
+    ``leaderboard.json`` (``{"summary": ..., "leaderboard": [...]}``), ``scatter.png``, and
+    ``states/`` (candidate states while the search runs).
+
+    Logged (rank 0, every logger): ``candidate/<cccc>/<quantity>`` for each measurement (the NTK
+    metrics, ``train_loss``, ``val_acc``, ``score``; step = the candidate's epoch),
+    ``candidate/<cccc>/train_loss_step`` (step = the candidate's optimizer step),
+    ``search/evaluations`` and ``search/best_score`` (step = evaluations so far) and, at the end,
+    ``search/best_true_acc``, ``search/regret_evaluated``, ``search/regret_space`` when known.
+    W&B also gets ``search/leaderboard`` (a ``wandb.Table``) and ``search/scatter`` (an image).
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> from lga_lightning.data import DigitsDataModule
+        >>> from lga_lightning.search import LGASearch, RandomSearch
+        >>> from lga_lightning.spaces import NB201Space
+        >>> import tempfile
+        >>> search = LGASearch(NB201Space(C=4, N=1), RandomSearch(num_candidates=2),
+        ...                    probe_size=10, progress=False, verbose=False)
+        >>> trainer = pl.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False,
+        ...                      enable_progress_bar=False, enable_model_summary=False,
+        ...                      limit_train_batches=2, default_root_dir=tempfile.mkdtemp())
+        >>> trainer.fit(search, datamodule=DigitsDataModule(channels=3, batch_size=64))
+        >>> len(search.leaderboard), search.leaderboard[0]["rank"]
+        (2, 1)
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | None = None,
+        strategy: Strategy | None = None,
+        seed: int = 0,
+        rank_by: Signal = "lga",
+        mode: Mode | None = None,
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        probe_size: int = 64,
+        probe_seed: int = 42,
+        kernel_kwargs: dict[str, Any] | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        build_kwargs: dict[str, Any] | None = None,
+        num_classes: int | None = None,
+        results_dir: str | None = None,
+        ground_truth: Any | None = None,
+        ground_truth_dataset: str = "cifar10",
+        ground_truth_split: str | None = None,
+        ground_truth_hp: str = "200",
+        max_loss: float = math.inf,
+        grad_clip: float | None = None,
+        keep_checkpoints: bool = False,
+        progress: bool = True,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__()
+        if space is None:
+            from lga_lightning.spaces import NB201Space
+
+            space = NB201Space()
+        unknown = [m for m in metrics if m not in SCALAR_METRICS]
+        if unknown:
+            raise ValueError(f"unknown NTK metrics {unknown}; choose from {list(SCALAR_METRICS)}.")
+        if probe_size < 2:
+            raise ValueError(f"`probe_size` must be at least 2, got {probe_size}.")
+        self.space = space
+        self.strategy = strategy if strategy is not None else RandomSearch()
+        self.seed = int(seed)
+        self.metrics = tuple(metrics)
+        self.ranking = Ranking(rank_by, mode, available=(*self.metrics, *RECORD_QUANTITIES))
+        self.probe_size = probe_size
+        self.probe_seed = probe_seed
+        self.kernel_kwargs = dict(kernel_kwargs or {})
+        self.optimizer_factory = optimizer or paper_optimizer
+        self.scheduler_factory = scheduler
+        self.build_kwargs = dict(build_kwargs or {})
+        self.num_classes = num_classes
+        self.results_dir_arg = results_dir
+        self.ground_truth = ground_truth
+        self.ground_truth_query = {
+            "dataset": ground_truth_dataset,
+            "split": ground_truth_split,
+            "hp": ground_truth_hp,
+        }
+        self.max_loss = max_loss
+        self.grad_clip = grad_clip
+        self.keep_checkpoints = keep_checkpoints
+        self.progress = progress
+        self.verbose = verbose
+        self.automatic_optimization = False
+        # DDP needs one trainable parameter to wrap; candidates are trained outside it.
+        self._ddp_anchor = nn.Parameter(torch.zeros(()))
+        self.records: list[Record] = []
+        self.leaderboard: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {}
+        self.results_dir: str | None = None
+        self._run: _Run | None = None
+        self._store: ResultsStore | None = None
+        self._progress: Progress | None = None
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def configure_optimizers(self) -> Optimizer:
+        """A placeholder; each candidate gets a fresh optimizer from ``optimizer``."""
+        return torch.optim.SGD([self._ddp_anchor], lr=0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits of the candidate this process is training."""
+        if self._run is None:
+            raise RuntimeError("no candidate is being trained on this process right now.")
+        return self._run.model(x)
+
+    def on_fit_start(self) -> None:
+        """Open (or resume) the store, replay it into the strategy, start the first jobs."""
+        trainer = self.trainer
+        self._world, self._rank = trainer.world_size, trainer.global_rank
+        self.results_dir = self.results_dir_arg or os.path.join(
+            trainer.default_root_dir, "lga_search"
+        )
+        self._states_dir = os.path.join(self.results_dir, "states")
+        store_path = os.path.join(self.results_dir, STORE_NAME)
+        header = self._header()
+        stored_header, stored = ResultsStore(store_path).read() if self._rank == 0 else (None, [])
+        stored_header, stored = trainer.strategy.broadcast((stored_header, stored), src=0)
+        if stored_header is not None:
+            check_header(stored_header, header, store_path)
+        if self._rank == 0:
+            self._store = ResultsStore(store_path)
+            self._store.open(header)
+        self._stored = {(int(r["candidate"]), int(r["epoch"])): r for r in stored}
+        self._reported: set[tuple[int, int]] = set()
+        self.records, self.leaderboard, self.summary = [], [], {}
+        self._probe: tuple[Tensor, Tensor] | None = None
+        self._slots: list[Job | None] = [None] * self._world
+        self._run = None
+        self.strategy.bind(self.space, self.seed)
+        self._warn_epoch_limit()
+        self._schedule()
+        if self._rank == 0 and self.progress:
+            self._progress = Progress(self.strategy.total_evaluations, initial=len(self.records))
+        if stored and self._rank == 0 and self.verbose:
+            self._print(f"resuming {store_path}: {len(stored)} stored measurements")
+        self._begin_epoch()
+
+    def on_train_start(self) -> None:
+        """Refuse data sharding: every process must see the whole training set."""
+        if self._world > 1 and _is_sharded(self.trainer.train_dataloader):
+            raise RuntimeError(
+                "LGASearch spreads candidates over processes and each trains on the whole "
+                "training set, but the Trainer shards the data across processes. Pass "
+                "`Trainer(use_distributed_sampler=False)`."
+            )
+
+    def on_train_epoch_start(self) -> None:
+        """Seed the coming epoch (the first epoch was seeded in ``on_fit_start``)."""
+        if self.trainer.current_epoch > 0:
+            self._begin_epoch()
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        """One optimizer step of this process's candidate (skipped when idle or diverged)."""
+        run = self._run
+        if run is None or run.diverged:
+            return None
+        x, y = default_batch_unpack(batch)
+        loss = F.cross_entropy(run.model(x), y)
+        value = float(loss.detach())
+        if not math.isfinite(value) or value > self.max_loss:
+            run.diverged, run.last_loss = True, value
+            return None
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), self.grad_clip)
+        optimizer.step()
+        n = int(y.shape[0])
+        run.loss_sum = run.loss_sum + loss.detach() * n
+        run.count += n
+        run.curve.append(loss.detach())
+        run.steps += 1
+        run.last_loss = value
+        return None
+
+    def on_validation_epoch_start(self) -> None:
+        """Put the candidate in eval mode and reset its accuracy counters."""
+        run = self._run
+        if run is not None and not self.trainer.sanity_checking:
+            run.val_correct, run.val_total, run.val_ran = 0, 0, True
+        if run is not None:
+            run.model.eval()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Count the candidate's correct predictions on the validation data."""
+        run = self._run
+        if run is None or run.diverged or self.trainer.sanity_checking:
+            return None
+        x, y = default_batch_unpack(batch)
+        run.val_correct = run.val_correct + (run.model(x).argmax(dim=1) == y).sum()
+        run.val_total += int(y.numel())
+        return None
+
+    def on_validation_epoch_end(self) -> None:
+        """Back to train mode."""
+        if self._run is not None:
+            self._run.model.train()
+
+    def on_train_epoch_end(self) -> None:
+        """Measure, record, gather, let the strategy decide, and start the next jobs."""
+        new: list[Record] = []
+        run = self._run
+        if run is not None:
+            run.epoch += 1
+            finished = run.diverged or run.epoch >= run.job.epochs
+            if run.scheduler is not None and not finished:
+                run.scheduler.step()
+            key = (run.job.candidate, run.epoch)
+            if run.diverged or (run.epoch in run.job.measure and key not in self._stored):
+                record = self._measure(run)
+                if finished and run.job.keep_state and not run.diverged:
+                    self._save_state(run)
+                new.append(record)
+            if finished:
+                self._run = None
+                self.trainer.strategy.optimizers = [self.configure_optimizers()]
+        for record in self._gather(new):
+            curve = record.pop("_curve", [])
+            step0 = record.pop("_step0", 0)
+            if self._store is not None:
+                self._store.append(record)
+            self._stored[(int(record["candidate"]), int(record["epoch"]))] = record
+            job = self._slots[int(record["process"])]
+            ends = record["status"] == "diverged" or int(record["epoch"]) >= job.epochs
+            if job.candidate == int(record["candidate"]) and ends:
+                self._slots[int(record["process"])] = None
+            self._accept(record, replayed=False)
+            self._log_record(record, curve, step0)
+        self._schedule()
+
+    def on_fit_end(self) -> None:
+        """Write the leaderboard, the summary and the plots; close the store."""
+        if not self.strategy.done:
+            self._print(
+                f"the Trainer stopped before the search finished ({len(self.records)} "
+                "measurements stored); rerun the same command with a larger `max_epochs` "
+                "(or -1) to continue."
+            )
+        self._finish()
+
+    # ------------------------------------------------------------------ scheduling
+    def _schedule(self) -> None:
+        """Fill free processes with the strategy's next jobs; replay stored results first."""
+        while True:
+            free = [r for r, job in enumerate(self._slots) if job is None]
+            if not free:
+                break
+            job = self.strategy.propose()
+            if job is None:
+                break
+            if self._replay(job):
+                continue
+            self._slots[free[0]] = job
+            if free[0] == self._rank:
+                self._start(job)
+        if self.strategy.done and all(job is None for job in self._slots):
+            self.trainer.should_stop = True
+        elif all(job is None for job in self._slots):
+            raise RuntimeError(
+                f"{self.strategy!r} proposed nothing while no candidate is training; a "
+                "strategy must propose a job whenever it has no pending one."
+            )
+
+    def _replay(self, job: Job) -> bool:
+        """Report the stored records of ``job``; whether they complete it."""
+        stored = sorted(
+            (e, r)
+            for (c, e), r in self._stored.items()
+            if c == job.candidate and e <= job.epochs and (c, e) not in self._reported
+        )
+        for epoch, record in stored:
+            self._accept(record, replayed=True)
+            if record.get("status") == "diverged" or epoch >= job.epochs:
+                return True
+        return False
+
+    def _accept(self, record: Record, replayed: bool) -> None:
+        self._reported.add((int(record["candidate"]), int(record["epoch"])))
+        self.records.append(record)
+        self.strategy.report(record)
+        if replayed or self._rank != 0:
+            return
+        if self._progress is not None:
+            self._progress.update(record)
+        if self.verbose:
+            self._print(summary_line(record, self.ranking.name))
+
+    # ------------------------------------------------------------------ one candidate
+    def _start(self, job: Job) -> None:
+        torch.manual_seed(derive_seed(self.seed, "init", job.candidate))
+        model = self._build(job.arch).to(self.device)
+        model = self.trainer.precision_plugin.convert_module(model)
+        model.train()
+        optimizer = self.optimizer_factory(model.parameters())
+        scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
+        run = _Run(job, model, optimizer, scheduler)
+        self._load_state(run)
+        self._run = run
+        self.trainer.strategy.optimizers = [optimizer]
+
+    def _begin_epoch(self) -> None:
+        run = self._run
+        if run is None:
+            return
+        run.loss_sum, run.count, run.curve = 0.0, 0, []
+        run.val_correct, run.val_total, run.val_ran = 0, 0, False
+        run.epoch_start = time.perf_counter()
+        seed_global(derive_seed(self.seed, "data", run.job.candidate, run.epoch + 1))
+
+    def _build(self, arch: Any) -> nn.Module:
+        kwargs = dict(self.build_kwargs)
+        dm = getattr(self.trainer, "datamodule", None)
+        num_classes = self.num_classes or getattr(dm, "num_classes", None)
+        if num_classes is None:
+            raise ValueError(
+                "LGASearch needs the number of classes: pass `num_classes=` or a datamodule "
+                "with a `num_classes` attribute."
+            )
+        shape = getattr(dm, "input_shape", None)
+        wants_channels = _accepts(self.space.build, "in_channels")
+        if shape is not None and "in_channels" not in kwargs and wants_channels:
+            kwargs["in_channels"] = int(shape[0])
+        return self.space.build(arch, num_classes=int(num_classes), **kwargs)
+
+    def _measure(self, run: _Run) -> Record:
+        start = time.perf_counter()
+        values = dict.fromkeys(self.metrics, math.nan)
+        if not run.diverged:
+            x, y = self._probe_batch()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NTKMetricWarning)
+                kernel = empirical_ntk(run.model, x, **self.kernel_kwargs)
+                values = ntk_metrics(kernel, y, metrics=self.metrics)
+        ntk_seconds = time.perf_counter() - start
+        train_loss = float(run.loss_sum / run.count) if run.count else math.nan
+        if run.diverged:
+            train_loss = run.last_loss
+        val_acc = math.nan
+        if run.val_ran and run.val_total:
+            val_acc = float(run.val_correct) / run.val_total
+        record: Record = {
+            "kind": "measurement",
+            "candidate": run.job.candidate,
+            "arch": self.space.encode(run.job.arch),
+            "canonical": self.space.canonical(run.job.arch),
+            "epoch": run.epoch,
+            **values,
+            "train_loss": train_loss,
+            "val_acc": val_acc,
+            "params": sum(p.numel() for p in run.model.parameters()),
+        }
+        signal = self.ranking.value(record)
+        status = "diverged" if run.diverged else ("ok" if math.isfinite(signal) else "undefined")
+        record.update(status=status, signal=signal)
+        record["score"] = self.ranking.score(record)
+        now = time.perf_counter()
+        run.since_record += now - run.epoch_start
+        record.update(
+            seconds=run.since_record, ntk_seconds=ntk_seconds, process=self._rank, steps=run.steps
+        )
+        run.since_record = 0.0
+        record["_curve"] = [float(v) for v in run.curve]
+        record["_step0"] = run.steps - len(run.curve)
+        return record
+
+    def _probe_batch(self) -> tuple[Tensor, Tensor]:
+        if self._probe is None:
+            dm = getattr(self.trainer, "datamodule", None)
+            if dm is not None and hasattr(dm, "probe_batch"):
+                x, y = dm.probe_batch(self.probe_size, self.probe_seed)
+            else:
+                loader = self.trainer.train_dataloader
+                x, y = probe_from_dataset(loader.dataset, self.probe_size, self.probe_seed)
+            self._probe = (x.to(self.device), y.to(self.device))
+        return self._probe
+
+    # ------------------------------------------------------------------ saved states
+    def _state_path(self, candidate: int, epoch: int) -> str:
+        return os.path.join(self._states_dir, f"cand{candidate:05d}-ep{epoch:04d}.pt")
+
+    def _save_state(self, run: _Run) -> None:
+        os.makedirs(self._states_dir, exist_ok=True)
+        path = self._state_path(run.job.candidate, run.epoch)
+        state = {
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else {},
+            "epoch": run.epoch,
+            "steps": run.steps,
+        }
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        for epoch in self._saved_epochs(run.job.candidate):
+            if epoch < run.epoch:
+                os.remove(self._state_path(run.job.candidate, epoch))
+
+    def _saved_epochs(self, candidate: int) -> list[int]:
+        prefix = f"cand{candidate:05d}-ep"
+        if not os.path.isdir(self._states_dir):
+            return []
+        return sorted(
+            int(name[len(prefix) : -3])
+            for name in os.listdir(self._states_dir)
+            if name.startswith(prefix) and name.endswith(".pt")
+        )
+
+    def _load_state(self, run: _Run) -> None:
+        """Continue from the latest saved state before the first epoch still to record."""
+        c = run.job.candidate
+        missing = [e for e in run.job.measure if (c, e) not in self._stored]
+        usable = [e for e in self._saved_epochs(c) if e < min(missing, default=run.job.epochs)]
+        if not usable:
+            return
+        path = self._state_path(c, usable[-1])
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        if run.scheduler is not None and state["scheduler"]:
+            run.scheduler.load_state_dict(state["scheduler"])
+        run.epoch, run.steps = int(state["epoch"]), int(state["steps"])
+
+    # ------------------------------------------------------------------ collectives, output
+    def _gather(self, records: list[Record]) -> list[Record]:
+        """Every process's new records, on every process, ordered by candidate."""
+        if self._world > 1 and dist.is_available() and dist.is_initialized():
+            parts: list[Any] = [None] * self._world
+            dist.all_gather_object(parts, records)
+            records = [r for part in parts for r in part]
+        return sorted(records, key=lambda r: (int(r["candidate"]), int(r["epoch"])))
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "kind": "search",
+            "version": 1,
+            "space": _describe(self.space),
+            "strategy": _describe(self.strategy),
+            "seed": self.seed,
+            "rank_by": self.ranking.name,
+            "mode": self.ranking.mode,
+            "metrics": list(self.metrics),
+            "probe_size": self.probe_size,
+            "probe_seed": self.probe_seed,
+            "kernel_kwargs": {k: _describe(v) for k, v in sorted(self.kernel_kwargs.items())},
+            "max_loss": self.max_loss if math.isfinite(self.max_loss) else None,
+        }
+
+    def _log_record(self, record: Record, curve: list[float], step0: int) -> None:
+        if self._rank != 0 or not self.trainer.loggers:
+            return
+        prefix = f"candidate/{int(record['candidate']):04d}"
+        keys = (*self.metrics, "train_loss", "val_acc", "score")
+        scalars = {f"{prefix}/{k}": float(record[k]) for k in keys}
+        best = max((r["score"] for r in self.records), default=-math.inf)
+        for logger in self.trainer.loggers:
+            for i, value in enumerate(curve):
+                logger.log_metrics({f"{prefix}/train_loss_step": value}, step=step0 + i)
+            logger.log_metrics(scalars, step=int(record["epoch"]))
+            logger.log_metrics(
+                {"search/evaluations": float(len(self.records)), "search/best_score": best},
+                step=len(self.records),
+            )
+
+    def _finish(self) -> None:
+        truth = self._true_accuracy() if self.ground_truth is not None else None
+        self.leaderboard = lb.build(self.records, truth)
+        best_known = self._best_known() if self.ground_truth is not None else None
+        self.summary = lb.summary(self.leaderboard, best_known, self.ranking.name)
+        self.summary["done"] = self.strategy.done
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        if self._rank != 0:
+            return
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        assert self.results_dir is not None
+        lb.write_csv(os.path.join(self.results_dir, "leaderboard.csv"), self.leaderboard)
+        lb.write_json(
+            os.path.join(self.results_dir, "leaderboard.json"),
+            {"summary": self.summary, "leaderboard": self.leaderboard},
+        )
+        image = lb.scatter(
+            os.path.join(self.results_dir, "scatter.png"), self.leaderboard, self.ranking.name
+        )
+        if self.strategy.done and not self.keep_checkpoints:
+            for name in os.listdir(self._states_dir) if os.path.isdir(self._states_dir) else []:
+                os.remove(os.path.join(self._states_dir, name))
+        if self.verbose:
+            self._print(lb.format_table(self.leaderboard, (self.ranking.name,)))
+            self._print(_summary_text(self.summary))
+        self._log_final(image)
+
+    def _log_final(self, image: str | None) -> None:
+        scalars = {
+            f"search/{k}": float(self.summary[k])
+            for k in ("best_true_acc", "regret_evaluated", "regret_space")
+            if k in self.summary
+        }
+        columns = lb.columns(self.leaderboard)
+        data = [[_plain(row.get(c)) for c in columns] for row in self.leaderboard]
+        for logger in self.trainer.loggers:
+            if scalars:
+                logger.log_metrics(scalars, step=len(self.records))
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key="search/leaderboard", columns=columns, data=data)
+                if image is not None:
+                    logger.log_image(key="search/scatter", images=[image])
+
+    def _true_accuracy(self) -> Callable[[str], float]:
+        def accuracy(arch: str) -> float:
+            try:
+                return float(self.ground_truth.accuracy(arch, **self.ground_truth_query))
+            except (LookupError, ValueError):
+                return math.nan
+
+        return accuracy
+
+    def _best_known(self) -> float | None:
+        try:
+            archs = self.ground_truth.known_archs()
+        except (AttributeError, NotImplementedError):
+            return None
+        accuracy = self._true_accuracy()
+        values = [a for a in map(accuracy, archs) if math.isfinite(a)]
+        return max(values) if values else None
+
+    def _warn_epoch_limit(self) -> None:
+        need = self.strategy.total_epochs
+        limit = self.trainer.max_epochs
+        if need is None or limit is None or limit < 0 or self._rank != 0:
+            return
+        if limit < math.ceil(need / self._world):
+            warnings.warn(
+                f"the search needs about {need} candidate epochs but the Trainer stops after "
+                f"max_epochs={limit}; pass `max_epochs=-1` (the search stops the Trainer itself).",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def _print(self, text: str) -> None:
+        if self._rank != 0:
+            return
+        if self._progress is not None:
+            self._progress.write(text)
+        else:
+            print(text, flush=True)
+
+
+def _is_sharded(loaders: Any) -> bool:
+    items = (
+        loaders.values()
+        if isinstance(loaders, Mapping)
+        else (loaders if isinstance(loaders, (list, tuple)) else [loaders])
+    )
+    for loader in items:
+        sampler = getattr(loader, "sampler", None)
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        inner = getattr(batch_sampler, "sampler", None)
+        if isinstance(sampler, DistributedSampler) or isinstance(inner, DistributedSampler):
+            return True
+    return False
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _describe(value: Any) -> Any:
+    """A stable description for the store header (no memory addresses)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    text = repr(value)
+    if " at 0x" in text:
+        name = getattr(value, "__qualname__", type(value).__qualname__)
+        return f"{type(value).__module__}.{name}"
+    return text
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def _summary_text(summary: Mapping[str, Any]) -> str:
+    if "best_arch" not in summary:
+        return "no candidate was evaluated"
+    text = (
+        f"best: candidate {summary['best_candidate']} {summary['best_arch']} "
+        f"({summary['signal']} score {summary['best_score']:.4g}); "
+        f"{summary['candidates']} candidates, {summary['failed']} failed"
+    )
+    if "best_true_acc" in summary:
+        text += (
+            f"; true accuracy {summary['best_true_acc']:.2f}, regret vs evaluated "
+            f"{summary['regret_evaluated']:.2f}"
+        )
+        if "regret_space" in summary:
+            text += f", vs best known {summary['regret_space']:.2f}"
+    return text

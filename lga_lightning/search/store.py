@@ -1,0 +1,149 @@
+"""The results store: an append-only JSON-lines file, one line per measurement of a candidate.
+
+The first line describes the search (``{"kind": "search", ...}``); every other line is one
+measurement record (``{"kind": "measurement", "candidate": 3, "epoch": 1, ...}``). A line is
+written with one ``write`` of the complete line, then flushed and ``fsync``-ed, so after a crash
+(SIGKILL, power loss) the file holds every record that was reported plus at most one torn last
+line, which :meth:`ResultsStore.open` drops. The file is the search's state: rerunning the same
+search continues from it.
+
+Non-finite numbers are written as ``NaN`` / ``Infinity`` (Python's :mod:`json` reads them back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+Record = dict[str, Any]
+
+STORE_NAME = "results.jsonl"
+
+
+class StoreMismatchError(ValueError):
+    """The results directory holds a different search than the one being run."""
+
+
+class ResultsStore:
+    """Append-only, crash-safe JSON-lines file of search records.
+
+    Args:
+        path: the ``.jsonl`` file; its directory is created.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> store = ResultsStore(os.path.join(d, "results.jsonl"))
+        >>> store.open({"kind": "search", "seed": 0})
+        []
+        >>> store.append({"kind": "measurement", "candidate": 0, "epoch": 1, "lga": 0.5})
+        >>> store.close()
+        >>> ResultsStore(store.path).open({"kind": "search", "seed": 0})[0]["lga"]
+        0.5
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._file: Any = None
+
+    def read(self) -> tuple[Record | None, list[Record]]:
+        """Read ``(header, records)``; a torn last line (no newline) is ignored.
+
+        Raises:
+            ValueError: when a complete line is not valid JSON (the file was edited or corrupted);
+                the message names the line.
+        """
+        if not os.path.exists(self.path):
+            return None, []
+        with open(self.path, "rb") as f:
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        header: Record | None = None
+        records: list[Record] = []
+        for number, line in enumerate(complete.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"{self.path}, line {number}, is not a JSON record ({err}); the store was "
+                    "edited or corrupted. Fix or remove that line, or use a new results directory."
+                ) from err
+            if item.get("kind") == "search":
+                header = item
+            else:
+                records.append(item)
+        return header, records
+
+    def open(self, header: Mapping[str, Any]) -> list[Record]:
+        """Open for appending, checking that the stored search is ``header``'s.
+
+        Drops a torn last line, writes ``header`` when the store is new, and returns the records
+        already stored.
+
+        Raises:
+            StoreMismatchError: when the stored header differs from ``header``.
+        """
+        stored, records = self.read()
+        if stored is not None:
+            check_header(stored, header, self.path)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        if os.path.exists(self.path):
+            size = os.path.getsize(self.path)
+            with open(self.path, "rb") as f:
+                keep = f.read().rfind(b"\n") + 1
+            if keep != size:
+                os.truncate(self.path, keep)
+        self._file = open(self.path, "ab")  # noqa: SIM115 - kept open for the whole search
+        if stored is None:
+            self._write(dict(header))
+            records = []
+        return records
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Append one record durably (one write of the whole line, flush, fsync)."""
+        if self._file is None:
+            raise RuntimeError("ResultsStore.append before open(); call open(header) first.")
+        self._write(dict(record))
+
+    def close(self) -> None:
+        """Close the file (appending again needs :meth:`open`)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _write(self, item: Record) -> None:
+        line = (json.dumps(item, sort_keys=False) + "\n").encode()
+        self._file.write(line)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+
+def check_header(stored: Mapping[str, Any], current: Mapping[str, Any], path: str) -> None:
+    """Raise :class:`StoreMismatchError` naming each setting that differs.
+
+    Example:
+        >>> check_header({"seed": 0}, {"seed": 0}, "r.jsonl")
+        >>> check_header({"seed": 0}, {"seed": 1}, "r.jsonl")
+        Traceback (most recent call last):
+        ...
+        lga_lightning.search.store.StoreMismatchError: ...seed: stored 0, now 1...
+    """
+    keys = sorted(set(stored) | set(current))
+    diffs = [
+        f"{k}: stored {stored.get(k)!r}, now {current.get(k)!r}"
+        for k in keys
+        if _normalise(stored.get(k)) != _normalise(current.get(k))
+    ]
+    if diffs:
+        raise StoreMismatchError(
+            f"{path} holds a different search ({'; '.join(diffs)}). Rerun with the stored "
+            "settings to resume it, or give this search another `results_dir`."
+        )
+
+
+def _normalise(value: Any) -> Any:
+    return json.loads(json.dumps(value))
