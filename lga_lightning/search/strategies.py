@@ -329,6 +329,7 @@ class RegularizedEvolution(Strategy):
         )
         self._population_ready = False
         self._batch: list[int] = []
+        self._batch_target = 0
         self._results: dict[int, tuple[Any, float]] = {}
 
     def _next(self) -> Job | None:
@@ -338,6 +339,8 @@ class RegularizedEvolution(Strategy):
         elif not self._population_ready or len(self._batch) >= self.batch_size:
             return None  # wait for the population / the current batch of children
         else:
+            if not self._batch:
+                self._batch_target = min(self.batch_size, self.num_candidates - c)
             arch = self._child(c)
             self._batch.append(c)
         self._new_candidate()
@@ -358,7 +361,9 @@ class RegularizedEvolution(Strategy):
             if all(c in self._results for c in range(len(self._initial))):
                 self._admit(range(len(self._initial)))
                 self._population_ready = True
-        elif self._batch and all(c in self._results for c in self._batch):
+        elif len(self._batch) == self._batch_target and all(
+            c in self._results for c in self._batch
+        ):
             self._admit(self._batch)
             self._batch = []
 

@@ -1,0 +1,253 @@
+"""LGASearch in real Trainer runs on the embedded digits: records, reference training, failures,
+ground truth and W&B offline output."""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lga_lightning import empirical_ntk, ntk_metrics
+from lga_lightning.benchmarks import TableGroundTruth
+from lga_lightning.data import DigitsDataModule
+from lga_lightning.search import (
+    LGASearch,
+    Plain,
+    RandomSearch,
+    RegularizedEvolution,
+    SuccessiveHalving,
+    load_results,
+)
+from lga_lightning.search.seeding import derive_seed, seed_global
+from lga_lightning.spaces import NB201Space, nb201
+
+VOLATILE = ("seconds", "ntk_seconds", "process")
+DEAD = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+A = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+B = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"
+
+
+def datamodule() -> DigitsDataModule:
+    return DigitsDataModule(channels=3, batch_size=128)
+
+
+def fit(
+    root: Path, strategy, logger: Any = False, space=None, **kwargs
+) -> tuple[LGASearch, pl.Trainer]:
+    search = LGASearch(
+        space or NB201Space(C=4, N=1),
+        strategy,
+        probe_size=16,
+        progress=False,
+        verbose=False,
+        **kwargs,
+    )
+    trainer = pl.Trainer(
+        max_epochs=-1,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(root),
+    )
+    trainer.fit(search, datamodule=datamodule())
+    return search, trainer
+
+
+def stable(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality that treats nan == nan."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def store_records(root: Path) -> list[dict]:
+    lines = (root / "lga_search" / "results.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines[1:]]
+
+
+def test_random_search_trains_each_candidate_once_and_is_deterministic(tmp_path):
+    search, trainer = fit(tmp_path / "a", RandomSearch(num_candidates=3, epochs=2))
+    assert trainer.current_epoch == 6  # 3 candidates x 2 epochs, one Lightning epoch each
+    assert [(r["candidate"], r["epoch"]) for r in search.records] == [(0, 2), (1, 2), (2, 2)]
+    assert stable(store_records(tmp_path / "a")) == stable(search.records)
+    again, _ = fit(tmp_path / "b", RandomSearch(num_candidates=3, epochs=2))
+    assert same(stable(again.records), stable(search.records))
+    assert same(
+        load_results(str(tmp_path / "b" / "lga_search"))["leaderboard"][0]["arch"],
+        search.leaderboard[0]["arch"],
+    )
+    # the leaderboard is the records sorted by score, best first
+    order = sorted(search.records, key=lambda r: -r["score"])
+    assert [r["candidate"] for r in search.leaderboard] == [r["candidate"] for r in order]
+    csv_lines = (tmp_path / "a" / "lga_search" / "leaderboard.csv").read_text().splitlines()
+    assert len(csv_lines) == 4 and csv_lines[0].startswith("rank,candidate,status")
+
+
+def test_each_candidate_trains_like_an_independent_reference(tmp_path):
+    """Candidate 1 (after candidate 0 trained) equals a hand-written loop from a fresh optimizer."""
+    search, _ = fit(tmp_path, Plain(archs=[A, B], epochs=1), seed=3)
+    record = search.records[1]
+    dm = datamodule()
+    dm.setup()
+    torch.manual_seed(derive_seed(3, "init", 1))
+    model = nb201.build(B, C=4, N=1, num_classes=10, in_channels=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    seed_global(derive_seed(3, "data", 1, 1))
+    total, count = 0.0, 0
+    for x, y in dm.train_dataloader():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total, count = total + float(loss.detach()) * len(y), count + len(y)
+    assert record["train_loss"] == pytest.approx(total / count, rel=1e-5)
+    x, y = dm.probe_batch(16, 42)
+    want = ntk_metrics(empirical_ntk(model, x, implementation="loop"), y)
+    for name in ("lga", "condition_number", "trace"):
+        assert record[name] == pytest.approx(want[name], rel=1e-3), name
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in dm.val_dataloader())
+    assert record["val_acc"] == pytest.approx(correct / len(dm.val_set))
+    assert record["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_successive_halving_continues_survivors(tmp_path):
+    search, trainer = fit(tmp_path, SuccessiveHalving(num_candidates=4, eta=2))
+    assert trainer.current_epoch == 4 * 1 + 2 * 1 + 1 * 2
+    epochs = [(r["candidate"], r["epoch"]) for r in search.records]
+    assert sorted(e for _, e in epochs) == [1, 1, 1, 1, 2, 2, 4]
+    rung0 = sorted((r for r in search.records if r["epoch"] == 1), key=lambda r: -r["score"])
+    assert sorted(c for c, e in epochs if e == 2) == sorted(r["candidate"] for r in rung0[:2])
+    assert search.leaderboard[0]["epoch"] == 4
+    assert not list((tmp_path / "lga_search" / "states").iterdir())  # cleaned up
+
+
+def test_evolution_runs_under_the_trainer(tmp_path):
+    s = RegularizedEvolution(num_candidates=5, population_size=3, sample_size=2)
+    search, trainer = fit(tmp_path, s)
+    assert trainer.current_epoch == 5 and len(search.records) == 5
+
+
+class NanAfterSpace(NB201Space):
+    """NB201 where one architecture's network produces nan logits (a diverging candidate)."""
+
+    def build(self, arch, num_classes=10, **kwargs):
+        net = super().build(arch, num_classes, **kwargs)
+        if arch == B:
+            net.classifier.register_forward_hook(lambda m, i, out: out * float("nan"))
+        return net
+
+
+def test_divergent_and_dead_candidates_do_not_stop_the_search(tmp_path):
+    space = NanAfterSpace(C=4, N=1)
+    search, trainer = fit(tmp_path, Plain(archs=[B, DEAD, A], epochs=2), space=space)
+    status = {r["arch"]: r["status"] for r in search.leaderboard}
+    assert status == {A: "ok", B: "diverged", DEAD: "undefined"}
+    assert search.leaderboard[0]["arch"] == A
+    diverged = next(r for r in search.records if r["arch"] == B)
+    assert diverged["epoch"] == 1 and not math.isfinite(diverged["train_loss"])
+    assert [r["epoch"] for r in search.records if r["arch"] == DEAD] == [1, 2]
+    assert trainer.current_epoch == 1 + 2 + 2
+
+
+def test_ground_truth_gives_true_accuracy_and_regret(tmp_path):
+    strategy = RandomSearch(num_candidates=3)
+    strategy.bind(NB201Space(), 0)
+    archs = [strategy.propose().arch for _ in range(3)]
+    table = {a: 90.0 + i for i, a in enumerate(archs)}
+    table[DEAD] = 95.0  # known to the benchmark, never evaluated
+    truth = TableGroundTruth.from_records([{"arch": a, "cifar10": v} for a, v in table.items()])
+    search, _ = fit(tmp_path, RandomSearch(num_candidates=3), ground_truth=truth)
+    chosen = search.leaderboard[0]["arch"]
+    assert [r["true_acc"] for r in search.leaderboard] == [
+        table[r["arch"]] for r in search.leaderboard
+    ]
+    assert search.summary["best_true_acc"] == table[chosen]
+    assert search.summary["regret_evaluated"] == pytest.approx(92.0 - table[chosen])
+    assert search.summary["regret_space"] == pytest.approx(95.0 - table[chosen])
+
+
+def test_rank_by_train_loss(tmp_path):
+    search, _ = fit(tmp_path, RandomSearch(num_candidates=3), rank_by="train_loss")
+    losses = [r["train_loss"] for r in search.leaderboard]
+    assert losses == sorted(losses)
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path):
+    fit(tmp_path, RandomSearch(num_candidates=1))
+    with pytest.raises(ValueError, match="holds a different search"):
+        fit(tmp_path, RandomSearch(num_candidates=1), seed=1)
+
+
+def wandb_records(run_file: Path) -> list[Any]:
+    """Protobuf records of an offline W&B run file (LevelDB-style log)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = run_file.read_bytes()
+    pos, block, buf, records = 7, 32768, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 0:
+            continue
+        buf += chunk
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(buf)
+            records.append(record)
+            buf = b""
+    return records
+
+
+def test_wandb_offline_holds_table_curves_and_scatter(tmp_path, monkeypatch):
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    logger = WandbLogger(offline=True, save_dir=str(tmp_path))
+    search, _ = fit(tmp_path, RandomSearch(num_candidates=2), logger=logger)
+    wandb.finish()
+    run_dir = Path(glob.glob(str(tmp_path / "wandb" / "offline-run-*"))[0])
+    records = wandb_records(next(run_dir.glob("run-*.wandb")))
+    history = [
+        {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+        for r in records
+        if r.WhichOneof("record_type") == "history"
+    ]
+    for rec in search.records:
+        key = f"candidate/{rec['candidate']:04d}"
+        got = [h for h in history if f"{key}/lga" in h]
+        assert len(got) == 1 and got[0][f"{key}/lga"] == pytest.approx(rec["lga"])
+        assert got[0][f"{key}/val_acc"] == pytest.approx(rec["val_acc"])
+        steps = [h[f"{key}/train_loss_step"] for h in history if f"{key}/train_loss_step" in h]
+        assert len(steps) == rec["steps"] > 1
+    table_rows = [h for h in history if "search/leaderboard/path" in h]
+    table = json.loads((run_dir / "files" / table_rows[-1]["search/leaderboard/path"]).read_text())
+    arch = table["columns"].index("arch")
+    assert [row[arch] for row in table["data"]] == [r["arch"] for r in search.leaderboard]
+    assert any("search/scatter" in k for h in history for k in h)
+    assert (tmp_path / "lga_search" / "scatter.png").stat().st_size > 1000
