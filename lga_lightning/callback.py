@@ -308,6 +308,7 @@ class NTKMetrics(Callback):
             return
         _check_strategy(trainer)
         self._check_siblings(trainer)
+        self._target(pl_module)
         max_epochs = trainer.max_epochs
         if self.epochs is not None and max_epochs is not None and max_epochs >= 0:
             late = [e for e in self.epochs if e > max_epochs]
