@@ -1,0 +1,216 @@
+"""Rank correlations of measured quantities with ground-truth accuracy: table, CSV and plot.
+
+Kendall tau-b and Spearman rho come from :mod:`scipy.stats` and are reported with their raw
+sign. :data:`EXPECTED_SIGN` states the sign under which a quantity predicts *higher* accuracy
+(e.g. the condition number is expected to correlate negatively), and ``signed_tau`` multiplies
+tau by it, so for every quantity a larger ``signed_tau`` is a better predictor.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from recipes._files import atomic_write, atomic_write_text
+
+EXPECTED_SIGN: dict[str, int] = {
+    "lga": +1,
+    "condition_number": -1,
+    "frobenius_norm": +1,
+    "mean": +1,
+    "trace": +1,
+    "kernel_distance": 0,
+    "kernel_correlation": 0,
+    "relative_kernel_difference": 0,
+    "params": +1,
+    "flops": +1,
+    "train_loss": -1,
+    "val_acc": +1,
+}
+"""Sign of the correlation with accuracy under which a quantity is a useful predictor:
+``+1`` larger is better (LGA, NTK mean (KNAS), Frobenius norm, trace, parameters, FLOPs,
+validation accuracy), ``-1`` smaller is better (condition number (TE-NAS), training loss),
+``0`` no convention (kernel evolution metrics: read the raw sign)."""
+
+BASELINES: tuple[str, ...] = ("params", "flops", "train_loss", "val_acc")
+"""Quantities measured on the same runs as the NTK metrics, to compare them with."""
+
+CSV_COLUMNS = (
+    "quantity",
+    "setting",
+    "epoch",
+    "n",
+    "kendall_tau",
+    "kendall_p",
+    "spearman_rho",
+    "spearman_p",
+    "expected_sign",
+    "signed_tau",
+)
+
+
+@dataclass
+class Correlation:
+    """Correlation of one quantity, measured with one setting at one epoch, with accuracy."""
+
+    quantity: str
+    setting: str
+    epoch: int
+    n: int
+    kendall_tau: float
+    kendall_p: float
+    spearman_rho: float
+    spearman_p: float
+    expected_sign: int
+    signed_tau: float
+
+
+def correlate(
+    values: Sequence[float], truth: Sequence[float]
+) -> tuple[int, float, float, float, float]:
+    """Kendall tau-b and Spearman rho of the pairs whose value is not NaN.
+
+    ``inf`` values (a singular kernel's condition number) are kept: they rank above every finite
+    value. Fewer than 3 pairs, or a constant side, give NaN.
+
+    Args:
+        values: the quantity, one per architecture.
+        truth: the accuracies, same order.
+
+    Returns:
+        ``(n, tau, tau_p, rho, rho_p)``.
+
+    Example:
+        >>> n, tau, _, rho, _ = correlate([1.0, 2.0, float("nan"), 3.0], [10.0, 30.0, 0.0, 20.0])
+        >>> n, round(tau, 3), round(rho, 3)
+        (3, 0.333, 0.5)
+    """
+    x = np.asarray(values, dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)
+    keep = ~np.isnan(x) & ~np.isnan(y)
+    x, y = x[keep], y[keep]
+    n = int(keep.sum())
+    if n < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return n, math.nan, math.nan, math.nan, math.nan
+    tau = stats.kendalltau(x, y)  # tau-b, the default variant
+    rho = stats.spearmanr(x, y)
+    return n, float(tau.statistic), float(tau.pvalue), float(rho.statistic), float(rho.pvalue)
+
+
+def correlation_table(
+    columns: Mapping[tuple[str, str, int], Sequence[float]], truth: Sequence[float]
+) -> list[Correlation]:
+    """Correlate every ``(quantity, setting, epoch)`` column with ``truth``.
+
+    Example:
+        >>> rows = correlation_table({("lga", "n8-train", 1): [1, 2, 3]}, [1.0, 2.0, 3.0])
+        >>> rows[0].kendall_tau, rows[0].signed_tau
+        (1.0, 1.0)
+    """
+    rows = []
+    for (quantity, setting, epoch), values in columns.items():
+        n, tau, tau_p, rho, rho_p = correlate(values, truth)
+        sign = EXPECTED_SIGN.get(quantity, 0)
+        signed = tau * sign if sign else tau
+        rows.append(Correlation(quantity, setting, epoch, n, tau, tau_p, rho, rho_p, sign, signed))
+    return rows
+
+
+def write_csv(rows: Sequence[Correlation], path: str | os.PathLike) -> Path:
+    """Write the correlations atomically as CSV (columns :data:`CSV_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def format_table(rows: Sequence[Correlation]) -> str:
+    """A plain-text table: one line per quantity and setting, tau and rho per epoch.
+
+    Example:
+        >>> rows = correlation_table({("lga", "n8-train", 0): [1, 2, 3],
+        ...                           ("lga", "n8-train", 1): [1, 3, 2]}, [1.0, 2.0, 3.0])
+        >>> print(format_table(rows))  # doctest: +NORMALIZE_WHITESPACE
+        quantity  setting   sign  n  epoch 0 tau  rho    epoch 1 tau  rho
+        lga       n8-train  +     3        1.000  1.000        0.333  0.500
+    """
+    epochs = sorted({r.epoch for r in rows})
+    groups: dict[tuple[str, str], dict[int, Correlation]] = {}
+    for r in rows:
+        groups.setdefault((r.quantity, r.setting), {})[r.epoch] = r
+    header = ["quantity", "setting", "sign", "n"]
+    for epoch in epochs:
+        header += [f"epoch {epoch} tau", "rho"]
+    lines = [header]
+    for (quantity, setting), by_epoch in groups.items():
+        sign = {1: "+", -1: "-", 0: "?"}[EXPECTED_SIGN.get(quantity, 0)]
+        n = max(r.n for r in by_epoch.values())
+        line = [quantity, setting, sign, str(n)]
+        for epoch in epochs:
+            r = by_epoch.get(epoch)
+            line += [_fmt(r.kendall_tau), _fmt(r.spearman_rho)] if r else ["", ""]
+        lines.append(line)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for line in lines:
+        cells = [
+            cell.ljust(w) if i < 4 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def plot(rows: Sequence[Correlation], path: str | os.PathLike, title: str = "") -> Path:
+    """Plot Kendall tau against the epoch, one line per quantity and setting, as a PNG.
+
+    Quantities that do not depend on the epoch (parameters, FLOPs) are drawn dashed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[tuple[str, str], list[Correlation]] = {}
+    for r in rows:
+        groups.setdefault((r.quantity, r.setting), []).append(r)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (quantity, setting), group in groups.items():
+        group = sorted((r for r in group if not math.isnan(r.kendall_tau)), key=lambda r: r.epoch)
+        if not group:
+            continue
+        label = quantity if setting == "-" else f"{quantity} [{setting}]"
+        style = "--" if quantity in ("params", "flops") else "-"
+        ax.plot(
+            [r.epoch for r in group],
+            [r.kendall_tau for r in group],
+            style,
+            marker="o",
+            label=label,
+        )
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("epoch (0 = initialisation)")
+    ax.set_ylabel("Kendall tau with accuracy")
+    ax.set_title(title or "Rank correlation with ground-truth accuracy")
+    epochs = sorted({r.epoch for r in rows})
+    ax.set_xticks(epochs)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)

@@ -1,0 +1,554 @@
+"""``lga-correlate``: how well do NTK metrics rank architectures? The paper's study, one command.
+
+For every architecture of a set (a seeded sample of a space, its first ``k``, or a list), the
+network is built with a fixed seed and trained with the paper's recipe, and at each chosen epoch
+(``0`` = initialisation, ``e`` = after ``e`` epochs) the empirical NTK of a fixed probe batch is
+computed and its metrics recorded, next to baselines measured on the same run: parameter count,
+FLOPs, the epoch's training loss and the validation accuracy at that epoch. Each quantity at each
+epoch is then rank-correlated (Kendall tau-b, Spearman rho) with ground-truth accuracy, from a
+benchmark (NAS-Bench-201 file or a CSV/JSON table) or from the run's own longer training.
+
+Protocol (DESIGN.md section 2, the paper's official code): default PyTorch initialisation with
+model seed 42; probe of 256 class-balanced training images (data seed 42), or the first 256 test
+images (``probe_split: test``, the paper's after-training probe); 1 epoch of SGD (lr 0.025
+constant, momentum 0.9, weight decay 3e-4), cross-entropy, batch size and augmentation from the
+datamodule (the configs use 1024 and random crop + flip, as the paper).
+
+Outputs in ``output_dir``:
+
+- ``raw.jsonl``: one line per architecture with every measured value, appended and ``fsync``-ed
+  as each architecture finishes; a rerun skips what is there (resume), and ``--analyse_only``
+  recomputes the correlations without measuring anything;
+- ``correlations.csv``: one row per quantity, setting and epoch (see :mod:`recipes._rank`);
+- ``correlations.png``: Kendall tau against the epoch per quantity;
+- the table, printed.
+
+``setting`` names the kernel variant: ``n<probe size>-<bn mode>``, e.g. ``n256-train`` (the
+paper's coupled, train-mode BatchNorm kernel) or ``n64-eval`` (decoupled, BN running statistics,
+several times cheaper); sweep them with ``probe_sizes`` and ``kernel_modes``.
+
+Example::
+
+    lga-correlate --config configs/correlate_init_cifar10.yaml
+    lga-correlate --config configs/correlate_init_cifar10.yaml --sample 20 --probe_sizes [64]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from jsonargparse import ActionConfigFile, ArgumentParser, lazy_instance
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from lga_lightning.benchmarks import NASBench201, TableGroundTruth
+from lga_lightning.benchmarks.base import ArchNotFoundError
+from lga_lightning.data import DigitsDataModule
+from lga_lightning.data.base import ImageDataModule
+from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS, ntk_metrics
+from lga_lightning.kernel import empirical_ntk
+from lga_lightning.spaces import NB201Space
+from recipes._baselines import count_flops, count_parameters
+from recipes._cli import run_user_errors
+from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
+from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
+
+PROG = "lga-correlate"
+RAW_NAME = "raw.jsonl"
+CSV_NAME = "correlations.csv"
+PNG_NAME = "correlations.png"
+DEFAULT_DATA = lazy_instance(DigitsDataModule, resize=16, channels=3, batch_size=128)
+DEFAULT_SPACE = lazy_instance(NB201Space, C=16, N=5)
+
+
+class CorrelationStudy:
+    """Measure NTK metrics of many architectures and correlate them with accuracy.
+
+    Args:
+        data: the datamodule the networks train on and the probe comes from.
+        space: the search space that builds the networks.
+        archs: an explicit list of architectures (arch strings).
+        sample: a seeded random sample of this many distinct architectures of ``space``.
+        first: the first ``first`` architectures of ``space`` in its enumeration order.
+        arch_seed: seed of ``sample``.
+        epochs: epochs at which to measure (0 = initialisation, e = after e training epochs).
+        metrics: NTK metrics to measure (``lga``, ``condition_number``, ``frobenius_norm``,
+            ``mean``, ``trace``; ``kernel_distance``, ``kernel_correlation``,
+            ``relative_kernel_difference`` compare with the epoch-0 kernel).
+        probe_sizes: probe batch sizes to measure with (the paper: 256).
+        kernel_modes: BatchNorm mode of the kernel: ``train`` (batch statistics, couples the
+            samples, the paper's) and/or ``eval`` (running statistics, decoupled, cheaper).
+        probe_split: where the probe comes from: ``train`` (class-balanced training images, the
+            paper at initialisation) or ``test`` (the first test images, the paper after
+            training).
+        model_seed: seed of every network's initialisation.
+        data_seed: seed of the probe draw, the data order and the augmentation.
+        lr: SGD learning rate (constant).
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        limit_train_batches: train on at most this many batches per epoch (quick runs).
+        benchmark: NAS-Bench-201 ``.pth`` file (or its folder) giving the ground truth.
+        trust_benchmark_file: unpickle the benchmark file fully (only for the official file).
+        table: CSV/JSON ground-truth table (see ``lga_lightning.benchmarks.TableGroundTruth``).
+        dataset: benchmark dataset of the ground truth: ``cifar10``, ``cifar100``,
+            ``ImageNet16-120``, ``cifar10-valid``.
+        split: benchmark split (``None``: the test accuracy the literature reports).
+        hp: benchmark training budget, ``"200"`` or ``"12"`` epochs.
+        own_epochs: without ``benchmark``/``table``: train every network this many epochs and
+            use its final validation accuracy as the ground truth.
+        output_dir: folder of ``raw.jsonl``, ``correlations.csv`` and ``correlations.png``.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
+        implementation: kernel implementation (``auto``, ``loop``, ``coupled``, ``per_sample``).
+        chunk_size: samples per batched per-sample-gradient computation (bounds memory).
+        analyse_only: measure nothing; correlate what ``raw.jsonl`` holds.
+        plot: write ``correlations.png``.
+
+    Example:
+        >>> study = CorrelationStudy(first=2, epochs=[0], own_epochs=1, probe_sizes=[8])
+        >>> study.settings
+        ['n8-train']
+    """
+
+    def __init__(
+        self,
+        data: ImageDataModule = DEFAULT_DATA,
+        space: NB201Space = DEFAULT_SPACE,
+        archs: list[str] | None = None,
+        sample: int | None = None,
+        first: int | None = None,
+        arch_seed: int = 0,
+        epochs: list[int] = [0, 1],  # noqa: B006 - jsonargparse shows the default
+        metrics: list[str] = list(SCALAR_METRICS),  # noqa: B006, B008
+        probe_sizes: list[int] = [256],  # noqa: B006
+        kernel_modes: list[Literal["train", "eval"]] = ["train"],  # noqa: B006
+        probe_split: Literal["train", "test"] = "train",
+        model_seed: int = 42,
+        data_seed: int = 42,
+        lr: float = 0.025,
+        momentum: float = 0.9,
+        weight_decay: float = 3e-4,
+        limit_train_batches: int | None = None,
+        benchmark: str | None = None,
+        trust_benchmark_file: bool = False,
+        table: str | None = None,
+        dataset: str = "cifar10",
+        split: str | None = None,
+        hp: str = "200",
+        own_epochs: int | None = None,
+        output_dir: str = "results/correlate",
+        device: str = "auto",
+        implementation: Literal["auto", "loop", "coupled", "per_sample"] = "auto",
+        chunk_size: int | None = None,
+        analyse_only: bool = False,
+        plot: bool = True,
+    ) -> None:
+        chosen = [name for name, v in (("archs", archs), ("sample", sample), ("first", first)) if v]
+        if len(chosen) != 1:
+            raise ValueError(
+                "choose the architectures with exactly one of `archs` (a list), `sample` (a "
+                "seeded sample size) or `first` (the first k of the space); "
+                f"got {chosen or 'none'}."
+            )
+        if not epochs or any(e < 0 for e in epochs):
+            raise ValueError(f"`epochs` must be non-negative integers, got {epochs}.")
+        known = SCALAR_METRICS + EVOLUTION_METRICS
+        unknown = [m for m in metrics if m not in known]
+        if unknown or not metrics:
+            raise ValueError(f"unknown `metrics` {unknown}; choose from {list(known)}.")
+        if not probe_sizes or any(s < 2 for s in probe_sizes):
+            raise ValueError(f"`probe_sizes` must be integers >= 2, got {probe_sizes}.")
+        sources = [n for n, v in (("benchmark", benchmark), ("table", table)) if v]
+        if len(sources) > 1 or (sources and own_epochs) or not (sources or own_epochs):
+            raise ValueError(
+                "choose the ground truth with exactly one of `benchmark` (NAS-Bench-201 file), "
+                "`table` (CSV/JSON) or `own_epochs` (the run's own longer training)."
+            )
+        if own_epochs is not None and own_epochs < 1:
+            raise ValueError(f"`own_epochs` must be >= 1, got {own_epochs}.")
+        self.data = data
+        self.space = space
+        self.archs, self.sample, self.first, self.arch_seed = archs, sample, first, arch_seed
+        self.epochs = sorted(set(epochs))
+        self.metrics = list(dict.fromkeys(metrics))
+        self.probe_sizes = sorted(set(probe_sizes))
+        self.kernel_modes = list(dict.fromkeys(kernel_modes))
+        self.probe_split = probe_split
+        self.model_seed, self.data_seed = model_seed, data_seed
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.limit_train_batches = limit_train_batches
+        self.benchmark, self.trust_benchmark_file, self.table = (
+            benchmark,
+            trust_benchmark_file,
+            table,
+        )
+        self.dataset, self.split, self.hp = dataset, split, hp
+        self.own_epochs = own_epochs
+        self.output_dir = Path(output_dir)
+        self.device = device
+        self.implementation = implementation
+        self.chunk_size = chunk_size
+        self.analyse_only = analyse_only
+        self.make_plot = plot
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def settings(self) -> list[str]:
+        """Kernel settings measured, ``n<probe size>-<bn mode>``."""
+        return [f"n{size}-{mode}" for size in self.probe_sizes for mode in self.kernel_modes]
+
+    @property
+    def train_epochs(self) -> int:
+        """Epochs every network is trained for."""
+        return max([*self.epochs, self.own_epochs or 0])
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes the measured values: a resumed run must match it."""
+        return {
+            "data": repr(self.data),
+            "space": repr(self.space),
+            "epochs": self.epochs,
+            "metrics": self.metrics,
+            "settings": self.settings,
+            "probe_split": self.probe_split,
+            "model_seed": self.model_seed,
+            "data_seed": self.data_seed,
+            "optimizer": [self.lr, self.momentum, self.weight_decay],
+            "limit_train_batches": self.limit_train_batches,
+            "own_epochs": self.own_epochs,
+        }
+
+    def architectures(self) -> list[str]:
+        """The architectures of the study, encoded as strings, in study order."""
+        space = self.space
+        if self.archs:
+            return [space.encode(space.decode(a)) for a in self.archs]
+        if self.first:
+            out = []
+            for arch in space.enumerate():
+                out.append(space.encode(arch))
+                if len(out) == self.first:
+                    break
+            return out
+        size = space.size
+        if self.sample > size:
+            raise ValueError(
+                f"`sample={self.sample}` exceeds the {size} architectures of the space."
+            )
+        rng = random.Random(self.arch_seed)
+        seen: dict[str, None] = {}
+        while len(seen) < self.sample:
+            seen.setdefault(space.encode(space.sample(rng)), None)
+        return list(seen)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> list[Correlation]:
+        """Measure every architecture not yet in ``raw.jsonl``, then correlate and report."""
+        archs = self.architectures()
+        raw_path = self.output_dir / RAW_NAME
+        records = self._resume(raw_path)
+        if not self.analyse_only:
+            self._measure_missing(archs, records, raw_path)
+        return self.analyse([records[a] for a in archs if a in records])
+
+    def _resume(self, raw_path: Path) -> dict[str, dict[str, Any]]:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        drop_torn_tail(raw_path)
+        lines = read_jsonl(raw_path)
+        header = {"kind": "study", "fingerprint": self.fingerprint()}
+        if not lines:
+            if self.analyse_only:
+                raise FileNotFoundError(f"`analyse_only`: no measurements in {raw_path}.")
+            append_jsonl(raw_path, header)
+            return {}
+        stored = json.loads(json.dumps(lines[0].get("fingerprint")))
+        wanted = json.loads(json.dumps(header["fingerprint"]))
+        if lines[0].get("kind") != "study" or stored != wanted:
+            diff = sorted(k for k in wanted if (stored or {}).get(k) != wanted[k])
+            raise ValueError(
+                f"{raw_path} holds a study with other settings (differs in {diff}); choose "
+                "another `output_dir`, or restore those settings to resume it."
+            )
+        return {r["arch"]: r for r in lines[1:] if r.get("kind") == "arch"}
+
+    def _measure_missing(
+        self, archs: Sequence[str], records: dict[str, dict[str, Any]], raw_path: Path
+    ) -> None:
+        todo = [a for a in archs if a not in records]
+        if not todo:
+            return
+        device = _device(self.device)
+        self.data.setup("fit")
+        probes = {size: self._probe(size) for size in self.probe_sizes}
+        done = len(archs) - len(todo)
+        for arch in todo:
+            start = time.perf_counter()
+            record = self.measure(arch, probes, device)
+            record["seconds"] = time.perf_counter() - start
+            append_jsonl(raw_path, record)
+            records[arch] = record
+            done += 1
+            lga = _first_value(record, "lga")
+            print(
+                f"[{done}/{len(archs)}] {arch}  params={record['params']}  "
+                f"lga@{self.epochs[-1]}={lga}  {record['seconds']:.1f}s",
+                flush=True,
+            )
+
+    def _probe(self, size: int) -> tuple[Tensor, Tensor]:
+        if self.probe_split == "train":
+            return self.data.probe_batch(size=size, seed=self.data_seed)
+        test = self.data.test_set
+        if test is None or len(test) < size:
+            raise ValueError(
+                f"`probe_split: test` needs {size} test images, the datamodule has "
+                f"{0 if test is None else len(test)}; lower `probe_sizes` or use the train split."
+            )
+        items = [test[i] for i in range(size)]
+        return torch.stack([x for x, _ in items]), torch.stack(
+            [torch.as_tensor(y) for _, y in items]
+        )
+
+    def measure(
+        self, arch: str, probes: dict[int, tuple[Tensor, Tensor]], device: torch.device
+    ) -> dict[str, Any]:
+        """Train one architecture with the recipe and measure it at every scheduled epoch.
+
+        Returns:
+            The record stored in ``raw.jsonl``: ``arch``, ``params``, ``flops``, ``status`` and
+            ``epochs``, mapping each epoch (as a string) to ``{"ntk": {setting: {metric:
+            value}}, "train_loss": ..., "val_acc": ...}``.
+        """
+        data = self.data
+        torch.manual_seed(self.model_seed)
+        model = self.space.build(
+            self.space.decode(arch), num_classes=data.num_classes, in_channels=data.input_shape[0]
+        ).to(device)
+        record: dict[str, Any] = {
+            "kind": "arch",
+            "arch": arch,
+            "params": count_parameters(model),
+            "flops": count_flops(model, data.input_shape),
+            "status": "ok",
+            "epochs": {},
+        }
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
+        generator = torch.Generator().manual_seed(self.data_seed)
+        loader = DataLoader(
+            data.train_set, batch_size=data.batch_size, shuffle=True, generator=generator
+        )
+        val_loader = data.val_dataloader()
+        torch.manual_seed(self.data_seed)  # random crops and flips
+        wants_initial = any(m in EVOLUTION_METRICS for m in self.metrics)
+        initial: dict[str, Tensor] = {}
+        train_loss = math.nan
+        for epoch in range(self.train_epochs + 1):
+            if epoch > 0:
+                train_loss = self._train_epoch(model, loader, optimizer, device)
+                if not math.isfinite(train_loss):
+                    record["status"] = "diverged"
+            measure_ntk = epoch in self.epochs
+            kernels = {}
+            if measure_ntk or (epoch == 0 and wants_initial):
+                kernels = self._kernels(model, probes, device)
+                if epoch == 0:
+                    initial = {setting: kernel for setting, (kernel, _) in kernels.items()}
+            if measure_ntk or epoch == self.own_epochs:
+                entry: dict[str, Any] = {
+                    "train_loss": train_loss,
+                    "val_acc": _accuracy(model, val_loader, device),
+                }
+                if measure_ntk:
+                    entry["ntk"] = {
+                        setting: ntk_metrics(
+                            kernel, y, metrics=self.metrics, initial_kernel=initial.get(setting)
+                        )
+                        for setting, (kernel, y) in kernels.items()
+                    }
+                record["epochs"][str(epoch)] = entry
+        return record
+
+    def _train_epoch(
+        self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: Any
+    ) -> float:
+        model.train()
+        total, count = 0.0, 0
+        for i, (x, y) in enumerate(loader):
+            if self.limit_train_batches is not None and i >= self.limit_train_batches:
+                break
+            x, y = x.to(device), y.to(device)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        return total / max(count, 1)
+
+    def _kernels(
+        self, model: nn.Module, probes: dict[int, tuple[Tensor, Tensor]], device: torch.device
+    ) -> dict[str, tuple[Tensor, Tensor]]:
+        """The kernel of every setting, with the probe labels: ``setting -> (K, y)``."""
+        out = {}
+        for size, (x, y) in probes.items():
+            for mode in self.kernel_modes:
+                kernel = empirical_ntk(
+                    model,
+                    x.to(device),
+                    bn_mode=mode,
+                    implementation=self.implementation,
+                    chunk_size=self.chunk_size,
+                )
+                out[f"n{size}-{mode}"] = (kernel, y.to(device))
+        return out
+
+    # ------------------------------------------------------------------ analysis
+    def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
+        """The accuracy of each record's architecture (NaN where the source has none)."""
+        if self.own_epochs:
+            return [float(r["epochs"][str(self.own_epochs)]["val_acc"]) for r in records]
+        source: Any
+        if self.benchmark:
+            source = NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
+        else:
+            source = TableGroundTruth(self.table)
+        truth, missing = [], []
+        for r in records:
+            try:
+                truth.append(
+                    source.accuracy(r["arch"], dataset=self.dataset, split=self.split, hp=self.hp)
+                )
+            except ArchNotFoundError:
+                truth.append(math.nan)
+                missing.append(r["arch"])
+        if missing:
+            print(f"{PROG}: no ground truth for {len(missing)} architecture(s), e.g. {missing[0]}")
+        return truth
+
+    def columns(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, int], list[float]]:
+        """Every measured quantity as a column: ``(quantity, setting, epoch) -> values``."""
+        cols: dict[tuple[str, str, int], list[float]] = {}
+        for epoch in self.epochs:
+            key = str(epoch)
+            for setting in self.settings:
+                for metric in self.metrics:
+                    cols[(metric, setting, epoch)] = [
+                        _get(r, key, "ntk", setting, metric) for r in records
+                    ]
+            for name in BASELINES:
+                if name in ("params", "flops"):
+                    cols[(name, "-", epoch)] = [float(r[name]) for r in records]
+                elif not (name == "train_loss" and epoch == 0):
+                    cols[(name, "-", epoch)] = [_get(r, key, name) for r in records]
+        return cols
+
+    def analyse(self, records: Sequence[dict[str, Any]]) -> list[Correlation]:
+        """Correlate, print the table, write the CSV and the plot."""
+        if not records:
+            raise ValueError(f"no measured architectures in {self.output_dir / RAW_NAME}.")
+        truth = self.ground_truth(records)
+        rows = correlation_table(self.columns(records), truth)
+        source = (
+            f"own training ({self.own_epochs} epochs)"
+            if self.own_epochs
+            else (
+                f"{self.benchmark or self.table} [{self.dataset}, split={self.split}, hp={self.hp}]"
+            )
+        )
+        print(f"\nRank correlation with accuracy from {source}, {len(records)} architectures")
+        print("(sign: the sign expected of a useful predictor; Kendall tau-b and Spearman rho)")
+        print(format_table(rows))
+        write_csv(rows, self.output_dir / CSV_NAME)
+        written = [str(self.output_dir / CSV_NAME)]
+        if self.make_plot:
+            plot(rows, self.output_dir / PNG_NAME, title=f"{len(records)} architectures, {source}")
+            written.append(str(self.output_dir / PNG_NAME))
+        print(f"wrote {', '.join(written)}; raw values in {self.output_dir / RAW_NAME}")
+        return rows
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, loader: Any, device: torch.device) -> float:
+    if not isinstance(loader, DataLoader):
+        return math.nan
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for x, y in loader:
+        correct += int((model(x.to(device)).argmax(1) == y.to(device)).sum())
+        total += len(y)
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+def _get(record: dict[str, Any], *path: str) -> float:
+    node: Any = record.get("epochs", {})
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return math.nan
+        node = node[key]
+    return float(node)
+
+
+def _first_value(record: dict[str, Any], metric: str) -> str:
+    epochs = record["epochs"]
+    last = epochs[max(epochs, key=int)] if epochs else {}
+    for values in last.get("ntk", {}).values():
+        if metric in values:
+            return f"{values[metric]:.4f}"
+    return "n/a"
+
+
+def build_parser() -> ArgumentParser:
+    """The ``lga-correlate`` argument parser (every argument of :class:`CorrelationStudy`).
+
+    Example:
+        >>> build_parser().parse_args(["--first", "3", "--own_epochs", "2"]).first
+        3
+    """
+    parser = ArgumentParser(
+        prog=PROG,
+        description=(__doc__ or "").split("\n\n")[0],
+        exit_on_error=False,
+        default_env=False,
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config file")
+    parser.add_class_arguments(CorrelationStudy, None, fail_untyped=True)
+    return parser
+
+
+def main(args: Sequence[str] | None = None) -> list[Correlation]:
+    """Entry point of ``lga-correlate``: parse, measure, correlate, report.
+
+    Returns:
+        The correlations (also printed and written to ``output_dir``).
+    """
+
+    def body() -> list[Correlation]:
+        parser = build_parser()
+        cfg = parser.parse_args(list(sys.argv[1:] if args is None else args))
+        init = parser.instantiate(cfg).as_dict()
+        init.pop("config", None)
+        return CorrelationStudy(**init).run()
+
+    return run_user_errors(PROG, body)
+
+
+if __name__ == "__main__":
+    main()
