@@ -7,24 +7,21 @@ recipe the network, the optimizer and the scheduler all come from the YAML confi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
-
-OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 PAPER_SGD = {"lr": 0.025, "momentum": 0.9, "weight_decay": 3e-4}
 """The paper's training recipe: SGD, constant learning rate 0.025, momentum 0.9, wd 3e-4."""
 
 
-def paper_sgd(params: Iterable[Any]) -> torch.optim.Optimizer:
+def paper_sgd(params: Any) -> torch.optim.Optimizer:
     """The paper's optimizer: ``SGD(lr=0.025, momentum=0.9, weight_decay=3e-4)``.
 
     Example:
@@ -70,8 +67,8 @@ class ClassificationModule(pl.LightningModule):
         self,
         model: nn.Module,
         num_classes: int | None = None,
-        optimizer: OptimizerFactory | None = None,
-        lr_scheduler: SchedulerFactory | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()

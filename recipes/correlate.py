@@ -111,6 +111,8 @@ class CorrelationStudy:
         chunk_size: samples per batched per-sample-gradient computation (bounds memory).
         analyse_only: measure nothing; correlate what ``raw.jsonl`` holds.
         plot: write ``correlations.png``.
+        num_threads: CPU threads for torch (``torch.set_num_threads``); on a small, busy CPU
+            one thread is often several times faster; default: torch's choice.
 
     Example:
         >>> study = CorrelationStudy(first=2, epochs=[0], own_epochs=1, probe_sizes=[8])
@@ -150,6 +152,7 @@ class CorrelationStudy:
         chunk_size: int | None = None,
         analyse_only: bool = False,
         plot: bool = True,
+        num_threads: int | None = None,
     ) -> None:
         chosen = [name for name, v in (("archs", archs), ("sample", sample), ("first", first)) if v]
         if len(chosen) != 1:
@@ -198,6 +201,7 @@ class CorrelationStudy:
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
         self.make_plot = plot
+        self.num_threads = num_threads
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -286,6 +290,8 @@ class CorrelationStudy:
         if not todo:
             return
         device = _device(self.device)
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
         self.data.setup("fit")
         probes = {size: self._probe(size) for size in self.probe_sizes}
         done = len(archs) - len(todo)
@@ -299,7 +305,7 @@ class CorrelationStudy:
             lga = _first_value(record, "lga")
             print(
                 f"[{done}/{len(archs)}] {arch}  params={record['params']}  "
-                f"lga@{self.epochs[-1]}={lga}  {record['seconds']:.1f}s",
+                f"lga@{self.epochs[-1]}={lga}  {record['status']}  {record['seconds']:.1f}s",
                 flush=True,
             )
 
@@ -507,8 +513,8 @@ def _get(record: dict[str, Any], *path: str) -> float:
 
 
 def _first_value(record: dict[str, Any], metric: str) -> str:
-    epochs = record["epochs"]
-    last = epochs[max(epochs, key=int)] if epochs else {}
+    measured = [e for e, entry in record["epochs"].items() if "ntk" in entry]
+    last = record["epochs"][max(measured, key=int)] if measured else {}
     for values in last.get("ntk", {}).values():
         if metric in values:
             return f"{values[metric]:.4f}"
@@ -533,8 +539,8 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(args: Sequence[str] | None = None) -> list[Correlation]:
-    """Entry point of ``lga-correlate``: parse, measure, correlate, report.
+def run(args: Sequence[str] | None = None) -> list[Correlation]:
+    """Run ``lga-correlate`` in-process: parse, measure, correlate, report.
 
     Returns:
         The correlations (also printed and written to ``output_dir``).
@@ -548,6 +554,11 @@ def main(args: Sequence[str] | None = None) -> list[Correlation]:
         return CorrelationStudy(**init).run()
 
     return run_user_errors(PROG, body)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point of the ``lga-correlate`` console script."""
+    run(args)
 
 
 if __name__ == "__main__":

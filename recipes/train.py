@@ -16,12 +16,12 @@ from __future__ import annotations
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
-from recipes._cli import run_user_errors
+from recipes._cli import ThreadsMixin, run_user_errors
 
 PROG = "lga-train"
 
 
-class TrainCLI(LightningCLI):
+class TrainCLI(ThreadsMixin, LightningCLI):
     """Lightning's CLI with the model and the data chosen by ``class_path``.
 
     Example:
@@ -55,13 +55,21 @@ def build_cli(args: ArgsType = None, run: bool = True) -> TrainCLI:
     )
 
 
-def main(args: ArgsType = None) -> TrainCLI:
-    """Entry point of ``lga-train``; a configuration error is one line on stderr (exit 2).
+def run(args: ArgsType = None) -> TrainCLI:
+    """Run ``lga-train`` in-process; a configuration error is one line on stderr (exit 2).
+
+    Returns:
+        The CLI, with the fitted ``model`` and the ``trainer``.
 
     Example:
-        >>> main(["fit", "--help"])  # doctest: +SKIP
+        >>> run(["fit", "--help"])  # doctest: +SKIP
     """
     return run_user_errors(PROG, lambda: build_cli(args))
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point of the ``lga-train`` console script."""
+    run(args)
 
 
 if __name__ == "__main__":
