@@ -1,0 +1,168 @@
+"""lga-correlate: correlations equal SciPy's on the stored numbers; resume; baselines; errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from lga_lightning.kernel import empirical_ntk
+from lga_lightning.spaces import nb201
+from recipes import correlate
+from recipes._baselines import count_flops
+
+ARCHS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+    "|nor_conv_1x1~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+    "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+]
+ACCURACY = [71.5, 64.0, 80.25, 55.0, 90.0, 62.5]
+
+
+@pytest.fixture(autouse=True)
+def _argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["lga-correlate"])
+
+
+def args_for(tmp_path, archs=ARCHS, extra=()):
+    table = tmp_path / "truth.csv"
+    if not table.exists():
+        with table.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["arch", "cifar10/ori-test/200"])
+            writer.writerows(zip(ARCHS, ACCURACY, strict=True))
+    return [
+        "--data", "lga_lightning.data.DigitsDataModule",
+        "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
+        "--space.C", "4", "--space.N", "1",
+        "--archs", json.dumps(list(archs)),
+        "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--kernel_modes", "[train, eval]",
+        "--limit_train_batches", "3",
+        "--table", str(table),
+        "--output_dir", str(tmp_path / "out"),
+        *extra,
+    ]  # fmt: skip
+
+
+def raw_records(tmp_path):
+    lines = (tmp_path / "out" / "raw.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def csv_rows(tmp_path):
+    with (tmp_path / "out" / "correlations.csv").open() as f:
+        return {(r["quantity"], r["setting"], int(r["epoch"])): r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("study")
+    rows = correlate.run(args_for(tmp_path))
+    return tmp_path, rows
+
+
+def test_correlations_equal_scipy_on_the_stored_numbers(study):
+    tmp_path, rows = study
+    records = raw_records(tmp_path)
+    assert records[0]["kind"] == "study"
+    by_arch = {r["arch"]: r for r in records[1:]}
+    assert list(by_arch) == ARCHS
+    table = csv_rows(tmp_path)
+    checked = 0
+    for setting in ("n10-train", "n10-eval"):
+        for epoch in (0, 1):
+            for metric in ("lga", "condition_number", "frobenius_norm", "mean", "trace"):
+                values = [by_arch[a]["epochs"][str(epoch)]["ntk"][setting][metric] for a in ARCHS]
+                keep = [i for i, v in enumerate(values) if not math.isnan(v)]
+                x = [values[i] for i in keep]
+                y = [ACCURACY[i] for i in keep]
+                row = table[(metric, setting, epoch)]
+                assert int(row["n"]) == len(keep)
+                if len(set(x)) > 1:
+                    tau = stats.kendalltau(x, y, variant="b").statistic
+                    rho = stats.spearmanr(x, y).statistic
+                    assert float(row["kendall_tau"]) == pytest.approx(tau, abs=1e-12)
+                    assert float(row["spearman_rho"]) == pytest.approx(rho, abs=1e-12)
+                    checked += 1
+    assert checked >= 10
+    params = [by_arch[a]["params"] for a in ARCHS]
+    row = table[("params", "-", 1)]
+    assert float(row["kendall_tau"]) == pytest.approx(stats.kendalltau(params, ACCURACY).statistic)
+    # the sign convention: condition number is expected to correlate negatively
+    cond = table[("condition_number", "n10-train", 1)]
+    assert int(cond["expected_sign"]) == -1
+    assert float(cond["signed_tau"]) == pytest.approx(-float(cond["kendall_tau"]))
+    # the returned rows are the CSV's rows
+    assert {(r.quantity, r.setting, r.epoch) for r in rows} == set(table)
+
+
+def test_stored_values_match_an_independent_measurement(study):
+    tmp_path, _ = study
+    from lga_lightning.data import DigitsDataModule
+    from lga_lightning.functional import lga
+
+    record = raw_records(tmp_path)[1]
+    torch.manual_seed(42)
+    net = nb201.build(record["arch"], C=4, N=1, num_classes=10, in_channels=3)
+    assert record["params"] == sum(p.numel() for p in net.parameters())
+    dm = DigitsDataModule(resize=8, channels=3, batch_size=64)
+    x, y = dm.probe_batch(10, seed=42)
+    expected = lga(empirical_ntk(net, x, implementation="loop"), y)
+    assert record["epochs"]["0"]["ntk"]["n10-train"]["lga"] == pytest.approx(expected, rel=1e-4)
+    assert math.isnan(record["epochs"]["0"]["train_loss"])
+    assert math.isfinite(record["epochs"]["1"]["train_loss"])
+    assert 0.0 <= record["epochs"]["1"]["val_acc"] <= 1.0
+
+
+def test_resume_and_reanalysis_reuse_the_raw_file(study, tmp_path, capsys):
+    source, _ = study
+    out = tmp_path / "out"
+    out.mkdir()
+    lines = (source / "out" / "raw.jsonl").read_text().splitlines(keepends=True)
+    # a crash after four architectures, in the middle of writing the fifth line
+    (out / "raw.jsonl").write_text("".join(lines[:5]) + lines[5][:40])
+    (tmp_path / "truth.csv").write_text((source / "truth.csv").read_text())
+    correlate.run(args_for(tmp_path))
+    log = capsys.readouterr().out
+    assert log.count("[5/6]") == 1 and "[1/6]" not in log  # only the missing two measured
+    assert (out / "raw.jsonl").read_text().splitlines()[:5] == [s.rstrip("\n") for s in lines[:5]]
+    assert csv_rows(tmp_path) == csv_rows(source)  # same numbers as the uninterrupted run
+    # re-analysis measures nothing
+    before = (out / "raw.jsonl").read_bytes()
+    correlate.run(args_for(tmp_path, extra=["--analyse_only", "true"]))
+    assert "[1/6]" not in capsys.readouterr().out
+    assert (out / "raw.jsonl").read_bytes() == before
+
+
+def test_other_settings_refuse_to_mix_with_a_stored_study(study, tmp_path, capsys):
+    source, _ = study
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "raw.jsonl").write_text((source / "out" / "raw.jsonl").read_text())
+    with pytest.raises(SystemExit) as exit_info:
+        correlate.run(args_for(tmp_path, extra=["--probe_sizes", "[12]"]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "settings" in err and "output_dir" in err
+
+
+def test_flops_counted_by_hand():
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=2),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 5),
+    )
+    net.train()
+    expected = 8 * 8 * 8 * (3 * 9) + 8 * 4 * 4 * (4 * 9) + 5 * 128
+    assert count_flops(net, (3, 8, 8)) == expected
+    assert net.training and net[1].num_batches_tracked.item() == 0  # left as it was
