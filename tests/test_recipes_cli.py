@@ -183,3 +183,17 @@ def test_classification_module_takes_num_classes_from_the_datamodule(tmp_path):
     with pytest.raises(ValueError, match="num_classes"):
         bad = ClassificationModule(SmallCNN(num_classes=3, in_channels=1), num_classes=10)
         bad.training_step((x, y), 0)
+
+
+def test_recipe_docstring_examples():
+    import doctest
+
+    import recipes._baselines
+    import recipes._cli
+    import recipes._files
+    import recipes._rank
+
+    modules = [recipes._baselines, recipes._cli, recipes._files, recipes._rank, correlate, search]
+    for module in modules:
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
