@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -144,6 +145,7 @@ def fit(args: argparse.Namespace, data: TensorDataset, callbacks: list[pl.Callba
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        default_root_dir=args.out_dir,
     )
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True)
     if torch.cuda.is_available():
@@ -191,10 +193,12 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default=None, help="where ntk_*_metrics.csv go (temporary)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.configs]
+    args.out_dir = args.out_dir or tempfile.mkdtemp(prefix="callback_overhead_")
 
     data = load_data(args.data, args.train_size, args.seed)
     n_params = warm_up(args, data)
