@@ -257,11 +257,26 @@ class CorrelationStudy:
     def run(self) -> list[Correlation]:
         """Measure every architecture not yet in ``raw.jsonl``, then correlate and report."""
         archs = self.architectures()
+        self._check_ground_truth_files()
         raw_path = self.output_dir / RAW_NAME
         records = self._resume(raw_path)
         if not self.analyse_only:
             self._measure_missing(archs, records, raw_path)
         return self.analyse([records[a] for a in archs if a in records])
+
+    def _check_ground_truth_files(self) -> None:
+        """Fail before hours of measuring when the ground-truth file is missing."""
+        for name, value in (("benchmark", self.benchmark), ("table", self.table)):
+            if value and not Path(value).exists():
+                raise FileNotFoundError(
+                    f"`{name}` file not found: {value}"
+                    + (
+                        " (expected the official NAS-Bench-201 file "
+                        "NAS-Bench-201-v1_1-096897.pth, or its folder)"
+                        if name == "benchmark"
+                        else " (a CSV/JSON table with an 'arch' column and accuracy columns)"
+                    )
+                )
 
     def _resume(self, raw_path: Path) -> dict[str, dict[str, Any]]:
         self.output_dir.mkdir(parents=True, exist_ok=True)

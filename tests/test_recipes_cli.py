@@ -137,10 +137,17 @@ def test_missing_data_path_is_one_line_naming_it(tmp_path, capsys):
     cfg = _train_config(tmp_path, data=data, **{"model.init_args.model": model})
     err = _error(train.run, ["fit", "--config", cfg], capsys)
     assert str(missing) in err and "data_batch_1" in err
-    args = ["--config", str(CONFIGS / "correlate_init_cifar10.yaml"), "--sample", "2"]
-    args += ["--data.init_args.root", str(missing), "--output_dir", str(tmp_path / "out")]
+    args = ["--config", str(CONFIGS / "correlate_digits.yaml"), "--sample", "2"]
+    args += ["--data", "lga_lightning.data.CIFAR10DataModule", "--data.root", str(missing)]
+    args += ["--output_dir", str(tmp_path / "out")]
     err = _error(correlate.run, args, capsys)
     assert str(missing) in err
+    args = ["--config", str(CONFIGS / "correlate_digits.yaml"), "--own_epochs", "null"]
+    args += ["--benchmark", str(missing / "NAS-Bench-201-v1_1-096897.pth")]
+    args += ["--output_dir", str(tmp_path / "out2")]
+    err = _error(correlate.run, args, capsys)
+    assert str(missing / "NAS-Bench-201-v1_1-096897.pth") in err
+    assert not (tmp_path / "out2").exists()  # stopped before measuring anything
     err = _error(train.run, ["fit", "--config", str(tmp_path / "nope.yaml")], capsys)
     assert "nope.yaml" in err
 
