@@ -6,6 +6,7 @@ fixed probe batch appear in every logger, in ``callback.history`` and in ``ntk_m
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -25,7 +26,7 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 
-from lga_lightning import _history
+from lga_lightning import _history, evolution
 from lga_lightning._distributed import (
     distributed_ready,
     gather_kernel,
@@ -38,6 +39,7 @@ from lga_lightning.functional import (
     SCALAR_METRICS,
     NTKMetricWarning,
     eigenvalues,
+    kernel_distance,
     ntk_metrics,
 )
 from lga_lightning.kernel import _BN_MODES, _IMPLEMENTATIONS, _OUTPUTS, ntk_jacobian
@@ -74,8 +76,12 @@ class NTKMetrics(Callback):
 
     **When.** Epoch ``0`` is the network at initialisation (in ``on_train_start``, before any
     optimizer step); epoch ``e > 0`` is after ``e`` completed training epochs (in
-    ``on_train_epoch_end``). Nothing is measured in validation hooks (they run under
-    ``torch.inference_mode``).
+    ``on_train_epoch_end``). With ``every_n_steps=k`` the kernel is also measured after every
+    ``k``-th optimizer step (``trainer.global_step`` a multiple of ``k``, in
+    ``on_train_batch_end``); such a row's ``epoch`` is fractional, ``current_epoch + (batch_idx +
+    1) / num_training_batches`` (``nan`` for data of unknown length), and a step that ends a
+    scheduled epoch is measured once, as that epoch. Nothing is measured in validation hooks
+    (they run under ``torch.inference_mode``).
 
     **Probe batch.** Fixed for the whole run and stored in the callback's state, so a resumed run
     measures the same samples. By default it is drawn once, class-balanced and seeded
@@ -110,6 +116,8 @@ class NTKMetrics(Callback):
     - ``<prefix>kernel_distance``, ``<prefix>kernel_correlation``,
       ``<prefix>relative_kernel_difference``: against the kernel at epoch 0 (with
       ``track_evolution=True`` or when listed in ``metrics``; 0, 1 and 0 at epoch 0).
+    - ``<prefix>kernel_velocity`` (with ``kernel_velocity=True``): kernel distance between this
+      measurement's kernel and the previous measurement's (``nan`` at the first measurement).
     - ``<prefix>epoch``: the measurement's epoch (completed epochs, 0 = initialisation): the
       x-axis. W&B plots the metrics against it; Lightning's own ``epoch`` column holds the
       0-based index of the epoch that just ended (``<prefix>epoch - 1``) except at epoch 0.
@@ -118,6 +126,11 @@ class NTKMetrics(Callback):
       kernel's eigenvalues in descending order, columns ``epoch, index, eigenvalue``.
     - ``<prefix>history`` (table, same loggers): every measurement so far, the columns of
       ``callback.history``.
+    - ``<prefix>evolution`` (image, loggers with ``log_image`` such as ``WandbLogger``; with
+      ``plot=True``, once, at the end of training): the plot of the evolution metrics (and the
+      velocity) against ``epoch`` (``step`` when ``every_n_steps`` is set), also saved as
+      ``ntk_evolution.png`` (``<prefix>_evolution.png``) next to ``ntk_metrics.csv``; its path is
+      ``callback.plot_path``.
 
     Scalars after training epochs go through ``pl_module.log`` (``on_epoch=True``), so
     ``EarlyStopping`` and ``ModelCheckpoint`` can monitor ``ntk/lga``; they are logged at the
@@ -125,18 +138,24 @@ class NTKMetrics(Callback):
     ``on_train_start`` into the epoch's results without merging them with the first epoch's, so
     measurements made there (epoch 0, or the first epoch of a resumed run) are written to
     ``trainer.loggers`` directly, at the current step (0 for a new run), with the same keys.
+    Step-scheduled measurements are written to ``trainer.loggers`` directly too, at the step
+    Lightning logs that batch's own metrics (independent of ``log_every_n_steps``).
 
     The full history is ``callback.history`` (a list of dicts ``{"epoch", "step", <metric>...,
     "seconds"}``) and ``ntk_metrics.csv`` (``<prefix>_metrics.csv`` for another prefix) in
     ``trainer.log_dir`` (``default_root_dir`` without a logger), rewritten atomically by rank 0
     after each measurement. ``callback.spectra`` maps each epoch to its eigenvalues (float64,
-    descending) when ``log_spectrum=True``.
+    descending) when ``log_spectrum=True`` (whole epochs only). Under DDP, step measurements
+    follow the same discipline as epoch measurements: every rank takes part in every one.
 
     Args:
         epochs: epochs to measure at, e.g. ``[0, 1, 3]`` (0 = initialisation, ``e`` = after ``e``
             completed epochs). Default: ``[0, 1]`` (the paper's protocol) unless
             ``every_n_epochs`` is given.
         every_n_epochs: measure at epochs ``0, n, 2n, ...``; exclusive with ``epochs``.
+        every_n_steps: also measure after every ``k``-th optimizer step. Alone (without
+            ``epochs``/``every_n_epochs``) the epoch schedule becomes ``[0]``: the
+            initialisation, then every ``k`` steps.
         probe_size: number of probe samples drawn from the training data (the paper uses 256).
             Ignored when ``probe`` holds tensors.
         probe: ``(x, y)`` tensors used as they are, or a map-style dataset to draw from; default:
@@ -150,7 +169,12 @@ class NTKMetrics(Callback):
         track_evolution: also log the kernel's distance, correlation and relative difference to
             the kernel at epoch 0. If epoch 0 is not scheduled, the initial kernel is still
             computed (not logged) in ``on_train_start`` of a new run, which costs one measurement.
+        kernel_velocity: also log the kernel distance between consecutive measurements
+            (``<prefix>kernel_velocity``); the previous kernel is kept in the callback's state.
         log_spectrum: log the eigenvalue spectrum as a table and keep it in ``callback.spectra``.
+        plot: at the end of training, plot the evolution metrics against epochs (or steps), save
+            the PNG in the log dir and log it to loggers with ``log_image`` (rank 0). Nothing is
+            plotted when no evolution metric or velocity was measured.
         prefix: prefix of every logged key; two instances need different prefixes.
         kernel_kwargs: options for :func:`~lga_lightning.kernel.ntk_jacobian`: ``output``
             (``"sum"``/``"trace"``; ``"full"`` without ``"lga"``), ``params``, ``classifier``,
@@ -171,6 +195,9 @@ class NTKMetrics(Callback):
         >>> trainer = pl.Trainer(max_epochs=3, callbacks=[callback], logger=False,
         ...                      enable_progress_bar=False, enable_model_summary=False)
         >>> # trainer.fit(model, datamodule)  then  callback.history[-1]["lga"]
+        >>> steps = NTKMetrics(every_n_steps=50, kernel_velocity=True)  # + ntk/kernel_velocity
+        >>> steps.epochs, steps.every_n_steps
+        ([0], 50)
         >>> NTKMetrics(epochs=[-1])
         Traceback (most recent call last):
         ...
@@ -181,13 +208,16 @@ class NTKMetrics(Callback):
         self,
         epochs: Sequence[int] | None = None,
         every_n_epochs: int | None = None,
+        every_n_steps: int | None = None,
         probe_size: int = 256,
         probe: tuple[Tensor, Tensor] | Dataset | None = None,
         probe_seed: int = 0,
         batch_unpack: BatchUnpack | None = None,
         metrics: Sequence[str] = SCALAR_METRICS,
         track_evolution: bool = True,
+        kernel_velocity: bool = False,
         log_spectrum: bool = True,
+        plot: bool = True,
         prefix: str = "ntk/",
         kernel_kwargs: Mapping[str, Any] | None = None,
         submodule: str | None = None,
@@ -196,6 +226,11 @@ class NTKMetrics(Callback):
         verbose: bool = False,
     ) -> None:
         super().__init__()
+        self.every_n_steps = (
+            None if every_n_steps is None else _check_int("every_n_steps", every_n_steps, 1)
+        )
+        if every_n_steps is not None and epochs is None and every_n_epochs is None:
+            epochs = [0]
         self.epochs, self.every_n_epochs = _check_schedule(epochs, every_n_epochs)
         self.probe_size = _check_int("probe_size", probe_size, minimum=2)
         self.probe_seed = _check_int("probe_seed", probe_seed, minimum=None)
@@ -210,14 +245,18 @@ class NTKMetrics(Callback):
         self.metrics = _check_metrics(metrics, self.kernel_kwargs.get("output", "sum"))
         for name, flag in (
             ("track_evolution", track_evolution),
+            ("kernel_velocity", kernel_velocity),
             ("log_spectrum", log_spectrum),
+            ("plot", plot),
             ("off_diagonal_lga", off_diagonal_lga),
             ("verbose", verbose),
         ):
             if not isinstance(flag, bool):
                 raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
         self.track_evolution = track_evolution
+        self.kernel_velocity = kernel_velocity
         self.log_spectrum = log_spectrum
+        self.plot = plot
         self.off_diagonal_lga = off_diagonal_lga
         self.verbose = verbose
         if not isinstance(prefix, str):
@@ -237,6 +276,8 @@ class NTKMetrics(Callback):
         self.spectra: dict[int, Tensor] = {}
         self.probe: tuple[Tensor, Tensor] | None = None
         self.initial_kernel: Tensor | None = None
+        self.previous_kernel: Tensor | None = None
+        self.plot_path: str | None = None
         self._loaded_state = False
         self._warned: set[str] = set()
         self._csv_path: str | None = None
@@ -271,8 +312,24 @@ class NTKMetrics(Callback):
 
     @property
     def measured_epochs(self) -> list[int]:
-        """Epochs already in the history."""
-        return [int(row["epoch"]) for row in self.history]
+        """Whole epochs already in the history (step measurements between epochs excluded)."""
+        return [int(row["epoch"]) for row in self.history if _whole(row["epoch"])]
+
+    @property
+    def measured_steps(self) -> list[int]:
+        """Optimizer steps (``trainer.global_step``) at which the history holds a measurement."""
+        return [int(row["step"]) for row in self.history]
+
+    def is_step_scheduled(self, step: int) -> bool:
+        """Whether ``every_n_steps`` asks for a measurement after optimizer step ``step``.
+
+        Example:
+            >>> callback = NTKMetrics(every_n_steps=5)
+            >>> [s for s in range(12) if callback.is_step_scheduled(s)]
+            [5, 10]
+        """
+        n = self.every_n_steps
+        return n is not None and step > 0 and step % n == 0
 
     def state_dict(self) -> dict[str, Any]:
         """Plain tensors, numbers, strings, lists and dicts: loadable with ``weights_only``."""
@@ -282,6 +339,7 @@ class NTKMetrics(Callback):
             "probe_x": None if probe is None else probe[0],
             "probe_y": None if probe is None else probe[1],
             "initial_kernel": self.initial_kernel,
+            "previous_kernel": self.previous_kernel,
             "history": [dict(row) for row in self.history],
             "spectra": dict(self.spectra),
         }
@@ -297,6 +355,7 @@ class NTKMetrics(Callback):
         x, y = state_dict.get("probe_x"), state_dict.get("probe_y")
         self.probe = None if x is None or y is None else (x, y)
         self.initial_kernel = state_dict.get("initial_kernel")
+        self.previous_kernel = state_dict.get("previous_kernel")
         self.history = [dict(row) for row in state_dict.get("history", [])]
         self.spectra = {int(k): v for k, v in state_dict.get("spectra", {}).items()}
         self._loaded_state = True
@@ -367,9 +426,32 @@ class NTKMetrics(Callback):
         if self.is_scheduled(epoch) and epoch not in self.measured_epochs:
             self._measure(trainer, pl_module, epoch, from_epoch_end=True)
 
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Measure after every ``every_n_steps``-th optimizer step.
+
+        Every rank decides alike (the global step and the end of the epoch are the same on every
+        rank), so every rank enters the kernel's collectives together.
+        """
+        step = trainer.global_step
+        if not self.is_step_scheduled(step) or step in self.measured_steps:
+            return
+        last = bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+        if last and self.is_scheduled(trainer.current_epoch + 1):
+            return  # on_train_epoch_end measures these very weights as the epoch
+        self._measure(trainer, pl_module, _fractional_epoch(trainer, batch_idx, last), False)
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Forget that the state came from a checkpoint: a later new run starts afresh."""
+        """Plot the evolution (rank 0); forget that the state came from a checkpoint."""
         self._loaded_state = False
+        if self.plot and trainer.is_global_zero and evolution.has_evolution(self.history):
+            self._plot(trainer)
 
     # ---------------------------------------------------------------------------------------
     # measuring
@@ -379,21 +461,29 @@ class NTKMetrics(Callback):
         self.spectra = {}
         self.probe = None
         self.initial_kernel = None
+        self.previous_kernel = None
+        self.plot_path = None
         self._warned = set()
 
     def _measure(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, from_epoch_end: bool
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        epoch: float,
+        from_epoch_end: bool,
     ) -> None:
         start = time.perf_counter()
         kernel = self._kernel(trainer, pl_module)
         if epoch == 0 and self.initial_kernel is None and self.evolution_metrics:
             self.initial_kernel = kernel.detach().cpu().clone()
         values, spectrum = self._metrics(kernel)
+        if self.kernel_velocity:
+            self.previous_kernel = kernel.detach().cpu().clone()
         seconds = time.perf_counter() - start
         row = {"epoch": epoch, "step": trainer.global_step, **values, "seconds": seconds}
         self.history.append(row)
-        if spectrum is not None:
-            self.spectra[epoch] = spectrum
+        if spectrum is not None and _whole(epoch):
+            self.spectra[int(epoch)] = spectrum
         self._log(trainer, pl_module, row, spectrum, from_epoch_end)
         if trainer.is_global_zero:
             if self._csv_path is not None:
@@ -456,6 +546,11 @@ class NTKMetrics(Callback):
                 initial_kernel=initial,
                 off_diagonal_lga=self.off_diagonal_lga,
             )
+            if self.kernel_velocity:
+                previous = self.previous_kernel
+                values["kernel_velocity"] = (
+                    math.nan if previous is None else kernel_distance(previous.to(kernel), kernel)
+                )
             spectrum = eigenvalues(kernel).flip(0).cpu() if self.log_spectrum else None
         for w in caught:
             if issubclass(w.category, NTKMetricWarning):
@@ -513,7 +608,8 @@ class NTKMetrics(Callback):
     def _define_wandb_axis(self, trainer: pl.Trainer) -> None:
         """Plot this callback's keys against ``<prefix>epoch`` in W&B."""
         axis = f"{self.prefix}epoch"
-        keys = [*self.metrics, *self.evolution_metrics, "seconds"]
+        velocity = ["kernel_velocity"] if self.kernel_velocity else []
+        keys = [*self.metrics, *self.evolution_metrics, *velocity, "seconds"]
         for logger in trainer.loggers:
             if type(logger).__name__ != "WandbLogger":
                 continue
@@ -524,6 +620,19 @@ class NTKMetrics(Callback):
             define(axis)
             for key in dict.fromkeys(keys):
                 define(f"{self.prefix}{key}", step_metric=axis)
+
+    def _plot(self, trainer: pl.Trainer) -> None:
+        """Write the evolution PNG atomically next to the history CSV; log it as an image."""
+        directory = os.path.dirname(self._csv_path or "") or trainer.default_root_dir
+        x = "step" if self.every_n_steps is not None else "epoch"
+        title = f"NTK evolution ({self.prefix.rstrip('/') or 'ntk'}, probe {len(self.probe[1])})"
+        path = evolution.plot_evolution(
+            self.history, os.path.join(directory, _plot_name(self.prefix)), x=x, title=title
+        )
+        self.plot_path = str(path)
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key=f"{self.prefix}evolution", images=[self.plot_path])
 
     # ---------------------------------------------------------------------------------------
     # probe
@@ -739,6 +848,36 @@ def _csv_name(prefix: str) -> str:
     """
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", prefix).strip("_") or "ntk"
     return f"{stem}_metrics.csv"
+
+
+def _plot_name(prefix: str) -> str:
+    """``ntk_evolution.png`` for the default prefix; one file per prefix otherwise.
+
+    Example:
+        >>> _plot_name("ntk/"), _plot_name("ntk_eval/")
+        ('ntk_evolution.png', 'ntk_eval_evolution.png')
+    """
+    return _csv_name(prefix).replace("_metrics.csv", "_evolution.png")
+
+
+def _whole(epoch: float) -> bool:
+    """Whether a history ``epoch`` is a whole number of epochs (not a step measurement's).
+
+    Example:
+        >>> _whole(2), _whole(2.0), _whole(1.5), _whole(float("nan"))
+        (True, True, False, False)
+    """
+    return float(epoch).is_integer()
+
+
+def _fractional_epoch(trainer: pl.Trainer, batch_idx: int, last: bool) -> float:
+    """Epochs completed after batch ``batch_idx``; ``nan`` when the epoch's length is unknown."""
+    if last:
+        return trainer.current_epoch + 1
+    batches = trainer.num_training_batches
+    if not math.isfinite(batches) or batches <= 0:
+        return math.nan
+    return trainer.current_epoch + (batch_idx + 1) / batches
 
 
 def _name(module: nn.Module) -> str:
