@@ -174,6 +174,9 @@ def _save_atomic(figure: Any, path: Path) -> Path:
     os.close(fd)
     try:
         figure.savefig(tmp, format="png")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
