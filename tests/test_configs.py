@@ -18,7 +18,7 @@ import torch
 import yaml
 from nas_201_api import ArchResults, ResultsCount
 
-from recipes import correlate, search, train
+from recipes import correlate, linearize, search, train
 
 CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml"))
 ARCHS = [
@@ -183,6 +183,16 @@ def tiny_config(path: Path, files: Path, tmp: Path) -> dict:
             num_threads=None,
         )
         return cfg
+    if recipe == "lga-linearize":
+        cfg.update(
+            archs=cfg["archs"][:1],
+            epochs=1,
+            limit_train_batches=2,
+            accelerator="cpu",
+            output_dir=str(tmp / "out"),
+            num_threads=None,
+        )
+        return cfg
     trainer = cfg.setdefault("trainer", {})
     trainer.update(accelerator="cpu", devices=1, limit_val_batches=1, enable_progress_bar=False)
     trainer.pop("strategy", None)
@@ -218,9 +228,12 @@ def test_every_config_has_a_header():
 def test_config_parses_as_written(path, capsys):
     recipe = recipe_of(path)
     args = ["--config", str(path), "--print_config"]
-    main = {"lga-train": train.main, "lga-search": search.main, "lga-correlate": correlate.main}[
-        recipe
-    ]
+    main = {
+        "lga-train": train.main,
+        "lga-search": search.main,
+        "lga-correlate": correlate.main,
+        "lga-linearize": linearize.main,
+    }[recipe]
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", *args] if recipe == "lga-train" else args)
     assert exit_info.value.code in (0, None)
@@ -248,6 +261,12 @@ def test_config_runs_tiny(path, files, tmp_path, capsys):
         assert "rank" in out and "best" in out
         if "ground_truth" in yaml.safe_load(path.read_text())["model"]:
             assert result.ground_truth is not None
+    elif recipe == "lga-linearize":
+        records = linearize.run(["--config", str(config)])
+        assert len(records) == 1
+        record = records[0]
+        assert record["advantage"] == pytest.approx(record["acc_nonlinear"] - record["acc_linear"])
+        assert (tmp_path / "out" / "advantage.csv").is_file()
     else:
         rows = correlate.run(["--config", str(config)])
         quantities = {r.quantity for r in rows}

@@ -17,12 +17,17 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from recipes import correlate, search, train
+from recipes import correlate, linearize, search, train
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-RUNNERS = {"lga-train": train.run, "lga-search": search.run, "lga-correlate": correlate.run}
+RUNNERS = {
+    "lga-train": train.run,
+    "lga-search": search.run,
+    "lga-correlate": correlate.run,
+    "lga-linearize": linearize.run,
+}
 
 
 def blocks(language: str) -> list[str]:
