@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -23,10 +24,8 @@ def rss_bytes() -> int:
 def release_memory() -> None:
     """Return freed heap pages to the OS so the next block starts from a low baseline."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
 
 
 @dataclass

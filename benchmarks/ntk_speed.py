@@ -36,7 +36,10 @@ from _measure import measure  # noqa: E402
 from lga_lightning.kernel import empirical_ntk  # noqa: E402
 from lga_lightning.spaces import nb201  # noqa: E402
 
-ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+ARCH = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
 CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10_subset.npz")
 
 
@@ -105,8 +108,11 @@ def warm_up(args: argparse.Namespace) -> None:
 
 def speed_table(args: argparse.Namespace) -> None:
     warm_up(args)
-    print(f"\n== speed: NB201 C={args.C} N={args.N} ({ARCH}), threads={torch.get_num_threads()}")
-    print(f"   data: {'CIFAR-10 subset' if os.path.exists(CIFAR) else 'Gaussian noise (no subset)'}")
+    threads = torch.get_num_threads()
+    print(f"\n== speed: NB201 C={args.C} N={args.N} ({ARCH}), threads={threads}")
+    print(
+        f"   data: {'CIFAR-10 subset' if os.path.exists(CIFAR) else 'Gaussian noise (no subset)'}"
+    )
     header = (
         f"{'mode':<8}{'n':>5}{'official s':>12}{'fast s':>9}{'speed-up':>10}{'floor s':>9}"
         f"{'fast/floor':>11}{'off. MB':>9}{'fast MB':>9}{'max rel diff':>14}"
@@ -144,7 +150,9 @@ def memory_table(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = nb201.build(ARCH, C=args.C, N=args.N)
     width = sum(
-        p.numel() for name, p in model.named_parameters() if "weight" in name and "classifier" not in name
+        p.numel()
+        for name, p in model.named_parameters()
+        if "weight" in name and "classifier" not in name
     )
     for n in args.memory_sizes:
         x = probe_images(n)
