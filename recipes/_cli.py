@@ -181,3 +181,41 @@ class ThreadsMixin:
         if threads:
             torch.set_num_threads(int(threads))
         super().before_instantiate_classes()  # type: ignore[misc]
+
+
+def class_parser(prog: str, cls: type, description: str | None) -> Any:
+    """A jsonargparse parser: ``--config`` and one argument per ``__init__`` parameter of ``cls``.
+
+    Example:
+        >>> class Study:
+        ...     def __init__(self, epochs: int = 1) -> None:
+        ...         self.epochs = epochs
+        >>> class_parser("study", Study, "A study.").parse_args(["--epochs", "3"]).epochs
+        3
+    """
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(
+        prog=prog,
+        description=(description or "").split("\n\n")[0],
+        exit_on_error=False,
+        default_env=False,
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config file")
+    parser.add_class_arguments(cls, None, fail_untyped=True)
+    return parser
+
+
+def run_class(prog: str, parser: Any, cls: Callable[..., Any], args: list[str] | None) -> Any:
+    """Parse ``args`` (``sys.argv[1:]`` when None), build ``cls`` and call its ``run()``.
+
+    User errors are reported in one line (:func:`run_user_errors`).
+    """
+
+    def body() -> Any:
+        cfg = parser.parse_args(list(sys.argv[1:] if args is None else args))
+        init = parser.instantiate(cfg).as_dict()
+        init.pop("config", None)
+        return cls(**init).run()
+
+    return run_user_errors(prog, body)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from jsonargparse import ActionConfigFile, ArgumentParser, lazy_instance
+from jsonargparse import ArgumentParser, lazy_instance
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -58,7 +57,7 @@ from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS, ntk_metr
 from lga_lightning.kernel import empirical_ntk
 from lga_lightning.spaces import NB201Space
 from recipes._baselines import count_flops, count_parameters
-from recipes._cli import run_user_errors
+from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
 from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
 
@@ -543,15 +542,7 @@ def build_parser() -> ArgumentParser:
         >>> build_parser().parse_args(["--first", "3", "--own_epochs", "2"]).first
         3
     """
-    parser = ArgumentParser(
-        prog=PROG,
-        description=(__doc__ or "").split("\n\n")[0],
-        exit_on_error=False,
-        default_env=False,
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config file")
-    parser.add_class_arguments(CorrelationStudy, None, fail_untyped=True)
-    return parser
+    return class_parser(PROG, CorrelationStudy, __doc__)
 
 
 def run(args: Sequence[str] | None = None) -> list[Correlation]:
@@ -560,15 +551,7 @@ def run(args: Sequence[str] | None = None) -> list[Correlation]:
     Returns:
         The correlations (also printed and written to ``output_dir``).
     """
-
-    def body() -> list[Correlation]:
-        parser = build_parser()
-        cfg = parser.parse_args(list(sys.argv[1:] if args is None else args))
-        init = parser.instantiate(cfg).as_dict()
-        init.pop("config", None)
-        return CorrelationStudy(**init).run()
-
-    return run_user_errors(PROG, body)
+    return run_class(PROG, build_parser(), CorrelationStudy, None if args is None else list(args))
 
 
 def main(args: Sequence[str] | None = None) -> None:

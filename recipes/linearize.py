@@ -37,7 +37,6 @@ import hashlib
 import io
 import math
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,7 +44,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse import ActionConfigFile, ArgumentParser, lazy_instance
+from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
@@ -56,7 +55,7 @@ from lga_lightning.data.base import ImageDataModule
 from lga_lightning.linearize import linearize
 from lga_lightning.module import ClassificationModule
 from lga_lightning.spaces import nb201
-from recipes._cli import run_user_errors
+from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, atomic_write_text, read_jsonl
 
 PROG = "lga-linearize"
@@ -366,15 +365,7 @@ def build_parser() -> ArgumentParser:
         >>> build_parser().parse_args(["--epochs", "2", "--C", "8"]).epochs
         2
     """
-    parser = ArgumentParser(
-        prog=PROG,
-        description=(__doc__ or "").split("\n\n")[0],
-        exit_on_error=False,
-        default_env=False,
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config file")
-    parser.add_class_arguments(NonlinearAdvantage, None, fail_untyped=True)
-    return parser
+    return class_parser(PROG, NonlinearAdvantage, __doc__)
 
 
 def run(args: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -383,15 +374,7 @@ def run(args: Sequence[str] | None = None) -> list[dict[str, Any]]:
     Returns:
         One record per architecture (also printed and written to ``output_dir``).
     """
-
-    def body() -> list[dict[str, Any]]:
-        parser = build_parser()
-        cfg = parser.parse_args(list(sys.argv[1:] if args is None else args))
-        init = parser.instantiate(cfg).as_dict()
-        init.pop("config", None)
-        return NonlinearAdvantage(**init).run()
-
-    return run_user_errors(PROG, body)
+    return run_class(PROG, build_parser(), NonlinearAdvantage, None if args is None else list(args))
 
 
 def main(args: Sequence[str] | None = None) -> None:
