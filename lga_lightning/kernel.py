@@ -209,6 +209,8 @@ def ntk_jacobian(
         )
     device = _model_device(model)
     x = inputs.to(device)
+    if x.is_inference():  # made under inference_mode (e.g. cached by a validation hook)
+        x = x.clone()
     with _preserved_state(model, bn_mode), torch.enable_grad():
         if implementation == "per_sample":
             return _per_sample_jacobian(

@@ -329,3 +329,13 @@ def test_inputs_under_no_grad_still_work():
     with torch.no_grad():
         K = empirical_ntk(model, x)
     assert torch.equal(K, expected)
+
+
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+def test_inputs_made_under_inference_mode_are_accepted(implementation):
+    model, x, _ = build("mlp", torch.float64)
+    with torch.inference_mode():
+        cached = x.clone()
+    assert cached.is_inference()
+    K = empirical_ntk(model, cached, implementation=implementation)
+    assert torch.equal(K, empirical_ntk(model, x, implementation=implementation))
