@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["train", "eval"], choices=["train", "eval"])
     parser.add_argument("--C", type=int, default=16)
     parser.add_argument("--N", type=int, default=5)
-    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--chunk-size", type=int, default=32)
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[64, 256, 512])
     parser.add_argument("--memory-chunk", type=int, default=32)
     parser.add_argument("--unchunked-max", type=int, default=256)

@@ -54,7 +54,7 @@ from lga_lightning.benchmarks.base import ArchNotFoundError
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS, ntk_metrics
-from lga_lightning.kernel import empirical_ntk
+from lga_lightning.kernel import DEFAULT_CHUNK_SIZE, empirical_ntk
 from lga_lightning.spaces import NB201Space
 from recipes._baselines import count_flops, count_parameters
 from recipes._cli import class_parser, run_class
@@ -148,7 +148,7 @@ class CorrelationStudy:
         output_dir: str = "results/correlate",
         device: str = "auto",
         implementation: Literal["auto", "loop", "coupled", "per_sample"] = "auto",
-        chunk_size: int | None = None,
+        chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         analyse_only: bool = False,
         plot: bool = True,
         num_threads: int | None = None,
