@@ -9,10 +9,11 @@ epoch is then rank-correlated (Kendall tau-b, Spearman rho) with ground-truth ac
 benchmark (NAS-Bench-201 file or a CSV/JSON table) or from the run's own longer training.
 
 Protocol (DESIGN.md section 2, the paper's official code): default PyTorch initialisation with
-model seed 42; probe of 256 class-balanced training images (data seed 42), or the first 256 test
-images (``probe_split: test``, the paper's after-training probe); 1 epoch of SGD (lr 0.025
-constant, momentum 0.9, weight decay 3e-4), cross-entropy, batch size and augmentation from the
-datamodule (the configs use 1024 and random crop + flip, as the paper).
+model seed 42 (``model_seeds: [42]``); probe of 256 class-balanced training images (data seed
+42), or the first 256 test images (``probe_split: test``, the paper's after-training probe);
+1 epoch of SGD (lr 0.025 constant, momentum 0.9, weight decay 3e-4), cross-entropy, batch size
+and augmentation from the datamodule (the configs use 1024 and random crop + flip, as the
+paper).
 
 Outputs in ``output_dir``:
 
@@ -22,6 +23,12 @@ Outputs in ``output_dir``:
 - ``correlations.csv``: one row per quantity, setting and epoch (see :mod:`recipes._rank`);
 - ``correlations.png``: Kendall tau against the epoch per quantity;
 - the table, printed.
+
+One initialisation gives noisy metrics (Kendall 0.42-0.51 between two seeds on 100 NAS-Bench-201
+cells); with several ``model_seeds`` every architecture is built, trained and measured once per
+seed, and every value (NTK metrics, training loss, validation accuracy) is averaged over the seeds
+before correlating. ``raw.jsonl`` then keeps the means under ``epochs`` and each seed's own values
+under ``per_seed``; the cost is one full measurement per seed.
 
 ``setting`` names the kernel variant: ``n<probe size>-<bn mode>``, e.g. ``n256-train`` (the
 paper's coupled, train-mode BatchNorm kernel) or ``n64-eval`` (decoupled, BN running statistics,
@@ -43,6 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from jsonargparse import ArgumentParser, lazy_instance
@@ -89,7 +97,10 @@ class CorrelationStudy:
         probe_split: where the probe comes from: ``train`` (class-balanced training images, the
             paper at initialisation) or ``test`` (the first test images, the paper after
             training).
-        model_seed: seed of every network's initialisation.
+        model_seeds: seeds of every network's initialisation; with several, each architecture
+            is trained and measured once per seed and every value averaged over the seeds (also
+            the validation accuracy used as ground truth with ``own_epochs``).
+        model_seed: a single seed, the same as ``model_seeds: [model_seed]`` (older configs).
         data_seed: seed of the probe draw, the data order and the augmentation.
         lr: SGD learning rate (constant).
         momentum: SGD momentum.
@@ -132,7 +143,8 @@ class CorrelationStudy:
         probe_sizes: list[int] = [256],  # noqa: B006
         kernel_modes: list[Literal["train", "eval"]] = ["train"],  # noqa: B006
         probe_split: Literal["train", "test"] = "train",
-        model_seed: int = 42,
+        model_seeds: list[int] = [42],  # noqa: B006
+        model_seed: int | None = None,
         data_seed: int = 42,
         lr: float = 0.025,
         momentum: float = 0.9,
@@ -174,6 +186,17 @@ class CorrelationStudy:
                 "choose the ground truth with exactly one of `benchmark` (NAS-Bench-201 file), "
                 "`table` (CSV/JSON) or `own_epochs` (the run's own longer training)."
             )
+        if model_seed is not None:
+            if list(model_seeds) not in ([42], [model_seed]):
+                raise ValueError(
+                    f"pass either `model_seed` ({model_seed}) or `model_seeds` ({model_seeds}), "
+                    "not both; `model_seeds: [<seed>, ...]` holds one or several seeds."
+                )
+            model_seeds = [model_seed]
+        if not model_seeds or len(set(model_seeds)) != len(model_seeds):
+            raise ValueError(
+                f"`model_seeds` must be a non-empty list of distinct integers, got {model_seeds}."
+            )
         if own_epochs is not None and own_epochs < 1:
             raise ValueError(f"`own_epochs` must be >= 1, got {own_epochs}.")
         self.data = data
@@ -184,7 +207,7 @@ class CorrelationStudy:
         self.probe_sizes = sorted(set(probe_sizes))
         self.kernel_modes = list(dict.fromkeys(kernel_modes))
         self.probe_split = probe_split
-        self.model_seed, self.data_seed = model_seed, data_seed
+        self.model_seeds, self.data_seed = [int(seed) for seed in model_seeds], data_seed
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.limit_train_batches = limit_train_batches
         self.benchmark, self.trust_benchmark_file, self.table = (
@@ -222,7 +245,8 @@ class CorrelationStudy:
             "metrics": self.metrics,
             "settings": self.settings,
             "probe_split": self.probe_split,
-            "model_seed": self.model_seed,
+            # a single seed as before, so studies stored with one seed still resume
+            "model_seed": self.model_seeds[0] if len(self.model_seeds) == 1 else self.model_seeds,
             "data_seed": self.data_seed,
             "optimizer": [self.lr, self.momentum, self.weight_decay],
             "limit_train_batches": self.limit_train_batches,
@@ -342,13 +366,37 @@ class CorrelationStudy:
     ) -> dict[str, Any]:
         """Train one architecture with the recipe and measure it at every scheduled epoch.
 
+        With several ``model_seeds``, once per seed; the values are then averaged over the seeds.
+
         Returns:
             The record stored in ``raw.jsonl``: ``arch``, ``params``, ``flops``, ``status`` and
             ``epochs``, mapping each epoch (as a string) to ``{"ntk": {setting: {metric:
-            value}}, "train_loss": ..., "val_acc": ...}``.
+            value}}, "train_loss": ..., "val_acc": ...}``. With several seeds these are the
+            means over the seeds, ``status`` is ``diverged`` when any seed diverged, and
+            ``per_seed`` maps each seed (as a string) to its own ``{"status", "epochs"}``.
         """
+        runs = [self._measure_seed(arch, probes, device, seed) for seed in self.model_seeds]
+        if len(runs) == 1:
+            return runs[0]
+        record = dict(runs[0])
+        record["status"] = "diverged" if any(r["status"] != "ok" for r in runs) else "ok"
+        record["epochs"] = _mean_over_seeds([r["epochs"] for r in runs])
+        record["per_seed"] = {
+            str(seed): {"status": r["status"], "epochs": r["epochs"]}
+            for seed, r in zip(self.model_seeds, runs, strict=True)
+        }
+        return record
+
+    def _measure_seed(
+        self,
+        arch: str,
+        probes: dict[int, tuple[Tensor, Tensor]],
+        device: torch.device,
+        model_seed: int,
+    ) -> dict[str, Any]:
+        """One architecture built with ``model_seed``, trained and measured."""
         data = self.data
-        torch.manual_seed(self.model_seed)
+        torch.manual_seed(model_seed)
         model = self.space.build(
             self.space.decode(arch), num_classes=data.num_classes, in_channels=data.input_shape[0]
         ).to(device)
@@ -515,6 +563,20 @@ def _accuracy(model: nn.Module, loader: Any, device: torch.device) -> float:
         total += len(y)
     model.train(was_training)
     return correct / max(total, 1)
+
+
+def _mean_over_seeds(runs: Sequence[Any]) -> Any:
+    """The element-wise mean of equally nested dicts of numbers (one per seed).
+
+    Example:
+        >>> _mean_over_seeds([{"0": {"lga": 0.25}}, {"0": {"lga": 0.75}}])
+        {'0': {'lga': 0.5}}
+    """
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: _mean_over_seeds([run[key] for run in runs]) for key in first}
+    with np.errstate(invalid="ignore"):  # inf and -inf average to nan
+        return float(np.mean(np.asarray(runs, dtype=np.float64)))
 
 
 def _get(record: dict[str, Any], *path: str) -> float:

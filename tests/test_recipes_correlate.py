@@ -7,6 +7,7 @@ import json
 import math
 import sys
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -166,3 +167,101 @@ def test_flops_counted_by_hand():
     expected = 8 * 8 * 8 * (3 * 9) + 8 * 4 * 4 * (4 * 9) + 5 * 128
     assert count_flops(net, (3, 8, 8)) == expected
     assert net.training and net[1].num_batches_tracked.item() == 0  # left as it was
+
+
+# ---------------------------------------------------------------------------------------------
+# several model seeds
+
+SEEDS = [42, 7]
+SEED_ARGS = ["--model_seeds", json.dumps(SEEDS), "--kernel_modes", "[train]"]
+
+
+@pytest.fixture(scope="module")
+def seeds_study(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("seeds")
+    rows = correlate.run(args_for(tmp_path, extra=SEED_ARGS))
+    return tmp_path, rows
+
+
+def test_seed_means_are_correlated_and_match_the_stored_per_seed_values(seeds_study, study):
+    tmp_path, _ = seeds_study
+    records = {r["arch"]: r for r in raw_records(tmp_path)[1:]}
+    single = {r["arch"]: r for r in raw_records(study[0])[1:]}
+    table = csv_rows(tmp_path)
+    checked = 0
+    for epoch in ("0", "1"):
+        for metric in ("lga", "condition_number", "frobenius_norm", "mean", "trace"):
+            per_seed = {
+                seed: [
+                    records[a]["per_seed"][str(seed)]["epochs"][epoch]["ntk"]["n10-train"][metric]
+                    for a in ARCHS
+                ]
+                for seed in SEEDS
+            }
+            means = [float(np.mean([per_seed[seed][i] for seed in SEEDS])) for i in range(6)]
+            stored = [records[a]["epochs"][epoch]["ntk"]["n10-train"][metric] for a in ARCHS]
+            assert stored == pytest.approx(means, rel=1e-12, nan_ok=True)
+            # seed 42 is the single-seed study's run
+            want = [single[a]["epochs"][epoch]["ntk"]["n10-train"][metric] for a in ARCHS]
+            assert per_seed[42] == pytest.approx(want, rel=1e-6, nan_ok=True)
+            keep = [i for i, v in enumerate(means) if not math.isnan(v)]
+            row = table[(metric, "n10-train", int(epoch))]
+            assert int(row["n"]) == len(keep)
+            if len({means[i] for i in keep}) > 1:
+                x, y = [means[i] for i in keep], [ACCURACY[i] for i in keep]
+                tau = stats.kendalltau(x, y, variant="b").statistic
+                assert float(row["kendall_tau"]) == pytest.approx(tau, abs=1e-12)
+                checked += 1
+        val_acc = [
+            np.mean([records[a]["per_seed"][str(s)]["epochs"][epoch]["val_acc"] for s in SEEDS])
+            for a in ARCHS
+        ]
+        assert [records[a]["epochs"][epoch]["val_acc"] for a in ARCHS] == pytest.approx(val_acc)
+    assert checked >= 6
+
+
+def test_each_seed_is_an_independent_initialisation(seeds_study):
+    from lga_lightning.data import DigitsDataModule
+    from lga_lightning.functional import lga
+
+    record = raw_records(seeds_study[0])[1]
+    x, y = DigitsDataModule(resize=8, channels=3, batch_size=64).probe_batch(10, seed=42)
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        net = nb201.build(record["arch"], C=4, N=1, num_classes=10, in_channels=3)
+        expected = lga(empirical_ntk(net, x, implementation="loop"), y)
+        got = record["per_seed"][str(seed)]["epochs"]["0"]["ntk"]["n10-train"]["lga"]
+        assert got == pytest.approx(expected, rel=1e-4)
+    values = [record["per_seed"][str(s)]["epochs"]["0"]["ntk"]["n10-train"]["lga"] for s in SEEDS]
+    assert values[0] != values[1]
+
+
+def test_seed_study_resumes_and_refuses_other_seeds(seeds_study, tmp_path, capsys):
+    source, _ = seeds_study
+    out = tmp_path / "out"
+    out.mkdir()
+    lines = (source / "out" / "raw.jsonl").read_text().splitlines(keepends=True)
+    (out / "raw.jsonl").write_text("".join(lines[:4]) + lines[4][:40])
+    (tmp_path / "truth.csv").write_text((source / "truth.csv").read_text())
+    correlate.run(args_for(tmp_path, extra=SEED_ARGS))
+    log = capsys.readouterr().out
+    assert log.count("[4/6]") == 1 and "[1/6]" not in log
+    assert csv_rows(tmp_path) == csv_rows(source)
+    for extra in (["--kernel_modes", "[train]"], ["--model_seeds", "[7, 42]"]):
+        with pytest.raises(SystemExit) as exit_info:
+            correlate.run(args_for(tmp_path, extra=extra))
+        assert exit_info.value.code == 2
+        assert "model_seed" in capsys.readouterr().err
+
+
+def test_model_seed_is_one_seed_and_resumes_single_seed_studies(study, tmp_path, capsys):
+    source, _ = study
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "raw.jsonl").write_text((source / "out" / "raw.jsonl").read_text())
+    (tmp_path / "truth.csv").write_text((source / "truth.csv").read_text())
+    correlate.run(args_for(tmp_path, extra=["--model_seed", "42"]))
+    assert "[1/6]" not in capsys.readouterr().out
+    assert csv_rows(tmp_path) == csv_rows(source)
+    with pytest.raises(SystemExit):
+        correlate.run(args_for(tmp_path, extra=["--model_seed", "3", "--model_seeds", "[1, 2]"]))
+    assert "not both" in capsys.readouterr().err
