@@ -116,11 +116,12 @@ class NTKMetrics(Callback):
     train-mode BatchNorm (coupled samples, O(n^2) work), or one batched per-sample-gradient pass
     without it (``kernel_kwargs={"bn_mode": "eval"}``, O(n) work), plus ``n x P`` floats of
     memory for ``J`` (P = number of selected parameters) and, when coupled, the graph of the probe
-    batch's forward. Measured by ``benchmarks/callback_overhead.py`` (NB201 C=8 N=1, 2 CPU
-    threads, 18.9 ms of training per image): coupled probe 64 took 9.8 s (1.0% of an epoch of full
-    CIFAR-10), coupled probe 256 (the paper's setting) 176 s (19%), decoupled probe 256 0.6 s
-    (0.1%). Choose the decoupled kernel or a smaller probe for frequent measurements; the
-    ``seconds`` column of the history says what each measurement took on your hardware.
+    batch's forward. Measured by ``benchmarks/callback_overhead.py --threads 1`` (NB201 C=8 N=1,
+    2-core CPU, 1.58 ms of training per image, so 79 s per epoch of full CIFAR-10): coupled probe 64
+    took 2.4 s (3.0% of that epoch), coupled probe 256 (the paper's setting) 36.7 s (47%),
+    decoupled probe 256 0.7 s (0.9%). Choose the decoupled kernel or a smaller probe for frequent
+    measurements; the ``seconds`` column of the history says what each measurement took on your
+    hardware.
 
     Logged keys (``<prefix>`` defaults to ``ntk/``):
 
