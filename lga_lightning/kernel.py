@@ -442,13 +442,14 @@ def _functional_state(
     """Detached parameters (selected ones marked for autograd) and cloned buffers."""
     wanted = set(selected.names)
     params: dict[str, Tensor] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
+    # One entry per tensor: functional_call ties the other names of a shared weight to it.
+    for name, p in model.named_parameters():
         t = p.detach()
         if channels_last and t.dim() == 4:
             t = t.contiguous(memory_format=torch.channels_last)
         params[name] = t.requires_grad_(True) if autograd and name in wanted else t
     # Cloned so that train-mode BatchNorm updates its copy, never the model's statistics.
-    buffers = {name: b.clone() for name, b in model.named_buffers(remove_duplicate=False)}
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     return params, buffers
 
 

@@ -339,3 +339,32 @@ def test_inputs_made_under_inference_mode_are_accepted(implementation):
     assert cached.is_inference()
     K = empirical_ntk(model, cached, implementation=implementation)
     assert torch.equal(K, empirical_ntk(model, x, implementation=implementation))
+
+
+class TiedMLP(nn.Module):
+    """Two layers sharing one weight tensor (registered under two names)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(4, 4, bias=False)
+        self.second = nn.Linear(4, 4, bias=False)
+        self.second.weight = self.first.weight
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.second(torch.tanh(self.first(x)))))
+
+
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+def test_tied_weights_are_one_parameter_differentiated_through_every_use(implementation):
+    torch.manual_seed(0)
+    model = TiedMLP().double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    assert select_parameters(model).names == ("first.weight",)
+    rows = []
+    for i in range(len(x)):
+        (g,) = torch.autograd.grad(model(x)[i].sum(), model.first.weight)
+        rows.append(g.reshape(-1))  # the gradient summed over both uses of the tensor
+    G = torch.stack(rows)
+    K = empirical_ntk(model, x, implementation=implementation)
+    assert rel_err(K, G @ G.T) <= 1e-12
