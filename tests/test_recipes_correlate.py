@@ -153,6 +153,10 @@ def test_other_settings_refuse_to_mix_with_a_stored_study(study, tmp_path, capsy
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "settings" in err and "output_dir" in err
+    # other images (a datamodule argument) are other settings too
+    with pytest.raises(SystemExit):
+        correlate.run(args_for(tmp_path, extra=["--data.resize", "16"]))
+    assert "differs in ['data']" in capsys.readouterr().err
 
 
 def test_flops_counted_by_hand():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,7 @@ class ImageDataModule(LightningDataModule):
         self.normalize = normalize
         if mean is not None:
             self.mean, self.std = tuple(mean), tuple(std)
+        self._given_stats = (self.mean, self.std)
         self.pin_memory = pin_memory
         self._arrays: ImageArrays | None = None
         self._ready = False
@@ -226,7 +228,32 @@ class ImageDataModule(LightningDataModule):
         return probe_from_dataset(self.probe_set, size, seed, labels=self.probe_set.labels)
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(batch_size={self.batch_size}, val_size={self.val_size}, "
-            f"seed={self.seed}, augment={self.augment}, normalize={self.normalize})"
-        )
+        """Every argument that changes the data, e.g. ``DigitsDataModule(resize=16, ...)``.
+
+        Results stores use it to tell two data configurations apart, so it names every
+        ``__init__`` argument except those that only say where the files are or how fast they
+        load (``root``, ``download``, ``num_workers``, ``pin_memory``); ``mean``/``std`` are the
+        values passed (or the class constants), not statistics computed from the data.
+
+        Example:
+            >>> from lga_lightning.data import DigitsDataModule
+            >>> repr(DigitsDataModule(resize=16, channels=3))  # doctest: +ELLIPSIS
+            'DigitsDataModule(resize=16, channels=3, test_size=0.2, batch_size=256, ...)'
+        """
+        skip = {"self", "root", "download", "num_workers", "pin_memory"}
+        given = dict(zip(("mean", "std"), self._given_stats, strict=True))
+        attrs = vars(self)
+        parts = []
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if name in given:
+                value = given[name]
+            elif name in attrs:
+                value = attrs[name]
+            elif "_" + name in attrs:
+                value = attrs["_" + name]
+            else:
+                continue
+            parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
