@@ -40,7 +40,7 @@ def datamodule() -> DigitsDataModule:
 
 
 def fit(
-    root: Path, strategy, logger: Any = False, space=None, **kwargs
+    root: Path, strategy, logger: Any = False, space=None, data=None, **kwargs
 ) -> tuple[LGASearch, pl.Trainer]:
     search = LGASearch(
         space or NB201Space(C=4, N=1),
@@ -59,7 +59,7 @@ def fit(
         num_sanity_val_steps=0,
         default_root_dir=str(root),
     )
-    trainer.fit(search, datamodule=datamodule())
+    trainer.fit(search, datamodule=data or datamodule())
     return search, trainer
 
 
@@ -196,6 +196,15 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
     fit(tmp_path, RandomSearch(num_candidates=1))
     with pytest.raises(ValueError, match="holds a different search"):
         fit(tmp_path, RandomSearch(num_candidates=1), seed=1)
+
+
+def test_rerun_on_other_data_is_refused(tmp_path):
+    """Candidates trained on other data must not join the stored ones."""
+    fit(tmp_path, RandomSearch(num_candidates=1))
+    other = DigitsDataModule(resize=16, channels=3, batch_size=128)
+    with pytest.raises(ValueError, match="holds a different search.*data:.*resize=16"):
+        fit(tmp_path, RandomSearch(num_candidates=1), data=other)
+    fit(tmp_path, RandomSearch(num_candidates=1))  # the stored settings still resume
 
 
 def wandb_records(run_file: Path) -> list[Any]:

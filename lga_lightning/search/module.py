@@ -593,6 +593,13 @@ class LGASearch(pl.LightningModule):
             "probe_seed": self.probe_seed,
             "kernel_kwargs": {k: _describe(v) for k, v in sorted(self.kernel_kwargs.items())},
             "max_loss": self.max_loss if math.isfinite(self.max_loss) else None,
+            # what candidates train on and how: a rerun with other values must not mix results
+            "data": _describe(getattr(self.trainer, "datamodule", None)),
+            "num_classes": self.num_classes,
+            "build_kwargs": {k: _describe(v) for k, v in sorted(self.build_kwargs.items())},
+            "optimizer": _describe(self.optimizer_factory),
+            "scheduler": _describe(self.scheduler_factory),
+            "grad_clip": self.grad_clip,
         }
 
     def _log_record(self, record: Record, curve: list[float], step0: int) -> None:
