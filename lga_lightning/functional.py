@@ -60,8 +60,9 @@ def lga(kernel: Tensor, labels: Tensor, *, off_diagonal: bool = False) -> float:
         off_diagonal: drop the diagonal entries of both kernels.
 
     Returns:
-        LGA in ``[-1, 1]``; ``nan`` (with a warning) when the labels hold one class or the kernel
-        is constant or non-finite.
+        LGA in ``[-1, 1]``; ``nan`` (with a warning) when the labels hold one class, when
+        ``off_diagonal`` and no two samples share a class, or when the kernel is constant or
+        non-finite.
 
     Example:
         >>> K = torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 2.0]])
@@ -83,6 +84,12 @@ def lga(kernel: Tensor, labels: Tensor, *, off_diagonal: bool = False) -> float:
         )
     if off_diagonal:
         mask = ~torch.eye(K.shape[0], dtype=torch.bool, device=K.device)
+        if y.unique().numel() == y.numel():
+            return _undefined(
+                "off-diagonal LGA is undefined when no two probe samples share a class (every "
+                "off-diagonal label entry is -1); use a probe batch with several samples per "
+                "class, or off_diagonal=False."
+            )
         return _pearson(K[mask], L[mask], "LGA")
     return _pearson(K.reshape(-1), L.reshape(-1), "LGA")
 

@@ -95,6 +95,14 @@ def test_lga_on_a_single_class_probe_is_nan_with_a_warning():
         assert math.isnan(lga(random_psd(4, 0), torch.zeros(4, dtype=torch.long)))
 
 
+def test_off_diagonal_lga_without_a_shared_class_blames_the_labels_not_the_kernel():
+    y = torch.arange(5)  # one sample per class: every off-diagonal label entry is -1
+    with pytest.warns(NTKMetricWarning, match="no two probe samples share a class") as caught:
+        assert math.isnan(lga(random_psd(5, seed=9), y, off_diagonal=True))
+    assert not any("constant kernel" in str(w.message) for w in caught)
+    assert -1.0 <= lga(random_psd(5, seed=9), y) <= 1.0  # with the diagonal it is defined
+
+
 def test_lga_on_a_constant_kernel_is_nan_with_a_warning():
     with pytest.warns(NTKMetricWarning, match="constant kernel"):
         assert math.isnan(lga(torch.full((4, 4), 3.0), torch.tensor([0, 1, 0, 1])))
