@@ -201,12 +201,18 @@ def kernel_correlation(kernel_0: Tensor, kernel_t: Tensor) -> float:
 def relative_kernel_difference(kernel_0: Tensor, kernel_t: Tensor, eps: float = 1e-12) -> float:
     r"""``|| |K_0 - K_t| / (|K_0| + eps) ||_F``, the entrywise relative change.
 
+    ``nan`` (with a warning) when either kernel holds nan or inf.
+
     Example:
         >>> K = torch.tensor([[1.0, 2.0], [2.0, 4.0]])
         >>> round(relative_kernel_difference(K, 1.5 * K), 6)
         1.0
     """
     a, b = _pair(kernel_0, kernel_t)
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return _undefined(
+            "relative kernel difference is undefined for a kernel holding nan or inf."
+        )
     return float(torch.linalg.vector_norm((a - b).abs() / (a.abs() + eps)))
 
 

@@ -170,6 +170,19 @@ def test_evolution_metrics_properties(seed, scale):
     assert relative_kernel_difference(K0, Kt) == pytest.approx(expected_rel, rel=1e-9)
 
 
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+@pytest.mark.parametrize(
+    "metric", [kernel_distance, kernel_correlation, relative_kernel_difference]
+)
+def test_evolution_metrics_of_a_non_finite_kernel_are_nan_with_a_warning(metric, bad):
+    K0 = random_psd(4, seed=10)
+    Kt = K0.clone()
+    Kt[0, 0] = bad
+    for pair in ((K0, Kt), (Kt, K0)):
+        with pytest.warns(NTKMetricWarning, match="nan or inf|non-finite"):
+            assert math.isnan(metric(*pair))
+
+
 def test_kernels_of_different_sizes_cannot_be_compared():
     with pytest.raises(ValueError, match="same probe batch"):
         kernel_distance(torch.eye(3), torch.eye(4))
