@@ -54,6 +54,7 @@ from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.linearize import linearize
 from lga_lightning.module import ClassificationModule
+from lga_lightning.search.module import _describe
 from lga_lightning.spaces import nb201
 from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, atomic_write_text, read_jsonl
@@ -192,7 +193,10 @@ class NonlinearAdvantage:
             "C": self.C,
             "N": self.N,
             "limit_train_batches": self.limit_train_batches,
-            "data": type(self.data).__name__,
+            "data": repr(self.data),
+            "optimizer": _describe(self.optimizer),
+            "probe_size": self.probe_size,
+            "kernel_bn_mode": self.kernel_bn_mode,
         }
 
     def run(self) -> list[dict[str, Any]]:

@@ -107,6 +107,15 @@ def test_reported_advantage_is_the_difference_of_the_reported_accuracies(
         recipe.run([*args, "--epochs", "2"])
     assert exit_info.value.code == 2
     assert "choose another `output_dir`" in capsys.readouterr().err
+    # ... also when what changed is the images, the optimizer or the probe
+    for other in (
+        ["--data.resize", "8"],
+        ["--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.5"],
+        ["--probe_size", "16"],
+    ):
+        with pytest.raises(SystemExit):
+            recipe.run([*args, *other])
+        assert "choose another `output_dir`" in capsys.readouterr().err, other
 
 
 def test_help_and_print_config(

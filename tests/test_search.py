@@ -260,3 +260,15 @@ def test_wandb_offline_holds_table_curves_and_scatter(tmp_path, monkeypatch):
     assert [row[arch] for row in table["data"]] == [r["arch"] for r in search.leaderboard]
     assert any("search/scatter" in k for h in history for k in h)
     assert (tmp_path / "lga_search" / "scatter.png").stat().st_size > 1000
+
+
+def test_store_header_tells_optimizer_settings_apart(tmp_path):
+    """A CLI optimizer is a partial of the optimizer class: its arguments are in the header."""
+    import functools
+
+    from lga_lightning.search.module import _describe
+
+    slow = _describe(functools.partial(torch.optim.SGD, lr=0.01))
+    fast = _describe(functools.partial(torch.optim.SGD, lr=0.5))
+    assert slow == "torch.optim.sgd.SGD(lr=0.01)" and slow != fast
+    assert " at 0x" not in _describe(functools.partial(lambda p, lr: None, lr=0.1))

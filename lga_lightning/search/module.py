@@ -35,6 +35,7 @@ exactly as it would have.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -732,6 +733,12 @@ def _describe(value: Any) -> Any:
     """A stable description for the store header (no memory addresses)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, functools.partial):  # e.g. an optimizer class with its init_args
+        target = next((a for a in reversed(value.args) if isinstance(a, type)), value.func)
+        args = ", ".join(f"{k}={_describe(v)!r}" for k, v in sorted(value.keywords.items()))
+        return f"{_describe(target)}({args})"
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
     text = repr(value)
     if " at 0x" in text:
         name = getattr(value, "__qualname__", type(value).__qualname__)
