@@ -321,6 +321,9 @@ def test_logged_values_match_an_independent_reference(tmp_path: Path, offline_wa
                     json.loads((run_dir / "files" / h[f"{key}/path"]).read_text())
                 )
     assert len(tables["ntk/history"]) == 3 and len(tables["ntk/spectrum"]) == 3
+    # the tables of a measurement are logged at the step of that measurement's scalars
+    table_steps = [h["trainer/global_step"] for h in history if "ntk/spectrum/path" in h]
+    assert table_steps == [scalars[e]["trainer/global_step"] for e in (0, 1, 3)] == [0, 3, 11]
     last = tables["ntk/history"][-1]
     assert [row[last["columns"].index("epoch")] for row in last["data"]] == [0, 1, 3]
     lga = [row[last["columns"].index("lga")] for row in last["data"]]
