@@ -182,3 +182,24 @@ def test_store_drops_torn_line_and_checks_header(tmp_path):
     assert path.read_bytes().endswith(b"}\n")
     with pytest.raises(StoreMismatchError, match="seed: stored 0, now 1"):
         ResultsStore(path).open({"kind": "search", "seed": 1})
+
+
+def test_leaderboard_ranks_survivors_of_more_rungs_first():
+    """A candidate trained further (it survived a rung) outranks a higher score at fewer epochs;
+    failed candidates come last whatever their epoch."""
+    from lga_lightning.search import leaderboard as lb
+
+    records = [
+        {"candidate": 0, "epoch": 1, "status": "ok", "score": 0.9, "arch": "a"},
+        {"candidate": 1, "epoch": 1, "status": "ok", "score": 0.5, "arch": "b"},
+        {"candidate": 1, "epoch": 3, "status": "ok", "score": 0.2, "arch": "b"},
+        {"candidate": 2, "epoch": 3, "status": "diverged", "score": -math.inf, "arch": "c"},
+        {"candidate": 3, "epoch": 1, "status": "ok", "score": 0.9, "arch": "d"},
+    ]
+    rows = lb.build(records)
+    assert [(r["rank"], r["candidate"], r["epoch"]) for r in rows] == [
+        (1, 1, 3),
+        (2, 0, 1),
+        (3, 3, 1),
+        (4, 2, 3),
+    ]
