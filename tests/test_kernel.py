@@ -236,6 +236,17 @@ def test_computing_the_kernel_has_no_side_effects(implementation):
         assert (g_before is None and g_after is None) or torch.equal(g_before, g_after)
 
 
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+def test_random_numbers_drawn_by_dropout_do_not_advance_the_global_rng(implementation):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.Tanh(), nn.Linear(16, 3))
+    x = torch.randn(6, 4)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    empirical_ntk(model, x, implementation=implementation)  # train mode: dropout is active
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_paper_selection_excludes_classifier_biases_and_frozen_weights():
     model = frozen_mlp()
     assert select_parameters(model).names == ("2.weight",)
