@@ -483,7 +483,8 @@ def _logits(out: Any, output_fn: OutputFn | None, n: int) -> Tensor:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise ValueError(
             f"the NTK needs logits of shape (n, C) = ({n}, C), but the model output is {shape}; "
-            "pass `output_fn` to pick or reshape the logits (e.g. `lambda out: out.flatten(1)`)."
+            "pass `output_fn` to pick or reshape the logits "
+            "(e.g. `lambda out: out.reshape(len(out), -1)`)."
         )
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 
 import pytest
 import torch
@@ -326,6 +327,18 @@ def test_dict_without_logits_and_wrong_shapes_are_explained():
         conv, torch.randn(2, 3, 4, 4), params="all", output_fn=lambda out: out.flatten(1)
     )
     assert flat.shape == (2, 2)
+
+
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+def test_a_one_logit_per_sample_output_works_with_the_suggested_output_fn(implementation):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0))  # (n,)
+    x = torch.randn(5, 4)
+    with pytest.raises(ValueError, match=r"model output is \(5,\)") as error:
+        empirical_ntk(model, x, implementation=implementation)
+    hint = re.search(r"`(lambda out: [^`]+)`", str(error.value)).group(1)
+    K = empirical_ntk(model, x, implementation=implementation, output_fn=eval(hint))
+    assert torch.allclose(K, empirical_ntk(model[:3], x), rtol=1e-5, atol=1e-6)
 
 
 def test_inference_mode_is_refused_with_the_hook_to_use():
