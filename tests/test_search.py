@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lga_lightning import empirical_ntk, ntk_metrics
-from lga_lightning.benchmarks import TableGroundTruth
+from lga_lightning.benchmarks import NASBench201, TableGroundTruth
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.search import (
     LGASearch,
@@ -272,3 +272,18 @@ def test_store_header_tells_optimizer_settings_apart(tmp_path):
     fast = _describe(functools.partial(torch.optim.SGD, lr=0.5))
     assert slow == "torch.optim.sgd.SGD(lr=0.01)" and slow != fast
     assert " at 0x" not in _describe(functools.partial(lambda p, lr: None, lr=0.1))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"ground_truth_dataset": "cifar-10"}, {"ground_truth_split": "x-valid"}],
+    ids=["dataset", "split"],
+)
+def test_a_ground_truth_query_that_cannot_be_answered_fails_before_training(tmp_path, query):
+    """Otherwise every candidate's true accuracy is a silent nan after the whole search."""
+    truth = TableGroundTruth.from_records([{"arch": A, "cifar10/ori-test/200": 93.0}])
+    with pytest.raises(LookupError, match="no accuracy column"):
+        fit(tmp_path, Plain(archs=[A]), ground_truth=truth, **query)
+    assert not (tmp_path / "lga_search" / "results.jsonl").exists()
+    with pytest.raises(ValueError, match="dataset"):
+        fit(tmp_path, Plain(archs=[A]), ground_truth=NASBench201(tmp_path / "absent.pth"), **query)

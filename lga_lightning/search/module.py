@@ -54,6 +54,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
+from lga_lightning.benchmarks import NASBench201, NATSBenchTopology
+from lga_lightning.benchmarks.base import normalize_hp, resolve_split
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning, ntk_metrics
 from lga_lightning.kernel import empirical_ntk
 from lga_lightning.probe import default_batch_unpack, probe_from_dataset
@@ -258,6 +260,7 @@ class LGASearch(pl.LightningModule):
         """Open (or resume) the store, replay it into the strategy, start the first jobs."""
         trainer = self.trainer
         self._world, self._rank = trainer.world_size, trainer.global_rank
+        self._check_ground_truth()
         self.results_dir = self.results_dir_arg or os.path.join(
             trainer.default_root_dir, "lga_search"
         )
@@ -674,6 +677,21 @@ class LGASearch(pl.LightningModule):
                 return math.nan
 
         return accuracy
+
+    def _check_ground_truth(self) -> None:
+        """Fail now, not after the search, on a query the ground truth cannot answer.
+
+        A wrong dataset, split or budget would otherwise give every candidate a nan accuracy.
+        """
+        if self.ground_truth is None:
+            return
+        q = self.ground_truth_query
+        find_column = getattr(self.ground_truth, "find_column", None)
+        if callable(find_column):  # a table: the column must exist
+            find_column(q["dataset"], q["split"], q["hp"])
+        elif isinstance(self.ground_truth, (NASBench201, NATSBenchTopology)):
+            resolve_split(q["dataset"], q["split"])
+            normalize_hp(q["hp"])
 
     def _best_known(self) -> float | None:
         try:
