@@ -130,9 +130,21 @@ def probe_from_dataset(
     if n == 0:
         raise ValueError("the dataset is empty: the NTK probe needs at least `probe_size` samples.")
     if labels is None:
-        labels = [int(torch.as_tensor(unpack(dataset[i])[1])) for i in range(n)]
+        labels = [_class_label(unpack(dataset[i])[1]) for i in range(n)]
     idx = class_balanced_indices(labels, size, seed)
     items = [unpack(dataset[i]) for i in idx]
     x = torch.stack([torch.as_tensor(item[0]) for item in items])
-    y = torch.as_tensor([int(torch.as_tensor(item[1])) for item in items], dtype=torch.long)
+    y = torch.as_tensor([_class_label(item[1]) for item in items], dtype=torch.long)
     return x, y
+
+
+def _class_label(label: Any) -> int:
+    """One item's label as an ``int``; one-hot or soft labels get an error naming the fix."""
+    value = torch.as_tensor(label)
+    if value.numel() != 1:
+        raise ValueError(
+            f"the NTK probe needs one integer class label per sample, got a label of shape "
+            f"{tuple(value.shape)} (one-hot or soft labels?); pass `batch_unpack=lambda item: "
+            "(item[0], item[1].argmax())` or another function returning the class index."
+        )
+    return int(value)
