@@ -266,12 +266,13 @@ def test_store_header_tells_optimizer_settings_apart(tmp_path):
     """A CLI optimizer is a partial of the optimizer class: its arguments are in the header."""
     import functools
 
-    from lga_lightning.search.module import _describe
+    from lga_lightning.search.module import _describe, paper_optimizer
 
     slow = _describe(functools.partial(torch.optim.SGD, lr=0.01))
     fast = _describe(functools.partial(torch.optim.SGD, lr=0.5))
     assert slow == "torch.optim.sgd.SGD(lr=0.01)" and slow != fast
     assert " at 0x" not in _describe(functools.partial(lambda p, lr: None, lr=0.1))
+    assert _describe(paper_optimizer) == "lga_lightning.search.module.paper_optimizer"
 
 
 @pytest.mark.parametrize(

@@ -760,7 +760,7 @@ def _describe(value: Any) -> Any:
     text = repr(value)
     if " at 0x" in text:
         name = getattr(value, "__qualname__", type(value).__qualname__)
-        return f"{type(value).__module__}.{name}"
+        return f"{getattr(value, '__module__', type(value).__module__)}.{name}"
     return text
 
 
