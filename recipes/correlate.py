@@ -165,13 +165,19 @@ class CorrelationStudy:
         plot: bool = True,
         num_threads: int | None = None,
     ) -> None:
-        chosen = [name for name, v in (("archs", archs), ("sample", sample), ("first", first)) if v]
+        given = (("archs", archs), ("sample", sample), ("first", first))
+        chosen = [name for name, v in given if v is not None]
         if len(chosen) != 1:
             raise ValueError(
                 "choose the architectures with exactly one of `archs` (a list), `sample` (a "
                 "seeded sample size) or `first` (the first k of the space); "
                 f"got {chosen or 'none'}."
             )
+        for name, count in (("sample", sample), ("first", first)):
+            if count is not None and count < 1:
+                raise ValueError(f"`{name}` must be a positive number of archs, got {count}.")
+        if archs is not None and not archs:
+            raise ValueError("`archs` is an empty list; give at least one arch string.")
         if not epochs or any(e < 0 for e in epochs):
             raise ValueError(f"`epochs` must be non-negative integers, got {epochs}.")
         known = SCALAR_METRICS + EVOLUTION_METRICS
@@ -199,6 +205,12 @@ class CorrelationStudy:
             )
         if own_epochs is not None and own_epochs < 1:
             raise ValueError(f"`own_epochs` must be >= 1, got {own_epochs}.")
+        if own_epochs is not None and own_epochs in epochs:
+            raise ValueError(
+                f"`own_epochs={own_epochs}` is also in `epochs`: the validation-accuracy baseline "
+                "at that epoch would be the ground truth itself; choose `own_epochs` larger than "
+                "every measured epoch."
+            )
         self.data = data
         self.space = space
         self.archs, self.sample, self.first, self.arch_seed = archs, sample, first, arch_seed

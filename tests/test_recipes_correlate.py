@@ -269,3 +269,18 @@ def test_model_seed_is_one_seed_and_resumes_single_seed_studies(study, tmp_path,
     with pytest.raises(SystemExit):
         correlate.run(args_for(tmp_path, extra=["--model_seed", "3", "--model_seeds", "[1, 2]"]))
     assert "not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"sample": 0}, r"`sample` must be a positive number of archs, got 0"),
+        ({"first": -1}, r"`first` must be a positive number"),
+        ({"archs": []}, "empty list"),
+        ({"first": 2, "epochs": [0, 3]}, r"`own_epochs=3` is also in `epochs`"),
+    ],
+)
+def test_study_arguments_that_cannot_give_an_honest_table_are_refused(kwargs, match):
+    args = {"own_epochs": 3, "probe_sizes": [8], "epochs": [0], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        correlate.CorrelationStudy(**args)
