@@ -712,6 +712,13 @@ class NTKMetrics(Callback):
                     f"{len(self.probes[0][1])} samples, not `probe_size={self.probe_size}`, so "
                     "the history stays comparable."
                 )
+            given = self._given_probe
+            if isinstance(given, tuple) and not _same_samples(given, self.probes):
+                self._warn_once(
+                    "NTKMetrics: the `probe` tensors differ from the probe batch in the checkpoint "
+                    "this run resumes from; measuring the checkpoint's, so the history stays "
+                    "comparable. Start a new run to measure the new probe."
+                )
             if len(self.probes) != self.num_probes:
                 self._warn_once(
                     f"NTKMetrics: measuring the checkpoint's {len(self.probes)} probe batch(es), "
@@ -784,6 +791,14 @@ class NTKMetrics(Callback):
 
 # -------------------------------------------------------------------------------------------
 # helpers
+
+
+def _same_samples(given: tuple[Tensor, Tensor], probes: Sequence[tuple[Tensor, Tensor]]) -> bool:
+    """Whether given ``(x, y)`` tensors are the samples of the stored probe batches."""
+    x = torch.cat([xj for xj, _ in probes])
+    y = torch.cat([yj for _, yj in probes])
+    gx, gy = given[0].detach().cpu(), given[1].detach().cpu().long()
+    return gx.shape == x.shape and torch.equal(gy, y) and torch.equal(gx.to(x.dtype), x)
 
 
 def _check_int(name: str, value: Any, minimum: int | None) -> int:

@@ -485,6 +485,37 @@ def test_resume_from_a_mid_run_checkpoint(tmp_path: Path, every: str) -> None:
     assert [int(r["epoch"]) for r in history_csv] == [0, 1, 2, 3, 4]
 
 
+def test_resume_with_other_probe_tensors_keeps_the_checkpoint_probe_and_warns(
+    tmp_path: Path,
+) -> None:
+    loader = DataLoader(dataset(), batch_size=16)
+    x, y = dataset().tensors
+    first = NTKMetrics(every_n_epochs=1, probe=(x[:12], y[:12]), log_spectrum=False)
+    pl.seed_everything(0)
+    trainer(
+        tmp_path / "first",
+        max_epochs=1,
+        callbacks=[first, ModelCheckpoint(tmp_path / "ckpt", filename="last")],
+        enable_checkpointing=True,
+    ).fit(CNN(), loader)
+    path = tmp_path / "ckpt" / "last.ckpt"
+
+    same = NTKMetrics(every_n_epochs=1, probe=(x[:12], y[:12]), log_spectrum=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*differ from the probe batch.*")
+        trainer(tmp_path / "same", max_epochs=2, callbacks=[same]).fit(
+            CNN(), loader, ckpt_path=path
+        )
+
+    other = NTKMetrics(every_n_epochs=1, probe=(x[12:24], y[12:24]), log_spectrum=False)
+    with pytest.warns(UserWarning, match="`probe` tensors differ from the probe batch"):
+        trainer(tmp_path / "other", max_epochs=2, callbacks=[other]).fit(
+            CNN(), loader, ckpt_path=path
+        )
+    assert torch.equal(other.probe[0], x[:12])
+    assert [row["epoch"] for row in other.history] == [0, 1, 2]
+
+
 def test_two_instances_coexist(tmp_path: Path) -> None:
     paper = NTKMetrics(probe_size=12)
     decoupled = NTKMetrics(
