@@ -1093,6 +1093,8 @@ def _known_labels(dataset: Any) -> Sequence[int] | None:
         parent = _known_labels(dataset.dataset)
         return None if parent is None else [int(parent[i]) for i in dataset.indices]
     targets = getattr(dataset, "targets", None)
+    if getattr(dataset, "target_transform", None) is not None:
+        return None  # the items' labels may differ from `targets`: read the items instead
     if isinstance(targets, (list, Tensor, np.ndarray)) and len(targets) == len(dataset):
         return targets
     return None

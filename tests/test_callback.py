@@ -516,6 +516,28 @@ def test_resume_with_other_probe_tensors_keeps_the_checkpoint_probe_and_warns(
     assert [row["epoch"] for row in other.history] == [0, 1, 2]
 
 
+class RelabelledImages(torch.utils.data.Dataset):
+    """A torchvision-style dataset whose ``target_transform`` changes the stored ``targets``."""
+
+    def __init__(self) -> None:
+        self.data = torch.randn(48, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+        self.targets = [i % 4 for i in range(48)]  # four raw classes, 12 each
+        self.target_transform = lambda t: int(t == 3)  # raw 0, 1, 2 -> 0; raw 3 -> 1
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.data[i], self.target_transform(self.targets[i])
+
+
+def test_probe_is_balanced_on_the_labels_the_items_carry(tmp_path: Path) -> None:
+    callback = NTKMetrics(epochs=[0], probe_size=12, log_spectrum=False)
+    data = RelabelledImages()
+    trainer(tmp_path, callbacks=[callback]).fit(CNN(), DataLoader(data, batch_size=16))
+    assert torch.bincount(callback.probe[1]).tolist() == [6, 6]
+
+
 def test_two_instances_coexist(tmp_path: Path) -> None:
     paper = NTKMetrics(probe_size=12)
     decoupled = NTKMetrics(
