@@ -16,11 +16,12 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import torchmetrics
+from _ddp import comparable_loader
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lga_lightning import NTKMetrics
 from lga_lightning.functional import (
@@ -668,14 +669,7 @@ def ddp_run(tmp_path: Path, devices: int) -> dict[int, dict[str, float]]:
         callbacks=[callback],
         logger=CSVLogger(tmp_path),
     )
-    # Lightning trains DDP with DistributedSampler(shuffle=True, seed=0): 2 ranks x batch 8 see
-    # the same samples per step as 1 process x batch 16 with that sampler for one replica.
-    data = dataset()
-    if devices == 1:
-        sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0)
-        loader = DataLoader(data, batch_size=16, sampler=sampler)
-    else:
-        loader = DataLoader(data, batch_size=8)
+    loader = comparable_loader(dataset(), devices)
     fit.fit(MLP(), loader)
     log_dir = tmp_path / "lightning_logs" / "version_0"
     history = read_csv(log_dir / "ntk_metrics.csv")

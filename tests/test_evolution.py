@@ -17,10 +17,11 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
+from _ddp import comparable_loader
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from lga_lightning import NTKMetrics
 from lga_lightning.evolution import kernel_velocities, plot_evolution
@@ -279,14 +280,7 @@ def ddp_history(root: Path, devices: int) -> list[dict[str, float]]:
         callbacks=[callback],
         logger=CSVLogger(root),
     )
-    # 2 ranks x batch 8 see the same samples per step as 1 process x batch 16 with the
-    # DistributedSampler Lightning uses (shuffle=True, seed=0) for one replica.
-    data = dataset()
-    if devices == 1:
-        sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0)
-        loader = DataLoader(data, batch_size=16, sampler=sampler)
-    else:
-        loader = DataLoader(data, batch_size=8)
+    loader = comparable_loader(dataset(), devices)
     fit.fit(Net(batchnorm=False), loader)
     log_dir = root / "lightning_logs" / "version_0"
     assert (log_dir / "ntk_evolution.png").read_bytes()[1:4] == b"PNG"

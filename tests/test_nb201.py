@@ -25,15 +25,6 @@ OUTPUT_UNREACHABLE = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|none~0|n
 INPUT_UNREACHABLE = "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: intra-op threads only add overhead on a shared 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write(ops) -> str:
     """Arch string from 6 ops in edge order, written independently of nb201.format."""
     a, b, c, d, e, f = ops
