@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import re
-import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -24,7 +21,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lga_lightning import _history, evolution
 from lga_lightning._distributed import (
@@ -34,28 +31,13 @@ from lga_lightning._distributed import (
     rank_zero_buffers,
     shard_rows,
 )
-from lga_lightning.functional import (
-    EVOLUTION_METRICS,
-    SCALAR_METRICS,
-    NTKMetricWarning,
-    eigenvalues,
-    kernel_distance,
-    ntk_metrics,
-)
-from lga_lightning.kernel import _BN_MODES, _IMPLEMENTATIONS, _OUTPUTS, ntk_jacobian
-from lga_lightning.probe import BatchUnpack, default_batch_unpack, probe_from_dataset
+from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
+from lga_lightning.kernel import ntk_jacobian
+from lga_lightning.meter import NTKMeter
+from lga_lightning.probe import BatchUnpack, draw_probe, too_small_message
 
-KERNEL_OPTIONS = (
-    "output",
-    "params",
-    "classifier",
-    "bn_mode",
-    "output_fn",
-    "implementation",
-    "chunk_size",
-)
 DEFAULT_EPOCHS = (0, 1)
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 _KERNEL_HINT = (
     "NTKMetrics passes kernel options through `kernel_kwargs`, e.g. "
     "`NTKMetrics(kernel_kwargs={'output_fn': lambda out: out['logits']})`, and differentiates "
@@ -264,8 +246,6 @@ class NTKMetrics(Callback):
                 f"got {type(batch_unpack).__name__}."
             )
         self.batch_unpack = batch_unpack
-        self.kernel_kwargs = _check_kernel_kwargs(kernel_kwargs)
-        self.metrics = _check_metrics(metrics, self.kernel_kwargs.get("output", "sum"))
         for name, flag in (
             ("track_evolution", track_evolution),
             ("kernel_velocity", kernel_velocity),
@@ -276,6 +256,16 @@ class NTKMetrics(Callback):
         ):
             if not isinstance(flag, bool):
                 raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
+        self.meter = NTKMeter(
+            metrics,
+            track_evolution=track_evolution,
+            kernel_velocity=kernel_velocity,
+            spectrum=log_spectrum,
+            off_diagonal_lga=off_diagonal_lga,
+            kernel_kwargs=kernel_kwargs,
+        )
+        self.kernel_kwargs = self.meter.kernel_kwargs
+        self.metrics = self.meter.metrics
         self.track_evolution = track_evolution
         self.kernel_velocity = kernel_velocity
         self.log_spectrum = log_spectrum
@@ -297,9 +287,6 @@ class NTKMetrics(Callback):
 
         self.history: list[dict[str, Any]] = []
         self.spectra: dict[int, Tensor] = {}
-        self.probes: list[tuple[Tensor, Tensor]] = []
-        self.initial_kernels: list[Tensor] = []
-        self.previous_kernels: list[Tensor] = []
         self.plot_path: str | None = None
         self._loaded_state = False
         self._warned: set[str] = set()
@@ -314,6 +301,21 @@ class NTKMetrics(Callback):
         if self._state_key is not None:
             return self._state_key
         return self._generate_state_key(prefix=self.prefix)
+
+    @property
+    def probes(self) -> list[tuple[Tensor, Tensor]]:
+        """The probe batches ``(x, y)`` (one unless ``num_probes > 1``), empty before fit."""
+        return self.meter.probes
+
+    @property
+    def initial_kernels(self) -> list[Tensor]:
+        """Each probe batch's kernel at epoch 0 (when evolution is tracked)."""
+        return self.meter.initial_kernels
+
+    @property
+    def previous_kernels(self) -> list[Tensor]:
+        """Each probe batch's kernel at the previous measurement (with ``kernel_velocity``)."""
+        return self.meter.previous_kernels
 
     @property
     def probe(self) -> tuple[Tensor, Tensor] | None:
@@ -333,9 +335,7 @@ class NTKMetrics(Callback):
     @property
     def evolution_metrics(self) -> tuple[str, ...]:
         """The kernel-evolution metrics this callback computes."""
-        if self.track_evolution:
-            return EVOLUTION_METRICS
-        return tuple(m for m in self.metrics if m in EVOLUTION_METRICS)
+        return self.meter.evolution_metrics
 
     def is_scheduled(self, epoch: int) -> bool:
         """Whether ``epoch`` (completed epochs, 0 = initialisation) is measured.
@@ -372,45 +372,27 @@ class NTKMetrics(Callback):
     def state_dict(self) -> dict[str, Any]:
         """Plain tensors, numbers, strings, lists and dicts: loadable with ``weights_only``.
 
-        The first probe batch and its kernels are under the keys of a single-probe state; with
-        several probe batches, all of them are also under ``probes_x``, ``probes_y``,
-        ``initial_kernels`` and ``previous_kernels`` (lists, one entry per probe batch).
+        ``meter`` holds the probe batches and the kernels kept for evolution
+        (:meth:`NTKMeter.state_dict <lga_lightning.meter.NTKMeter.state_dict>`), ``history`` every
+        measurement and ``spectra`` the eigenvalues per epoch.
         """
-        probe = self.probe
-        state = {
+        return {
             "version": _STATE_VERSION,
-            "probe_x": None if probe is None else probe[0],
-            "probe_y": None if probe is None else probe[1],
-            "initial_kernel": self.initial_kernel,
-            "previous_kernel": self.previous_kernel,
+            "meter": self.meter.state_dict(),
             "history": [dict(row) for row in self.history],
             "spectra": dict(self.spectra),
         }
-        if len(self.probes) > 1:
-            state["probes_x"] = [x for x, _ in self.probes]
-            state["probes_y"] = [y for _, y in self.probes]
-            state["initial_kernels"] = list(self.initial_kernels)
-            state["previous_kernels"] = list(self.previous_kernels)
-        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the probe batch, the initial kernel, the history and the spectra."""
+        """Restore the probe batches, the kept kernels, the history and the spectra."""
         version = state_dict.get("version")
         if version != _STATE_VERSION:
             raise ValueError(
                 f"this NTKMetrics state has version {version!r}; this version of lga-lightning "
-                f"reads version {_STATE_VERSION}."
+                f"reads version {_STATE_VERSION}. Start a new run (or drop the callback's state "
+                "from the checkpoint) to measure from scratch."
             )
-        if state_dict.get("probes_x") is not None:
-            self.probes = list(zip(state_dict["probes_x"], state_dict["probes_y"], strict=True))
-            self.initial_kernels = list(state_dict.get("initial_kernels") or [])
-            self.previous_kernels = list(state_dict.get("previous_kernels") or [])
-        else:
-            x, y = state_dict.get("probe_x"), state_dict.get("probe_y")
-            self.probes = [] if x is None or y is None else [(x, y)]
-            initial, previous = state_dict.get("initial_kernel"), state_dict.get("previous_kernel")
-            self.initial_kernels = [] if initial is None else [initial]
-            self.previous_kernels = [] if previous is None else [previous]
+        self.meter.load_state_dict(state_dict["meter"])
         self.history = [dict(row) for row in state_dict.get("history", [])]
         self.spectra = {int(k): v for k, v in state_dict.get("spectra", {}).items()}
         self._loaded_state = True
@@ -454,15 +436,8 @@ class NTKMetrics(Callback):
         if trainer.is_global_zero:
             self._define_wandb_axis(trainer)
 
-        if (
-            fresh
-            and not self.initial_kernels
-            and self.evolution_metrics
-            and not self.is_scheduled(0)
-        ):
-            self.initial_kernels = [
-                self._kernel(trainer, pl_module, x).detach().cpu().clone() for x, _ in self.probes
-            ]
+        if fresh and self.meter.needs_initial_kernel and not self.is_scheduled(0):
+            self.meter.set_initial(pl_module, self._kernel_fn(trainer))
         if (
             _at_epoch_boundary(trainer)
             and self.is_scheduled(completed)
@@ -516,9 +491,7 @@ class NTKMetrics(Callback):
     def _reset(self) -> None:
         self.history = []
         self.spectra = {}
-        self.probes = []
-        self.initial_kernels = []
-        self.previous_kernels = []
+        self.meter.set_probes([])
         self.plot_path = None
         self._warned = set()
 
@@ -529,17 +502,14 @@ class NTKMetrics(Callback):
         epoch: float,
         from_epoch_end: bool,
     ) -> None:
-        start = time.perf_counter()
-        kernels = [self._kernel(trainer, pl_module, x) for x, _ in self.probes]
-        if epoch == 0 and not self.initial_kernels and self.evolution_metrics:
-            self.initial_kernels = [kernel.detach().cpu().clone() for kernel in kernels]
-        measured = [self._metrics(kernel, j) for j, kernel in enumerate(kernels)]
-        values, spectrum = _mean_and_std([v for v, _ in measured]), measured[0][1]
-        if self.kernel_velocity:
-            self.previous_kernels = [kernel.detach().cpu().clone() for kernel in kernels]
-        seconds = time.perf_counter() - start
-        row = {"epoch": epoch, "step": trainer.global_step, **values, "seconds": seconds}
+        values = self.meter.measure(pl_module, epoch, self._kernel_fn(trainer))
+        for message in self.meter.pop_warnings():
+            self._warn_once(f"NTKMetrics: {message}", NTKMetricWarning)
+        seconds = values.pop("seconds")
+        row = {"epoch": values.pop("epoch"), "step": trainer.global_step, **values}
+        row["seconds"] = seconds
         self.history.append(row)
+        spectrum = self.meter.spectrum
         if spectrum is not None and _whole(epoch):
             self.spectra[int(epoch)] = spectrum
         self._log(trainer, pl_module, row, spectrum, from_epoch_end)
@@ -549,28 +519,30 @@ class NTKMetrics(Callback):
             if self.verbose:
                 rank_zero_info(f"NTKMetrics: {_history.format_row(row)}")
 
-    def _kernel(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, probe_x: Tensor
-    ) -> Tensor:
-        """The full kernel of the probe batch ``probe_x``, identical on every rank."""
-        module = self._target(pl_module)
-        x = trainer.precision_plugin.convert_input(probe_x.to(pl_module.device))
-        n = x.shape[0]
-        world, rank = trainer.world_size, trainer.global_rank
-        sharded = distributed_ready(world)
-        rows = shard_rows(n, world, rank) if sharded else None
-        try:
-            with (
-                rank_zero_buffers(module, world),
-                local_batchnorm(module),
-                torch.enable_grad(),
-            ):
-                jac = ntk_jacobian(module, x, rows=rows, **self.kernel_kwargs)
-        except (ValueError, NotImplementedError) as err:
-            message = f"NTKMetrics could not compute the NTK of {_name(module)}: {err} "
-            message += _KERNEL_HINT
-            raise type(err)(message) from err
-        return gather_kernel(jac, n, world, rank, self.kernel_kwargs.get("output", "sum"))
+    def _kernel_fn(self, trainer: pl.Trainer) -> Callable[[nn.Module, Tensor], Tensor]:
+        """The meter's kernel function: sharded over the ranks, identical on every rank."""
+
+        def kernel(pl_module: nn.Module, probe_x: Tensor) -> Tensor:
+            module = self._target(pl_module)
+            x = trainer.precision_plugin.convert_input(probe_x.to(pl_module.device))
+            n = x.shape[0]
+            world, rank = trainer.world_size, trainer.global_rank
+            sharded = distributed_ready(world)
+            rows = shard_rows(n, world, rank) if sharded else None
+            try:
+                with (
+                    rank_zero_buffers(module, world),
+                    local_batchnorm(module),
+                    torch.enable_grad(),
+                ):
+                    jac = ntk_jacobian(module, x, rows=rows, **self.kernel_kwargs)
+            except (ValueError, NotImplementedError) as err:
+                message = f"NTKMetrics could not compute the NTK of {_name(module)}: {err} "
+                message += _KERNEL_HINT
+                raise type(err)(message) from err
+            return gather_kernel(jac, n, world, rank, self.kernel_kwargs.get("output", "sum"))
+
+        return kernel
 
     def _target(self, pl_module: pl.LightningModule) -> nn.Module:
         if self.submodule is None:
@@ -583,43 +555,6 @@ class NTKMetrics(Callback):
                 f"NTKMetrics(submodule={self.submodule!r}): {_name(pl_module)} has no such "
                 f"submodule; its children are {names}."
             ) from err
-
-    def _metrics(self, kernel: Tensor, index: int) -> tuple[dict[str, float], Tensor | None]:
-        """The metrics of probe batch ``index``'s kernel, and its spectrum (first batch only)."""
-        labels = self.probes[index][1]
-        initial = _item(self.initial_kernels, index)
-        previous = _item(self.previous_kernels, index)
-        names = [m for m in self.metrics if m not in EVOLUTION_METRICS]
-        if self.evolution_metrics:
-            if initial is None:
-                self._warn_once(
-                    "NTKMetrics: the kernel at epoch 0 is unknown (the run resumed from a "
-                    "checkpoint without it), so the kernel-evolution metrics are not logged."
-                )
-            else:
-                names += list(self.evolution_metrics)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            values = ntk_metrics(
-                kernel,
-                labels.to(kernel.device),
-                metrics=names,
-                initial_kernel=None if initial is None else initial.to(kernel.device),
-                off_diagonal_lga=self.off_diagonal_lga,
-            )
-            if self.kernel_velocity:
-                values["kernel_velocity"] = (
-                    math.nan if previous is None else kernel_distance(previous.to(kernel), kernel)
-                )
-            spectrum = None
-            if self.log_spectrum and index == 0:
-                spectrum = eigenvalues(kernel).flip(0).cpu()
-        for w in caught:
-            if issubclass(w.category, NTKMetricWarning):
-                self._warn_once(f"NTKMetrics: {w.message}", NTKMetricWarning)
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return values, spectrum
 
     # ---------------------------------------------------------------------------------------
     # logging
@@ -670,11 +605,7 @@ class NTKMetrics(Callback):
     def _define_wandb_axis(self, trainer: pl.Trainer) -> None:
         """Plot this callback's keys against ``<prefix>epoch`` in W&B."""
         axis = f"{self.prefix}epoch"
-        velocity = ["kernel_velocity"] if self.kernel_velocity else []
-        keys = [*self.metrics, *self.evolution_metrics, *velocity]
-        if len(self.probes) > 1:
-            keys += [f"{key}_std" for key in keys]
-        keys.append("seconds")
+        keys = [*self.meter.keys, "seconds"]
         for logger in trainer.loggers:
             if type(logger).__name__ != "WandbLogger":
                 continue
@@ -725,46 +656,16 @@ class NTKMetrics(Callback):
                     f"not `num_probes={self.num_probes}`, so the history stays comparable."
                 )
             return
-        x, y = self._draw_probe(trainer)
-        if distributed_ready(trainer.world_size):
-            x, y = trainer.strategy.broadcast((x, y), src=0)
-        x, y = x.detach().cpu(), y.detach().cpu().long()
-        # Clones, not views: each probe batch is saved on its own in checkpoints.
-        self.probes = [
-            (xj.clone(), yj.clone())
-            for xj, yj in zip(x.chunk(self.num_probes), y.chunk(self.num_probes), strict=True)
-        ]
-
-    def _draw_probe(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor]:
-        """Every probe sample, ``num_probes * probe_size`` of them, in draw order."""
         given = self._given_probe
-        if isinstance(given, tuple):
-            return given
-        unpack = self.batch_unpack or default_batch_unpack
-        size = self.probe_size * self.num_probes
-        with _isolated_rng(self.probe_seed):
-            if given is not None:
-                return _probe_of(given, size, self.probe_seed, self.batch_unpack)
-            datamodule = getattr(trainer, "datamodule", None)
-            probe_batch = getattr(datamodule, "probe_batch", None)
-            if callable(probe_batch):
-                try:
-                    x, y = unpack(probe_batch(size=size, seed=self.probe_seed))
-                except ValueError as err:
-                    if self.num_probes == 1:
-                        raise
-                    raise ValueError(f"{self._too_small(None)} The datamodule said: {err}") from err
-                x, y = torch.as_tensor(x), torch.as_tensor(y).long()
-                if len(y) != size:
-                    raise ValueError(self._too_small(len(y)))
-                return x, y
-            dataset = _train_dataset(trainer)
-            if self.num_probes > 1 and len(dataset) < size:
-                raise ValueError(self._too_small(len(dataset)))
-            return _probe_of(dataset, size, self.probe_seed, self.batch_unpack)
-
-    def _too_small(self, available: int | None) -> str:
-        return _too_small_message(self.num_probes, self.probe_size, available)
+        source = given if given is not None else getattr(trainer, "datamodule", None)
+        if not callable(getattr(source, "probe_batch", None)) and given is None:
+            source = _train_dataset(trainer)
+        probes = draw_probe(
+            source, self.probe_size, self.probe_seed, self.num_probes, self.batch_unpack
+        )
+        if distributed_ready(trainer.world_size):
+            probes = trainer.strategy.broadcast(probes, src=0)
+        self.meter.set_probes(probes)
 
     # ---------------------------------------------------------------------------------------
     # checks and messages
@@ -834,48 +735,6 @@ def _check_schedule(
     return sorted({int(e) for e in values}), None
 
 
-def _too_small_message(num_probes: int, probe_size: int, available: int | None) -> str:
-    """The error for data too small for ``num_probes`` disjoint probe batches.
-
-    Example:
-        >>> _too_small_message(3, 16, 40)[:72]
-        '`num_probes=3` disjoint probe batches of `probe_size=16` need 3 x 16 = 4'
-    """
-    holds = "" if available is None else f", but the data holds {available}"
-    return (
-        f"`num_probes={num_probes}` disjoint probe batches of `probe_size={probe_size}` need "
-        f"{num_probes} x {probe_size} = {num_probes * probe_size} samples{holds}; lower "
-        "`num_probes` or `probe_size`, or provide more data."
-    )
-
-
-def _mean_and_std(values: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Aggregate the values of the probe batches.
-
-    One probe batch's values are returned as they are; for several, ``<key>`` is the mean and
-    ``<key>_std`` the sample standard deviation (``ddof=1``; ``nan`` when a value is infinite).
-
-    Example:
-        >>> _mean_and_std([{"lga": 0.25}])
-        {'lga': 0.25}
-        >>> _mean_and_std([{"lga": 0.25}, {"lga": 0.75}])
-        {'lga': 0.5, 'lga_std': 0.3535533905932738}
-    """
-    if len(values) == 1:
-        return dict(values[0])
-    out: dict[str, float] = {}
-    for key in values[0]:
-        column = np.asarray([float(v[key]) for v in values], dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            out[key] = float(np.mean(column))
-            out[f"{key}_std"] = float(np.std(column, ddof=1))
-    return out
-
-
-def _item(items: Sequence[Tensor], index: int) -> Tensor | None:
-    return items[index] if index < len(items) else None
-
-
 def _check_probe(
     probe: tuple[Tensor, Tensor] | Dataset | None, probe_size: int, num_probes: int = 1
 ) -> tuple[Tensor, Tensor] | Dataset | None:
@@ -914,7 +773,7 @@ def _check_probe(
         )
     if num_probes > 1 and len(probe) < num_probes * probe_size:
         raise ValueError(
-            f"the `probe` dataset: {_too_small_message(num_probes, probe_size, len(probe))}"
+            f"the `probe` dataset: {too_small_message(num_probes, probe_size, len(probe))}"
         )
     if len(probe) < probe_size:
         raise ValueError(
@@ -922,57 +781,6 @@ def _check_probe(
             f"`probe_size={probe_size}`; lower `probe_size` or pass more samples."
         )
     return probe
-
-
-def _check_kernel_kwargs(kernel_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    if kernel_kwargs is None:
-        return {}
-    if not isinstance(kernel_kwargs, Mapping):
-        raise ValueError(f"`kernel_kwargs` must be a dict, got {type(kernel_kwargs).__name__}.")
-    unknown = sorted(set(kernel_kwargs) - set(KERNEL_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"`kernel_kwargs` got unknown options {unknown}; the kernel accepts "
-            f"{list(KERNEL_OPTIONS)} (the probe batch is set with `probe`/`probe_size`)."
-        )
-    for name, choices in (
-        ("output", _OUTPUTS),
-        ("bn_mode", _BN_MODES),
-        ("implementation", _IMPLEMENTATIONS),
-    ):
-        if name in kernel_kwargs and kernel_kwargs[name] not in choices:
-            raise ValueError(
-                f"`kernel_kwargs['{name}']` can be {', '.join(map(repr, choices))}; "
-                f"got {kernel_kwargs[name]!r}."
-            )
-    output_fn = kernel_kwargs.get("output_fn")
-    if output_fn is not None and not callable(output_fn):
-        raise ValueError(
-            "`kernel_kwargs['output_fn']` must be a function picking the logits out of the model "
-            f"output, got {type(output_fn).__name__}."
-        )
-    chunk = kernel_kwargs.get("chunk_size")
-    if chunk is not None:
-        _check_int("kernel_kwargs['chunk_size']", chunk, minimum=1)
-    return dict(kernel_kwargs)
-
-
-def _check_metrics(metrics: Sequence[str], output: str) -> tuple[str, ...]:
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    known = SCALAR_METRICS + EVOLUTION_METRICS
-    names = tuple(metrics)
-    unknown = [m for m in names if m not in known]
-    if unknown:
-        raise ValueError(f"unknown `metrics` {unknown}; choose from {list(known)}.")
-    if not names:
-        raise ValueError(f"`metrics` is empty; choose from {list(known)}.")
-    if output == "full" and "lga" in names:
-        raise ValueError(
-            "'lga' needs an (n, n) kernel, but kernel_kwargs['output']='full' makes it "
-            "(n*C, n*C); use output 'sum' or 'trace', or drop 'lga' from `metrics`."
-        )
-    return tuple(dict.fromkeys(names))
 
 
 def _check_strategy(trainer: pl.Trainer) -> None:
@@ -1075,41 +883,3 @@ def _flatten_loaders(loaders: Any) -> list[Any]:
     if isinstance(loaders, (list, tuple)):
         return [x for v in loaders for x in _flatten_loaders(v)]
     return [loaders]
-
-
-def _probe_of(
-    dataset: Dataset, size: int, seed: int, batch_unpack: BatchUnpack | None
-) -> tuple[Tensor, Tensor]:
-    labels = _known_labels(dataset) if batch_unpack is None else None
-    return probe_from_dataset(dataset, size, seed, batch_unpack, labels)
-
-
-def _known_labels(dataset: Any) -> Sequence[int] | None:
-    """Labels of every item without reading the items, for the common dataset types."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
-        labels = dataset.tensors[1]
-        return labels if labels.dim() == 1 and not labels.is_floating_point() else None
-    if isinstance(dataset, Subset):
-        parent = _known_labels(dataset.dataset)
-        return None if parent is None else [int(parent[i]) for i in dataset.indices]
-    targets = getattr(dataset, "targets", None)
-    if getattr(dataset, "target_transform", None) is not None:
-        return None  # the items' labels may differ from `targets`: read the items instead
-    if isinstance(targets, (list, Tensor, np.ndarray)) and len(targets) == len(dataset):
-        return targets
-    return None
-
-
-@contextmanager
-def _isolated_rng(seed: int) -> Iterator[None]:
-    """Seed torch, numpy and random inside the block; restore all three afterwards."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)

@@ -6,12 +6,15 @@ search), so that measurements at different epochs, and of different architecture
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset, IterableDataset, Subset, TensorDataset
 
 BatchUnpack = Callable[[Any], tuple[Tensor, Tensor]]
 
@@ -148,3 +151,145 @@ def _class_label(label: Any) -> int:
             "(item[0], item[1].argmax())` or another function returning the class index."
         )
     return int(value)
+
+
+Probes = list[tuple[Tensor, Tensor]]
+"""One or several probe batches ``(x, y)``, on the CPU."""
+
+
+def draw_probe(
+    source: Any,
+    size: int,
+    seed: int = 0,
+    num_probes: int = 1,
+    batch_unpack: BatchUnpack | None = None,
+) -> Probes:
+    """Draw ``num_probes`` disjoint, class-balanced probe batches of ``size`` samples.
+
+    The one way every surface (callback, search, study) picks its probe. The draw runs with the
+    torch, numpy and ``random`` generators seeded by ``seed`` and restored afterwards, so random
+    transforms applied while reading samples neither depend on nor shift the caller's RNG.
+
+    Args:
+        source: ``(x, y)`` tensors used as they are (split into ``num_probes`` equal consecutive
+            parts), an object with ``probe_batch(size=, seed=)`` (the project's datamodules), or
+            a map-style dataset whose items unpack to ``(input, label)``. Labels are the ones the
+            items carry (a ``target_transform`` is honoured).
+        size: samples per probe batch (the paper uses 256). Ignored for ``(x, y)`` tensors.
+        seed: seed of the choice and of random transforms during it.
+        num_probes: number of disjoint probe batches; ``num_probes * size`` samples are drawn in
+            one class-balanced draw and split in draw order.
+        batch_unpack: maps one item (or the datamodule's probe batch) to ``(inputs, labels)``.
+
+    Returns:
+        A list of ``num_probes`` pairs ``(x, y)``: CPU tensors, ``y`` of dtype long.
+
+    Raises:
+        ValueError: when the source holds too few samples, naming the fix.
+
+    Example:
+        >>> data = [(torch.full((2,), float(i)), i % 2) for i in range(12)]
+        >>> probes = draw_probe(data, size=4, seed=0, num_probes=2)
+        >>> [sorted(y.tolist()) for _, y in probes]
+        [[0, 0, 1, 1], [0, 0, 1, 1]]
+    """
+    if isinstance(source, (tuple, list)) and len(source) == 2 and isinstance(source[0], Tensor):
+        x, y = source
+    else:
+        total = size * num_probes
+        with isolated_rng(seed):
+            x, y = _draw(source, total, seed, num_probes, size, batch_unpack)
+        if len(y) != total:
+            raise ValueError(too_small_message(num_probes, size, len(y)))
+    x, y = x.detach().cpu(), torch.as_tensor(y).detach().cpu().long()
+    # Clones, not views: each probe batch is saved on its own in checkpoints.
+    return [
+        (xj.clone(), yj.clone())
+        for xj, yj in zip(x.chunk(num_probes), y.chunk(num_probes), strict=True)
+    ]
+
+
+def _draw(
+    source: Any, total: int, seed: int, num_probes: int, size: int, batch_unpack: BatchUnpack | None
+) -> tuple[Tensor, Tensor]:
+    probe_batch = getattr(source, "probe_batch", None)
+    if callable(probe_batch):
+        unpack = batch_unpack or default_batch_unpack
+        try:
+            x, y = unpack(probe_batch(size=total, seed=seed))
+        except ValueError as err:
+            if num_probes == 1:
+                raise
+            raise ValueError(f"{too_small_message(num_probes, size, None)} ({err})") from err
+        return torch.as_tensor(x), torch.as_tensor(y).long()
+    if isinstance(source, IterableDataset) or not (
+        hasattr(source, "__len__") and hasattr(source, "__getitem__")
+    ):
+        raise ValueError(
+            "the probe is read from a dataset by index, but got "
+            f"{type(source).__name__}, not a map-style dataset; pass `probe=(x, y)` tensors or "
+            "a map-style dataset."
+        )
+    if num_probes > 1 and len(source) < total:
+        raise ValueError(too_small_message(num_probes, size, len(source)))
+    labels = known_labels(source) if batch_unpack is None else None
+    return probe_from_dataset(source, total, seed, batch_unpack, labels)
+
+
+def too_small_message(num_probes: int, probe_size: int, available: int | None) -> str:
+    """The error for data too small for ``num_probes`` disjoint probe batches.
+
+    Example:
+        >>> too_small_message(3, 16, 40)[:72]
+        '`num_probes=3` disjoint probe batches of `probe_size=16` need 3 x 16 = 4'
+    """
+    holds = "" if available is None else f", but the data holds {available}"
+    return (
+        f"`num_probes={num_probes}` disjoint probe batches of `probe_size={probe_size}` need "
+        f"{num_probes} x {probe_size} = {num_probes * probe_size} samples{holds}; lower "
+        "`num_probes` or `probe_size`, or provide more data."
+    )
+
+
+def known_labels(dataset: Dataset) -> Sequence[int] | None:
+    """Labels of every item without reading the items, for the common dataset types.
+
+    ``None`` when they cannot be known so (the items are then read), e.g. when a
+    ``target_transform`` may change the labels the items carry.
+    """
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+        labels = dataset.tensors[1]
+        return labels if labels.dim() == 1 and not labels.is_floating_point() else None
+    if isinstance(dataset, Subset):
+        parent = known_labels(dataset.dataset)
+        return None if parent is None else [int(parent[i]) for i in dataset.indices]
+    targets = getattr(dataset, "targets", None)
+    if getattr(dataset, "target_transform", None) is not None:
+        return None
+    if isinstance(targets, (list, Tensor, np.ndarray)) and len(targets) == len(dataset):
+        return targets
+    return None
+
+
+@contextmanager
+def isolated_rng(seed: int) -> Iterator[None]:
+    """Seed torch, numpy and random inside the block; restore all three afterwards.
+
+    Example:
+        >>> before = torch.rand(1); _ = torch.manual_seed(0); a = torch.rand(1)
+        >>> _ = torch.manual_seed(0)
+        >>> with isolated_rng(5):
+        ...     _ = torch.rand(3)
+        >>> bool(torch.rand(1) == a)
+        True
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)

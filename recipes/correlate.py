@@ -57,8 +57,8 @@ from jsonargparse import ArgumentParser, lazy_instance
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from lga_lightning.benchmarks import NASBench201, TableGroundTruth
-from lga_lightning.benchmarks.base import ArchNotFoundError
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth
+from lga_lightning.ground_truth.base import ArchNotFoundError
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS, ntk_metrics
@@ -108,7 +108,7 @@ class CorrelationStudy:
         limit_train_batches: train on at most this many batches per epoch (quick runs).
         benchmark: NAS-Bench-201 ``.pth`` file (or its folder) giving the ground truth.
         trust_benchmark_file: unpickle the benchmark file fully (only for the official file).
-        table: CSV/JSON ground-truth table (see ``lga_lightning.benchmarks.TableGroundTruth``).
+        table: CSV/JSON ground-truth table (see ``lga_lightning.ground_truth.TableGroundTruth``).
         dataset: benchmark dataset of the ground truth: ``cifar10``, ``cifar100``,
             ``ImageNet16-120``, ``cifar10-valid``.
         split: benchmark split (``None``: the test accuracy the literature reports).

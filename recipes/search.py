@@ -20,7 +20,7 @@ from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
-from lga_lightning.benchmarks import NASBench201, TableGroundTruth
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.search import LGASearch
 from lga_lightning.spaces import NB201Space
 from recipes._cli import ThreadsMixin, run_user_errors

@@ -472,7 +472,7 @@ def test_resume_from_a_mid_run_checkpoint(tmp_path: Path, every: str) -> None:
 
     path = tmp_path / "ckpt" / ("epoch=1.ckpt" if every == "epoch" else "step=6.ckpt")
     state = torch.load(path, weights_only=True)["callbacks"][full.state_key]
-    assert torch.equal(state["probe_x"], full.probe[0])
+    assert torch.equal(state["meter"]["probes_x"][0], full.probe[0])
     assert [row["epoch"] for row in state["history"]] == ([0, 1, 2] if every == "epoch" else [0, 1])
 
     resumed = NTKMetrics(every_n_epochs=1, probe_size=12)

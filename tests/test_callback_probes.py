@@ -152,7 +152,7 @@ def test_resume_measures_the_same_probe_batches(tmp_path: Path) -> None:
     ).fit(CNN(), loader)
 
     path = tmp_path / "ckpt" / "epoch=0.ckpt"
-    state = torch.load(path, weights_only=True)["callbacks"][full.state_key]
+    state = torch.load(path, weights_only=True)["callbacks"][full.state_key]["meter"]
     assert len(state["probes_x"]) == len(state["initial_kernels"]) == 2
     for j, (x, y) in enumerate(full.probes):
         assert torch.equal(state["probes_x"][j], x) and torch.equal(state["probes_y"][j], y)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lga_lightning import empirical_ntk, ntk_metrics
-from lga_lightning.benchmarks import NASBench201, TableGroundTruth
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.search import (
     LGASearch,

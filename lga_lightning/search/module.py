@@ -54,9 +54,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
-from lga_lightning.benchmarks import NASBench201, NATSBenchTopology
-from lga_lightning.benchmarks.base import normalize_hp, resolve_split
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning, ntk_metrics
+from lga_lightning.ground_truth import NASBench201, NATSBenchTopology
+from lga_lightning.ground_truth.base import normalize_hp, resolve_split
 from lga_lightning.kernel import empirical_ntk
 from lga_lightning.probe import default_batch_unpack, probe_from_dataset
 from lga_lightning.search import leaderboard as lb
@@ -128,7 +128,7 @@ class LGASearch(pl.LightningModule):
         results_dir: where the store, leaderboard and plots go; default
             ``<trainer.default_root_dir>/lga_search`` (stable across reruns, unlike
             ``trainer.log_dir``, so that rerunning resumes).
-        ground_truth: a :class:`~lga_lightning.benchmarks.GroundTruth` giving true accuracies.
+        ground_truth: a :class:`~lga_lightning.ground_truth.GroundTruth` giving true accuracies.
         ground_truth_dataset: dataset queried in the ground truth.
         ground_truth_split: split queried (``None``: the benchmark's test accuracy).
         ground_truth_hp: training schedule queried (``"200"`` or ``"12"`` for NAS-Bench-201).
