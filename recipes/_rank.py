@@ -1,8 +1,8 @@
 """Rank correlations of measured quantities with ground-truth accuracy: table, CSV and plot.
 
 Kendall tau-b and Spearman rho come from :mod:`scipy.stats` and are reported with their raw
-sign. :data:`EXPECTED_SIGN` states the sign under which a quantity predicts *higher* accuracy
-(e.g. the condition number is expected to correlate negatively), and ``signed_tau`` multiplies
+sign. :func:`lga_lightning.signals.expected_sign` states the sign under which a quantity predicts
+*higher* accuracy (e.g. the condition number is expected to correlate negatively), and ``signed_tau`` multiplies
 tau by it, so for every quantity a larger ``signed_tau`` is a better predictor.
 """
 
@@ -19,26 +19,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from lga_lightning.signals import expected_sign
 from recipes._files import atomic_write, atomic_write_text
-
-EXPECTED_SIGN: dict[str, int] = {
-    "lga": +1,
-    "condition_number": -1,
-    "frobenius_norm": +1,
-    "mean": +1,
-    "trace": +1,
-    "kernel_distance": 0,
-    "kernel_correlation": 0,
-    "relative_kernel_difference": 0,
-    "params": +1,
-    "flops": +1,
-    "train_loss": -1,
-    "val_acc": +1,
-}
-"""Sign of the correlation with accuracy under which a quantity is a useful predictor:
-``+1`` larger is better (LGA, NTK mean (KNAS), Frobenius norm, trace, parameters, FLOPs,
-validation accuracy), ``-1`` smaller is better (condition number (TE-NAS), training loss),
-``0`` no convention (kernel evolution metrics: read the raw sign)."""
 
 BASELINES: tuple[str, ...] = ("params", "flops", "train_loss", "val_acc")
 """Quantities measured on the same runs as the NTK metrics, to compare them with."""
@@ -118,7 +100,7 @@ def correlation_table(
     rows = []
     for (quantity, setting, epoch), values in columns.items():
         n, tau, tau_p, rho, rho_p = correlate(values, truth)
-        sign = EXPECTED_SIGN.get(quantity, 0)
+        sign = expected_sign(quantity)
         signed = tau * sign if sign else tau
         rows.append(Correlation(quantity, setting, epoch, n, tau, tau_p, rho, rho_p, sign, signed))
     return rows
@@ -153,7 +135,7 @@ def format_table(rows: Sequence[Correlation]) -> str:
         header += [f"epoch {epoch} tau", "rho"]
     lines = [header]
     for (quantity, setting), by_epoch in groups.items():
-        sign = {1: "+", -1: "-", 0: "?"}[EXPECTED_SIGN.get(quantity, 0)]
+        sign = {1: "+", -1: "-", 0: "?"}[expected_sign(quantity)]
         n = max(r.n for r in by_epoch.values())
         line = [quantity, setting, sign, str(n)]
         for epoch in epochs:

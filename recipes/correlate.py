@@ -57,11 +57,11 @@ from jsonargparse import ArgumentParser, lazy_instance
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth
-from lga_lightning.ground_truth.base import ArchNotFoundError
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS, ntk_metrics
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth
+from lga_lightning.ground_truth.base import ArchNotFoundError
 from lga_lightning.kernel import DEFAULT_CHUNK_SIZE, empirical_ntk
 from lga_lightning.spaces import NB201Space
 from recipes._baselines import count_flops, count_parameters

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from lga_lightning import empirical_ntk, ntk_metrics
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.data import DigitsDataModule
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.search import (
     LGASearch,
     Plain,
@@ -266,13 +266,14 @@ def test_store_header_tells_optimizer_settings_apart(tmp_path):
     """A CLI optimizer is a partial of the optimizer class: its arguments are in the header."""
     import functools
 
-    from lga_lightning.search.module import _describe, paper_optimizer
+    from lga_lightning.module import paper_sgd
+    from lga_lightning.search.module import _describe
 
     slow = _describe(functools.partial(torch.optim.SGD, lr=0.01))
     fast = _describe(functools.partial(torch.optim.SGD, lr=0.5))
     assert slow == "torch.optim.sgd.SGD(lr=0.01)" and slow != fast
     assert " at 0x" not in _describe(functools.partial(lambda p, lr: None, lr=0.1))
-    assert _describe(paper_optimizer) == "lga_lightning.search.module.paper_optimizer"
+    assert _describe(paper_sgd) == "lga_lightning.module.paper_sgd"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any
 
-from lga_lightning.search.module import LGASearch, paper_optimizer
+from lga_lightning.search.module import LGASearch
 from lga_lightning.search.ranking import Ranking
 from lga_lightning.search.store import ResultsStore, StoreMismatchError
 from lga_lightning.search.strategies import (
@@ -53,5 +53,4 @@ __all__ = [
     "Strategy",
     "SuccessiveHalving",
     "load_results",
-    "paper_optimizer",
 ]

@@ -54,11 +54,12 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
-from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning, ntk_metrics
+from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.ground_truth import NASBench201, NATSBenchTopology
 from lga_lightning.ground_truth.base import normalize_hp, resolve_split
-from lga_lightning.kernel import empirical_ntk
-from lga_lightning.probe import default_batch_unpack, probe_from_dataset
+from lga_lightning.meter import NTKMeter
+from lga_lightning.module import paper_sgd
+from lga_lightning.probe import default_batch_unpack
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.progress import Progress, summary_line
 from lga_lightning.search.ranking import RECORD_QUANTITIES, Mode, Ranking, Signal
@@ -71,11 +72,6 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
 
 DEFAULT_METRICS = ("lga", "condition_number", "frobenius_norm", "mean", "trace")
-
-
-def paper_optimizer(params: Iterable[nn.Parameter]) -> Optimizer:
-    """The paper's recipe: SGD, lr 0.025 (constant), momentum 0.9, weight decay 3e-4."""
-    return torch.optim.SGD(params, lr=0.025, momentum=0.9, weight_decay=3e-4)
 
 
 @dataclass
@@ -98,6 +94,7 @@ class _Run:
     val_ran: bool = False
     since_record: float = 0.0
     epoch_start: float = 0.0
+    initial: Record | None = None
 
 
 class LGASearch(pl.LightningModule):
@@ -119,7 +116,7 @@ class LGASearch(pl.LightningModule):
         kernel_kwargs: options of :func:`lga_lightning.empirical_ntk` (``output``, ``bn_mode``,
             ``implementation``, ...); the paper's conventions by default.
         optimizer: ``params -> Optimizer``, called for each candidate; default
-            :func:`paper_optimizer`.
+            :func:`~lga_lightning.module.paper_sgd`.
         scheduler: ``optimizer -> LR scheduler``, stepped after each candidate epoch; default
             none (constant learning rate, as in the paper).
         build_kwargs: extra arguments of ``space.build`` (``in_channels`` is taken from the
@@ -217,8 +214,9 @@ class LGASearch(pl.LightningModule):
         self.ranking = Ranking(rank_by, mode, available=(*self.metrics, *RECORD_QUANTITIES))
         self.probe_size = probe_size
         self.probe_seed = probe_seed
-        self.kernel_kwargs = dict(kernel_kwargs or {})
-        self.optimizer_factory = optimizer or paper_optimizer
+        self.meter = NTKMeter(self.metrics, kernel_kwargs=kernel_kwargs)
+        self.kernel_kwargs = self.meter.kernel_kwargs
+        self.optimizer_factory = optimizer or paper_sgd
         self.scheduler_factory = scheduler
         self.build_kwargs = dict(build_kwargs or {})
         self.num_classes = num_classes
@@ -277,7 +275,7 @@ class LGASearch(pl.LightningModule):
         self._stored = {(int(r["candidate"]), int(r["epoch"])): r for r in stored}
         self._reported: set[tuple[int, int]] = set()
         self.records, self.leaderboard, self.summary = [], [], {}
-        self._probe: tuple[Tensor, Tensor] | None = None
+        self.meter.set_probes([])
         self._slots: list[Job | None] = [None] * self._world
         self._run = None
         self.strategy.bind(self.space, self.seed)
@@ -356,6 +354,9 @@ class LGASearch(pl.LightningModule):
         new: list[Record] = []
         run = self._run
         if run is not None:
+            if run.initial is not None:
+                new.append(run.initial)
+                run.initial = None
             run.epoch += 1
             finished = run.diverged or run.epoch >= run.job.epochs
             if run.scheduler is not None and not finished:
@@ -452,6 +453,9 @@ class LGASearch(pl.LightningModule):
         self._load_state(run)
         self._run = run
         self.trainer.strategy.optimizers = [optimizer]
+        if run.epoch == 0 and 0 in job.measure and (job.candidate, 0) not in self._stored:
+            run.epoch_start = time.perf_counter()
+            run.initial = self._measure(run)  # the network at initialisation, before any step
 
     def _begin_epoch(self) -> None:
         run = self._run
@@ -481,11 +485,16 @@ class LGASearch(pl.LightningModule):
         start = time.perf_counter()
         values = dict.fromkeys(self.metrics, math.nan)
         if not run.diverged:
-            x, y = self._probe_batch()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NTKMetricWarning)
-                kernel = empirical_ntk(run.model, x, **self.kernel_kwargs)
-                values = ntk_metrics(kernel, y, metrics=self.metrics)
+            self._ensure_probe()
+            measured = self.meter.measure(run.model, run.epoch)
+            values = {name: measured[name] for name in self.metrics}
+            for message in self.meter.pop_warnings():
+                warnings.warn(
+                    f"LGASearch (first seen at candidate {run.job.candidate}, epoch {run.epoch}): "
+                    f"{message}",
+                    NTKMetricWarning,
+                    stacklevel=2,
+                )
         ntk_seconds = time.perf_counter() - start
         train_loss = float(run.loss_sum / run.count) if run.count else math.nan
         if run.diverged:
@@ -518,16 +527,14 @@ class LGASearch(pl.LightningModule):
         record["_step0"] = run.steps - len(run.curve)
         return record
 
-    def _probe_batch(self) -> tuple[Tensor, Tensor]:
-        if self._probe is None:
-            dm = getattr(self.trainer, "datamodule", None)
-            if dm is not None and hasattr(dm, "probe_batch"):
-                x, y = dm.probe_batch(self.probe_size, self.probe_seed)
-            else:
-                loader = self.trainer.train_dataloader
-                x, y = probe_from_dataset(loader.dataset, self.probe_size, self.probe_seed)
-            self._probe = (x.to(self.device), y.to(self.device))
-        return self._probe
+    def _ensure_probe(self) -> None:
+        """Draw the probe once per search, from the datamodule or the training dataset."""
+        if self.meter.probes:
+            return
+        source = getattr(self.trainer, "datamodule", None)
+        if not callable(getattr(source, "probe_batch", None)):
+            source = self.trainer.train_dataloader.dataset
+        self.meter.draw_probes(source, self.probe_size, self.probe_seed)
 
     # ------------------------------------------------------------------ saved states
     def _state_path(self, candidate: int, epoch: int) -> str:

@@ -12,17 +12,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from lga_lightning.signals import direction
+
 Mode = Literal["max", "min"]
 Signal = str | Callable[[Mapping[str, Any]], float]
 
-DIRECTIONS: dict[str, Mode] = {
-    "lga": "max",
-    "condition_number": "min",
-    "train_loss": "min",
-    "val_acc": "max",
-    "kernel_correlation": "max",
-}
-"""Directions known without asking; other quantities need an explicit ``mode``."""
 
 RECORD_QUANTITIES = ("train_loss", "val_acc", "params")
 """Quantities every record has besides the NTK metrics."""
@@ -35,7 +29,8 @@ class Ranking:
         rank_by: a recorded quantity (an NTK metric name or one of :data:`RECORD_QUANTITIES`), or
             a callable ``record -> float`` combining them (e.g. ``lambda r: r["lga"] -
             0.1 * r["train_loss"]``; a module-level function for the CLI).
-        mode: ``"max"`` (higher is better) or ``"min"``; default from :data:`DIRECTIONS`, and
+        mode: ``"max"`` (higher is better) or ``"min"``; default from the table of signals
+            (:data:`lga_lightning.signals.SIGNALS`), and
             ``"max"`` for a callable.
         available: the quantities records will hold, to check ``rank_by`` early.
 
@@ -63,11 +58,11 @@ class Ranking:
                     "`metrics` if it is an NTK metric, or pass a callable."
                 )
             if mode is None:
-                if rank_by not in DIRECTIONS:
+                mode = direction(rank_by)
+                if mode is None:
                     raise ValueError(
                         f"is a higher {rank_by!r} better or worse? Pass mode='max' or mode='min'."
                     )
-                mode = DIRECTIONS[rank_by]
         elif not callable(rank_by):
             raise ValueError(f"`rank_by` must be a quantity name or a callable, got {rank_by!r}.")
         self.rank_by = rank_by
