@@ -46,28 +46,32 @@ import json
 import math
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from jsonargparse import ArgumentParser, lazy_instance
-from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
 
+from lga_lightning._describe import describe
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
-from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS, ntk_metrics
+from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
 from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.ground_truth.base import ArchNotFoundError
-from lga_lightning.kernel import DEFAULT_CHUNK_SIZE, empirical_ntk
+from lga_lightning.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
+from lga_lightning.meter import NTKMeter
+from lga_lightning.probe import draw_probe
 from lga_lightning.spaces import NB201Space
 from recipes._baselines import count_flops, count_parameters
 from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
 from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
+from recipes._study import TrainAndMeasure
 
 PROG = "lga-correlate"
 RAW_NAME = "raw.jsonl"
@@ -100,11 +104,14 @@ class CorrelationStudy:
         model_seeds: seeds of every network's initialisation; with several, each architecture
             is trained and measured once per seed and every value averaged over the seeds (also
             the validation accuracy used as ground truth with ``own_epochs``).
-        model_seed: a single seed, the same as ``model_seeds: [model_seed]`` (older configs).
         data_seed: seed of the probe draw, the data order and the augmentation.
-        lr: SGD learning rate (constant).
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
+        optimizer: ``params -> Optimizer`` (in YAML a ``class_path`` such as ``torch.optim.SGD``
+            with ``init_args``); default the paper's SGD (lr 0.025 constant, momentum 0.9,
+            weight decay 3e-4).
+        lr_scheduler: ``optimizer -> scheduler`` (``class_path``), stepped once per epoch;
+            default none (constant learning rate, as in the paper).
+        params: the parameters the kernel differentiates: ``paper`` (every weight except the
+            classifier's), ``weights`` (the classifier's too, as TE-NAS) or ``all``.
         limit_train_batches: train on at most this many batches per epoch (quick runs).
         benchmark: NAS-Bench-201 ``.pth`` file (or its folder) giving the ground truth.
         trust_benchmark_file: unpickle the benchmark file fully (only for the official file).
@@ -116,13 +123,15 @@ class CorrelationStudy:
         own_epochs: without ``benchmark``/``table``: train every network this many epochs and
             use its final validation accuracy as the ground truth.
         output_dir: folder of ``raw.jsonl``, ``correlations.csv`` and ``correlations.png``.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
+        accelerator: the Lightning accelerator the networks train and are measured on
+            (``auto``, ``cpu``, ``gpu``...).
         implementation: kernel implementation (``auto``, ``loop``, ``coupled``, ``per_sample``).
         chunk_size: samples per batched per-sample-gradient computation (bounds memory).
         analyse_only: measure nothing; correlate what ``raw.jsonl`` holds.
         plot: write ``correlations.png``.
         num_threads: CPU threads for torch (``torch.set_num_threads``); on a small, busy CPU
-            one thread is often several times faster; default: torch's choice.
+            one thread is often several times faster; default: torch's choice. Part of the
+            resume fingerprint: the thread count changes float rounding, hence the numbers.
 
     Example:
         >>> study = CorrelationStudy(first=2, epochs=[0], own_epochs=1, probe_sizes=[8])
@@ -144,11 +153,10 @@ class CorrelationStudy:
         kernel_modes: list[Literal["train", "eval"]] = ["train"],  # noqa: B006
         probe_split: Literal["train", "test"] = "train",
         model_seeds: list[int] = [42],  # noqa: B006
-        model_seed: int | None = None,
         data_seed: int = 42,
-        lr: float = 0.025,
-        momentum: float = 0.9,
-        weight_decay: float = 3e-4,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        params: Literal["paper", "weights", "all"] = "paper",
         limit_train_batches: int | None = None,
         benchmark: str | None = None,
         trust_benchmark_file: bool = False,
@@ -158,7 +166,7 @@ class CorrelationStudy:
         hp: str = "200",
         own_epochs: int | None = None,
         output_dir: str = "results/correlate",
-        device: str = "auto",
+        accelerator: str = "auto",
         implementation: Literal["auto", "loop", "coupled", "per_sample"] = "auto",
         chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         analyse_only: bool = False,
@@ -192,13 +200,6 @@ class CorrelationStudy:
                 "choose the ground truth with exactly one of `benchmark` (NAS-Bench-201 file), "
                 "`table` (CSV/JSON) or `own_epochs` (the run's own longer training)."
             )
-        if model_seed is not None:
-            if list(model_seeds) not in ([42], [model_seed]):
-                raise ValueError(
-                    f"pass either `model_seed` ({model_seed}) or `model_seeds` ({model_seeds}), "
-                    "not both; `model_seeds: [<seed>, ...]` holds one or several seeds."
-                )
-            model_seeds = [model_seed]
         if not model_seeds or len(set(model_seeds)) != len(model_seeds):
             raise ValueError(
                 f"`model_seeds` must be a non-empty list of distinct integers, got {model_seeds}."
@@ -220,7 +221,8 @@ class CorrelationStudy:
         self.kernel_modes = list(dict.fromkeys(kernel_modes))
         self.probe_split = probe_split
         self.model_seeds, self.data_seed = [int(seed) for seed in model_seeds], data_seed
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
+        self.params: ParamSelection = params
         self.limit_train_batches = limit_train_batches
         self.benchmark, self.trust_benchmark_file, self.table = (
             benchmark,
@@ -230,7 +232,7 @@ class CorrelationStudy:
         self.dataset, self.split, self.hp = dataset, split, hp
         self.own_epochs = own_epochs
         self.output_dir = Path(output_dir)
-        self.device = device
+        self.accelerator = accelerator
         self.implementation = implementation
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
@@ -257,12 +259,14 @@ class CorrelationStudy:
             "metrics": self.metrics,
             "settings": self.settings,
             "probe_split": self.probe_split,
-            # a single seed as before, so studies stored with one seed still resume
-            "model_seed": self.model_seeds[0] if len(self.model_seeds) == 1 else self.model_seeds,
+            "model_seeds": self.model_seeds,
             "data_seed": self.data_seed,
-            "optimizer": [self.lr, self.momentum, self.weight_decay],
+            "optimizer": describe(self.optimizer),
+            "lr_scheduler": describe(self.lr_scheduler),
+            "params": self.params,
             "limit_train_batches": self.limit_train_batches,
             "own_epochs": self.own_epochs,
+            "num_threads": self.num_threads,
         }
 
     def architectures(self) -> list[str]:
@@ -339,15 +343,15 @@ class CorrelationStudy:
         todo = [a for a in archs if a not in records]
         if not todo:
             return
-        device = _device(self.device)
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         self.data.setup("fit")
+        self._check_validation_source()
         probes = {size: self._probe(size) for size in self.probe_sizes}
         done = len(archs) - len(todo)
         for arch in todo:
             start = time.perf_counter()
-            record = self.measure(arch, probes, device)
+            record = self.measure(arch, probes)
             record["seconds"] = time.perf_counter() - start
             append_jsonl(raw_path, record)
             records[arch] = record
@@ -359,9 +363,23 @@ class CorrelationStudy:
                 flush=True,
             )
 
+    def _check_validation_source(self) -> None:
+        """Say once, before measuring, that there is no validation accuracy to record."""
+        if not self.data.val_dataloader():
+            message = (
+                f"{PROG}: the datamodule has no validation data (val_size: 0), so `val_acc` is "
+                "not recorded"
+            )
+            if self.own_epochs:
+                raise ValueError(
+                    f"{message}, but `own_epochs` uses it as the ground truth; set "
+                    "`--data.val_size` above 0 or give a `table`/`benchmark`."
+                )
+            warnings.warn(message + "; set `--data.val_size` above 0 to record it.", stacklevel=2)
+
     def _probe(self, size: int) -> tuple[Tensor, Tensor]:
         if self.probe_split == "train":
-            return self.data.probe_batch(size=size, seed=self.data_seed)
+            return draw_probe(self.data, size, seed=self.data_seed)[0]
         test = self.data.test_set
         if test is None or len(test) < size:
             raise ValueError(
@@ -373,9 +391,25 @@ class CorrelationStudy:
             [torch.as_tensor(y) for _, y in items]
         )
 
-    def measure(
-        self, arch: str, probes: dict[int, tuple[Tensor, Tensor]], device: torch.device
-    ) -> dict[str, Any]:
+    def meters(self, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
+        """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set."""
+        meters = {}
+        for size, probe in probes.items():
+            for mode in self.kernel_modes:
+                meter = NTKMeter(
+                    self.metrics,
+                    kernel_kwargs={
+                        "bn_mode": mode,
+                        "params": self.params,
+                        "implementation": self.implementation,
+                        "chunk_size": self.chunk_size,
+                    },
+                )
+                meter.set_probes([probe])
+                meters[f"n{size}-{mode}"] = meter
+        return meters
+
+    def measure(self, arch: str, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, Any]:
         """Train one architecture with the recipe and measure it at every scheduled epoch.
 
         With several ``model_seeds``, once per seed; the values are then averaged over the seeds.
@@ -387,7 +421,7 @@ class CorrelationStudy:
             means over the seeds, ``status`` is ``diverged`` when any seed diverged, and
             ``per_seed`` maps each seed (as a string) to its own ``{"status", "epochs"}``.
         """
-        runs = [self._measure_seed(arch, probes, device, seed) for seed in self.model_seeds]
+        runs = [self._measure_seed(arch, probes, seed) for seed in self.model_seeds]
         if len(runs) == 1:
             return runs[0]
         record = dict(runs[0])
@@ -400,97 +434,38 @@ class CorrelationStudy:
         return record
 
     def _measure_seed(
-        self,
-        arch: str,
-        probes: dict[int, tuple[Tensor, Tensor]],
-        device: torch.device,
-        model_seed: int,
+        self, arch: str, probes: dict[int, tuple[Tensor, Tensor]], model_seed: int
     ) -> dict[str, Any]:
         """One architecture built with ``model_seed``, trained and measured."""
         data = self.data
         torch.manual_seed(model_seed)
         model = self.space.build(
             self.space.decode(arch), num_classes=data.num_classes, in_channels=data.input_shape[0]
-        ).to(device)
+        )
         record: dict[str, Any] = {
             "kind": "arch",
             "arch": arch,
             "params": count_parameters(model),
             "flops": count_flops(model, data.input_shape),
             "status": "ok",
-            "epochs": {},
         }
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        trainer_kwargs: dict[str, Any] = {"accelerator": self.accelerator}
+        if self.limit_train_batches is not None:
+            trainer_kwargs["limit_train_batches"] = self.limit_train_batches
+        run = TrainAndMeasure(
+            self.meters(probes),
+            epochs=self.epochs,
+            extra_epochs=[self.own_epochs] if self.own_epochs else [],
+            optimizer=self.optimizer,
+            lr_scheduler=self.lr_scheduler,
+            trainer_kwargs=trainer_kwargs,
         )
-        generator = torch.Generator().manual_seed(self.data_seed)
-        loader = DataLoader(
-            data.train_set, batch_size=data.batch_size, shuffle=True, generator=generator
-        )
-        val_loader = data.val_dataloader()
-        torch.manual_seed(self.data_seed)  # random crops and flips
-        wants_initial = any(m in EVOLUTION_METRICS for m in self.metrics)
-        initial: dict[str, Tensor] = {}
-        train_loss = math.nan
-        for epoch in range(self.train_epochs + 1):
-            if epoch > 0:
-                train_loss = self._train_epoch(model, loader, optimizer, device)
-                if not math.isfinite(train_loss):
-                    record["status"] = "diverged"
-            measure_ntk = epoch in self.epochs
-            kernels = {}
-            if measure_ntk or (epoch == 0 and wants_initial):
-                kernels = self._kernels(model, probes, device)
-                if epoch == 0:
-                    initial = {setting: kernel for setting, (kernel, _) in kernels.items()}
-            if measure_ntk or epoch == self.own_epochs:
-                entry: dict[str, Any] = {
-                    "train_loss": train_loss,
-                    "val_acc": _accuracy(model, val_loader, device),
-                }
-                if measure_ntk:
-                    entry["ntk"] = {
-                        setting: ntk_metrics(
-                            kernel, y, metrics=self.metrics, initial_kernel=initial.get(setting)
-                        )
-                        for setting, (kernel, y) in kernels.items()
-                    }
-                record["epochs"][str(epoch)] = entry
+        entries = run.fit(model, data, num_classes=data.num_classes, seed=self.data_seed)
+        losses = [e["train_loss"] for epoch, e in entries.items() if epoch > 0]
+        if any(not math.isfinite(loss) for loss in losses):
+            record["status"] = "diverged"
+        record["epochs"] = {str(epoch): entry for epoch, entry in sorted(entries.items())}
         return record
-
-    def _train_epoch(
-        self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: Any
-    ) -> float:
-        model.train()
-        total, count = 0.0, 0
-        for i, (x, y) in enumerate(loader):
-            if self.limit_train_batches is not None and i >= self.limit_train_batches:
-                break
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(y)
-            count += len(y)
-        return total / max(count, 1)
-
-    def _kernels(
-        self, model: nn.Module, probes: dict[int, tuple[Tensor, Tensor]], device: torch.device
-    ) -> dict[str, tuple[Tensor, Tensor]]:
-        """The kernel of every setting, with the probe labels: ``setting -> (K, y)``."""
-        out = {}
-        for size, (x, y) in probes.items():
-            for mode in self.kernel_modes:
-                kernel = empirical_ntk(
-                    model,
-                    x.to(device),
-                    bn_mode=mode,
-                    implementation=self.implementation,
-                    chunk_size=self.chunk_size,
-                )
-                out[f"n{size}-{mode}"] = (kernel, y.to(device))
-        return out
 
     # ------------------------------------------------------------------ analysis
     def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
@@ -555,26 +530,6 @@ class CorrelationStudy:
             written.append(str(self.output_dir / PNG_NAME))
         print(f"wrote {', '.join(written)}; raw values in {self.output_dir / RAW_NAME}")
         return rows
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, loader: Any, device: torch.device) -> float:
-    if not isinstance(loader, DataLoader):
-        return math.nan
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    for x, y in loader:
-        correct += int((model(x.to(device)).argmax(1) == y.to(device)).sum())
-        total += len(y)
-    model.train(was_training)
-    return correct / max(total, 1)
 
 
 def _mean_over_seeds(runs: Sequence[Any]) -> Any:

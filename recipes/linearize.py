@@ -49,12 +49,12 @@ from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
+from lga_lightning._describe import describe as _describe
 from lga_lightning.callback import NTKMetrics
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.linearize import linearize
 from lga_lightning.module import ClassificationModule
-from lga_lightning.search.module import _describe
 from lga_lightning.spaces import nb201
 from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, atomic_write_text, read_jsonl

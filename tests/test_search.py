@@ -266,8 +266,8 @@ def test_store_header_tells_optimizer_settings_apart(tmp_path):
     """A CLI optimizer is a partial of the optimizer class: its arguments are in the header."""
     import functools
 
+    from lga_lightning._describe import describe as _describe
     from lga_lightning.module import paper_sgd
-    from lga_lightning.search.module import _describe
 
     slow = _describe(functools.partial(torch.optim.SGD, lr=0.01))
     fast = _describe(functools.partial(torch.optim.SGD, lr=0.5))

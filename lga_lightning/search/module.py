@@ -35,7 +35,6 @@ exactly as it would have.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import os
@@ -54,6 +53,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
+from lga_lightning._describe import describe
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.ground_truth import NASBench201, NATSBenchTopology
 from lga_lightning.ground_truth.base import normalize_hp, resolve_split
@@ -594,22 +594,22 @@ class LGASearch(pl.LightningModule):
         return {
             "kind": "search",
             "version": 1,
-            "space": _describe(self.space),
-            "strategy": _describe(self.strategy),
+            "space": describe(self.space),
+            "strategy": describe(self.strategy),
             "seed": self.seed,
             "rank_by": self.ranking.name,
             "mode": self.ranking.mode,
             "metrics": list(self.metrics),
             "probe_size": self.probe_size,
             "probe_seed": self.probe_seed,
-            "kernel_kwargs": {k: _describe(v) for k, v in sorted(self.kernel_kwargs.items())},
+            "kernel_kwargs": {k: describe(v) for k, v in sorted(self.kernel_kwargs.items())},
             "max_loss": self.max_loss if math.isfinite(self.max_loss) else None,
             # what candidates train on and how: a rerun with other values must not mix results
-            "data": _describe(getattr(self.trainer, "datamodule", None)),
+            "data": describe(getattr(self.trainer, "datamodule", None)),
             "num_classes": self.num_classes,
-            "build_kwargs": {k: _describe(v) for k, v in sorted(self.build_kwargs.items())},
-            "optimizer": _describe(self.optimizer_factory),
-            "scheduler": _describe(self.scheduler_factory),
+            "build_kwargs": {k: describe(v) for k, v in sorted(self.build_kwargs.items())},
+            "optimizer": describe(self.optimizer_factory),
+            "scheduler": describe(self.scheduler_factory),
             "grad_clip": self.grad_clip,
         }
 
@@ -752,23 +752,6 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def _describe(value: Any) -> Any:
-    """A stable description for the store header (no memory addresses)."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, functools.partial):  # e.g. an optimizer class with its init_args
-        target = next((a for a in reversed(value.args) if isinstance(a, type)), value.func)
-        args = ", ".join(f"{k}={_describe(v)!r}" for k, v in sorted(value.keywords.items()))
-        return f"{_describe(target)}({args})"
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    text = repr(value)
-    if " at 0x" in text:
-        name = getattr(value, "__qualname__", type(value).__qualname__)
-        return f"{getattr(value, '__module__', type(value).__module__)}.{name}"
-    return text
 
 
 def _plain(value: Any) -> Any:

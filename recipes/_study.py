@@ -1,0 +1,150 @@
+"""Train one network with Lightning and measure it with the shared NTK meter at chosen epochs.
+
+The study's per-architecture work: a :class:`~lga_lightning.module.ClassificationModule` trained
+by a plain ``Trainer`` (the same training as ``lga-train``), with one
+:class:`~lga_lightning.meter.NTKMeter` per kernel setting measuring the network at epoch 0
+(before ``fit``) and after each scheduled epoch (a callback in ``on_train_epoch_end``, after
+that epoch's validation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from lga_lightning.meter import NTKMeter
+from lga_lightning.module import ClassificationModule
+
+
+class _EpochMeasurements(Callback):
+    """Record the meters' values, the epoch's training loss and the validation accuracy."""
+
+    def __init__(self, study: TrainAndMeasure) -> None:
+        self.study = study
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        metrics = trainer.callback_metrics
+        loss = metrics.get("train/loss_epoch", metrics.get("train/loss"))
+        accuracy = metrics.get("val/acc")
+        self.study.record(
+            pl_module.model,
+            epoch,
+            train_loss=math.nan if loss is None else float(loss),
+            val_acc=math.nan if accuracy is None else float(accuracy),
+        )
+
+
+class TrainAndMeasure:
+    """Train ``network`` for ``train_epochs`` and measure it at ``epochs``.
+
+    Args:
+        meters: one meter per kernel setting, probes already set.
+        epochs: epochs to measure the NTK at (0 = initialisation).
+        extra_epochs: epochs at which only the training loss and accuracy are recorded (e.g. the
+            study's own ground truth).
+        optimizer: ``params -> Optimizer``; default the paper's SGD.
+        lr_scheduler: ``optimizer -> scheduler``, stepped once per epoch; default none.
+        trainer_kwargs: extra ``Trainer`` arguments (``accelerator``, ``limit_train_batches``).
+
+    Example:
+        >>> import torch
+        >>> from lga_lightning.data import DigitsDataModule
+        >>> dm = DigitsDataModule(resize=8, batch_size=64); dm.setup("fit")
+        >>> meter = NTKMeter(["lga"]); meter.draw_probes(dm, size=10, seed=0)  # doctest: +ELLIPSIS
+        [...]
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        >>> run = TrainAndMeasure({"n10-train": meter}, epochs=[0, 1],
+        ...                       trainer_kwargs={"limit_train_batches": 2})
+        >>> entries = run.fit(net, dm, num_classes=10)
+        >>> sorted(entries), sorted(entries[1])
+        ([0, 1], ['ntk', 'train_loss', 'val_acc'])
+    """
+
+    def __init__(
+        self,
+        meters: Mapping[str, NTKMeter],
+        epochs: Sequence[int],
+        extra_epochs: Sequence[int] = (),
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        trainer_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.meters = dict(meters)
+        self.epochs = sorted(set(epochs))
+        self.extra_epochs = sorted(set(extra_epochs))
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.trainer_kwargs = dict(trainer_kwargs or {})
+        self.entries: dict[int, dict[str, Any]] = {}
+
+    @property
+    def train_epochs(self) -> int:
+        """Epochs the network trains for."""
+        return max([*self.epochs, *self.extra_epochs, 0])
+
+    def fit(
+        self,
+        network: nn.Module,
+        datamodule: pl.LightningDataModule,
+        num_classes: int,
+        seed: int = 0,
+    ) -> dict[int, dict[str, Any]]:
+        """Measure, train and measure again; ``epoch -> {"ntk", "train_loss", "val_acc"}``.
+
+        ``seed`` seeds the data order and augmentation (``pl.seed_everything``).
+        """
+        self.entries = {}
+        for meter in self.meters.values():
+            meter.reset_kernels()
+        module = ClassificationModule(
+            network,
+            num_classes=num_classes,
+            optimizer=self.optimizer,
+            lr_scheduler=self.lr_scheduler,
+        )
+        trainer = pl.Trainer(
+            **{
+                "accelerator": "auto",
+                "devices": 1,
+                "logger": False,
+                "enable_checkpointing": False,
+                "enable_progress_bar": False,
+                "enable_model_summary": False,
+                "num_sanity_val_steps": 0,
+                **self.trainer_kwargs,
+                "max_epochs": self.train_epochs,
+                "callbacks": [_EpochMeasurements(self)],
+            }
+        )
+        if 0 in self.epochs or any(m.evolution_metrics for m in self.meters.values()):
+            accuracy = math.nan
+            if 0 in self.epochs:
+                results = trainer.validate(module, datamodule=datamodule, verbose=False)
+                accuracy = float(results[0]["val/acc"]) if results else math.nan
+            self.record(network, 0, train_loss=math.nan, val_acc=accuracy)
+        if self.train_epochs > 0:
+            pl.seed_everything(seed, verbose=False)
+            trainer.fit(module, datamodule=datamodule)
+        return self.entries
+
+    def record(self, network: nn.Module, epoch: int, train_loss: float, val_acc: float) -> None:
+        """Measure at ``epoch`` when scheduled and keep the entry."""
+        entry: dict[str, Any] = {"train_loss": train_loss, "val_acc": val_acc}
+        if epoch in self.epochs or epoch == 0:
+            values = {
+                setting: meter.measure(network, epoch) for setting, meter in self.meters.items()
+            }
+            if epoch in self.epochs:
+                entry["ntk"] = {
+                    setting: {k: v for k, v in record.items() if k not in ("epoch", "seconds")}
+                    for setting, record in values.items()
+                }
+        if epoch in self.epochs or epoch in self.extra_epochs:
+            self.entries[epoch] = entry
