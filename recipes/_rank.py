@@ -3,7 +3,8 @@
 Kendall tau-b and Spearman rho come from :mod:`scipy.stats` and are reported with their raw
 sign. :func:`lga_lightning.signals.expected_sign` states the sign under which a quantity
 predicts *higher* accuracy (e.g. the condition number is expected to correlate negatively), and
-``signed_tau`` multiplies tau by it, so for every quantity a larger ``signed_tau`` is a better predictor.
+``signed_tau`` multiplies tau by it, so for every quantity a larger ``signed_tau`` is a better
+predictor.
 """
 
 from __future__ import annotations
