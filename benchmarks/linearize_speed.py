@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lga_lightning.linearize import linearize
+from lga_lightning.linearization import linearize
 
 
 def small_cnn(num_classes: int = 10) -> nn.Module:

@@ -2,7 +2,7 @@
 
 For each architecture (NAS-Bench-201 arch strings, or any network given by ``class_path``), the
 network is built with a fixed seed, linearised around that initialisation ``theta_0``
-(:func:`lga_lightning.linearize.linearize`), and both are trained with the same recipe: the same
+(:func:`lga_lightning.linearization.linearize`), and both are trained with the same recipe: the same
 :class:`~lga_lightning.module.ClassificationModule`, optimizer, data, data order, epochs and seed.
 Then both are evaluated on the test split and the recipe reports
 
@@ -53,7 +53,7 @@ from lga_lightning._describe import describe as _describe
 from lga_lightning.callback import NTKMetrics
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
-from lga_lightning.linearize import linearize
+from lga_lightning.linearization import linearize
 from lga_lightning.module import ClassificationModule
 from lga_lightning.spaces import nb201
 from recipes._cli import class_parser, run_class
@@ -108,7 +108,7 @@ class NonlinearAdvantage:
             (lr 0.025, momentum 0.9, weight decay 3e-4).
         seed: seed of the initialisation, the data order and every random draw.
         mode: how the linearisation treats BatchNorm and dropout (see
-            :func:`~lga_lightning.linearize.linearize`): ``eval`` (fixed at ``theta_0``'s
+            :func:`~lga_lightning.linearization.linearize`): ``eval`` (fixed at ``theta_0``'s
             running statistics, a model linear in its parameters) or ``train``.
         limit_train_batches: batches per epoch (an int) or fraction of them, for quick runs.
         probe_size: probe samples of the non-linear network's NTK (``NTKMetrics``, measured every

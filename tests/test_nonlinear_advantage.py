@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lga_lightning.data import DigitsDataModule
-from lga_lightning.linearize import linearize
+from lga_lightning.linearization import linearize
 from lga_lightning.spaces import nb201
 from recipes import linearize as recipe
 

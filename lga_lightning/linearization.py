@@ -52,7 +52,7 @@ class LinearizedModel(nn.Module):
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from lga_lightning.linearize import linearize
+        >>> from lga_lightning.linearization import linearize
         >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
         >>> lin = linearize(model)
@@ -246,7 +246,7 @@ def linearize(
     Example:
         >>> import torch
         >>> from torch import nn
-        >>> from lga_lightning.linearize import linearize
+        >>> from lga_lightning.linearization import linearize
         >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
         >>> lin = linearize(model)  # BatchNorm frozen at its running statistics
