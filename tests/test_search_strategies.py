@@ -164,7 +164,7 @@ def test_ranking_directions_and_errors():
     combo = Ranking(lambda r: r["lga"] - r["train_loss"])
     assert combo.score({"lga": 1.0, "train_loss": 0.25, "status": "ok"}) == 0.75
     with pytest.raises(ValueError, match="mode='max' or mode='min'"):
-        Ranking("trace")
+        Ranking("kernel_distance")  # no convention: the user says which way is better
     with pytest.raises(ValueError, match="cannot rank by"):
         Ranking("nope", available=("lga",))
 

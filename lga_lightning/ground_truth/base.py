@@ -64,6 +64,10 @@ class GroundTruth(Protocol):
         >>> table = TableGroundTruth.from_records([{"arch": "a", "cifar10": 93.5}])
         >>> isinstance(table, GroundTruth)
         True
+        >>> table.check_query("cifar100")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        LookupError: <records>: no accuracy column for dataset='cifar100', split=None, hp='200'...
     """
 
     def accuracy(
@@ -74,6 +78,15 @@ class GroundTruth(Protocol):
 
     def known_archs(self) -> list[str]:
         """Architecture strings with at least one stored result."""
+        ...
+
+    def check_query(
+        self, dataset: str = "cifar10", split: str | None = None, hp: str = "200"
+    ) -> None:
+        """Raise ``LookupError``/``ValueError``, naming the fix, for a query it cannot answer.
+
+        Called before a search trains anything, so a typo fails at once, not as nan accuracies.
+        """
         ...
 
 

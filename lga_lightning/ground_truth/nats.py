@@ -71,6 +71,13 @@ class NATSBenchTopology:
             )
         return self._api
 
+    def check_query(
+        self, dataset: str = "cifar10", split: str | None = None, hp: str = "200"
+    ) -> None:
+        """Raise ``ValueError`` for a dataset, split or budget the benchmark does not have."""
+        resolve_split(dataset, split)
+        normalize_hp(hp)
+
     def known_archs(self) -> list[str]:
         """All architecture strings of the topology space, in benchmark index order."""
         return [self.api[i] for i in range(len(self.api))]

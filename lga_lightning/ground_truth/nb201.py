@@ -152,6 +152,13 @@ class NASBench201:
     def __len__(self) -> int:
         return len(self.api)
 
+    def check_query(
+        self, dataset: str = "cifar10", split: str | None = None, hp: str = "200"
+    ) -> None:
+        """Raise ``ValueError`` for a dataset, split or budget the benchmark does not have."""
+        resolve_split(dataset, split)
+        normalize_hp(hp)
+
     def known_archs(self) -> list[str]:
         """Architecture strings with stored results, in benchmark index order."""
         api = self.api

@@ -215,6 +215,12 @@ class TableGroundTruth:
             f"hp={hp!r}; tried {candidates}, the table has {self.columns}."
         )
 
+    def check_query(
+        self, dataset: str = "cifar10", split: str | None = None, hp: str | int | None = "200"
+    ) -> None:
+        """Raise ``LookupError`` when no column answers the query (see :meth:`find_column`)."""
+        self.find_column(dataset, split, hp)
+
     def accuracy(
         self,
         arch_str: str,

@@ -41,60 +41,36 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
 from lga_lightning._describe import describe
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
-from lga_lightning.ground_truth import NASBench201, NATSBenchTopology
-from lga_lightning.ground_truth.base import normalize_hp, resolve_split
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import paper_sgd
 from lga_lightning.probe import default_batch_unpack
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.progress import Progress, summary_line
 from lga_lightning.search.ranking import RECORD_QUANTITIES, Mode, Ranking, Signal
+from lga_lightning.search.runner import CandidateRun, StateFiles
+from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.seeding import derive_seed, seed_global
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
 from lga_lightning.search.strategies import Job, RandomSearch, Strategy
+from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.spaces.base import SearchSpace
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
 
 DEFAULT_METRICS = ("lga", "condition_number", "frobenius_norm", "mean", "trace")
-
-
-@dataclass
-class _Run:
-    """The candidate this process trains."""
-
-    job: Job
-    model: nn.Module
-    optimizer: Optimizer
-    scheduler: Any
-    epoch: int = 0
-    steps: int = 0
-    diverged: bool = False
-    last_loss: float = math.nan
-    loss_sum: Tensor | float = 0.0
-    count: int = 0
-    curve: list[Tensor] = field(default_factory=list)
-    val_correct: Tensor | int = 0
-    val_total: int = 0
-    val_ran: bool = False
-    since_record: float = 0.0
-    epoch_start: float = 0.0
-    initial: Record | None = None
 
 
 class LGASearch(pl.LightningModule):
@@ -235,12 +211,10 @@ class LGASearch(pl.LightningModule):
         self.automatic_optimization = False
         # DDP needs one trainable parameter to wrap; candidates are trained outside it.
         self._ddp_anchor = nn.Parameter(torch.zeros(()))
-        self.records: list[Record] = []
         self.leaderboard: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
         self.results_dir: str | None = None
-        self._run: _Run | None = None
-        self._store: ResultsStore | None = None
+        self._run: CandidateRun | None = None
         self._progress: Progress | None = None
 
     # ------------------------------------------------------------------ Lightning hooks
@@ -258,11 +232,18 @@ class LGASearch(pl.LightningModule):
         """Open (or resume) the store, replay it into the strategy, start the first jobs."""
         trainer = self.trainer
         self._world, self._rank = trainer.world_size, trainer.global_rank
-        self._check_ground_truth()
+        check_ground_truth(self.ground_truth, self.ground_truth_query)
         self.results_dir = self.results_dir_arg or os.path.join(
             trainer.default_root_dir, "lga_search"
         )
-        self._states_dir = os.path.join(self.results_dir, "states")
+        self._states = StateFiles(os.path.join(self.results_dir, "states"))
+        self._writer = ResultsWriter(
+            self.results_dir,
+            self.metrics,
+            self.ranking.name,
+            self.ground_truth,
+            self.ground_truth_query,
+        )
         store_path = os.path.join(self.results_dir, STORE_NAME)
         header = self._header()
         stored_header, stored = ResultsStore(store_path).read() if self._rank == 0 else (None, [])
@@ -270,15 +251,11 @@ class LGASearch(pl.LightningModule):
         if stored_header is not None:
             check_header(stored_header, header, store_path)
         if self._rank == 0:
-            self._store = ResultsStore(store_path)
-            self._store.open(header)
-        self._stored = {(int(r["candidate"]), int(r["epoch"])): r for r in stored}
-        self._reported: set[tuple[int, int]] = set()
-        self.records, self.leaderboard, self.summary = [], [], {}
+            self._writer.open(store_path, header)
+        self.scheduler = Scheduler(self.strategy, self.space, self.seed, self._world, stored)
+        self.leaderboard, self.summary = [], {}
         self.meter.set_probes([])
-        self._slots: list[Job | None] = [None] * self._world
         self._run = None
-        self.strategy.bind(self.space, self.seed)
         self._warn_epoch_limit()
         self._schedule()
         if self._rank == 0 and self.progress:
@@ -361,11 +338,11 @@ class LGASearch(pl.LightningModule):
             finished = run.diverged or run.epoch >= run.job.epochs
             if run.scheduler is not None and not finished:
                 run.scheduler.step()
-            key = (run.job.candidate, run.epoch)
-            if run.diverged or (run.epoch in run.job.measure and key not in self._stored):
+            stored = self.scheduler.is_stored(run.job.candidate, run.epoch)
+            if run.diverged or (run.epoch in run.job.measure and not stored):
                 record = self._measure(run)
                 if finished and run.job.keep_state and not run.diverged:
-                    self._save_state(run)
+                    self._states.save(run)
                 new.append(record)
             if finished:
                 self._run = None
@@ -373,15 +350,14 @@ class LGASearch(pl.LightningModule):
         for record in self._gather(new):
             curve = record.pop("_curve", [])
             step0 = record.pop("_step0", 0)
-            if self._store is not None:
-                self._store.append(record)
-            self._stored[(int(record["candidate"]), int(record["epoch"]))] = record
-            job = self._slots[int(record["process"])]
-            ends = record["status"] == "diverged" or int(record["epoch"]) >= job.epochs
-            if job.candidate == int(record["candidate"]) and ends:
-                self._slots[int(record["process"])] = None
-            self._accept(record, replayed=False)
-            self._log_record(record, curve, step0)
+            if self._rank == 0:
+                self._writer.append(record)
+            self.scheduler.add(record)
+            self._report_progress(self.scheduler.records[-1])
+            if self._rank == 0 and self.trainer.loggers:
+                self._writer.log_record(
+                    self.trainer.loggers, record, curve, step0, self.scheduler.records
+                )
         self._schedule()
 
     def on_fit_end(self) -> None:
@@ -395,46 +371,22 @@ class LGASearch(pl.LightningModule):
         self._finish()
 
     # ------------------------------------------------------------------ scheduling
+    @property
+    def records(self) -> list[Record]:
+        """Every measurement record, in report order (stored ones replayed first)."""
+        scheduler = getattr(self, "scheduler", None)
+        return scheduler.records if scheduler is not None else []
+
     def _schedule(self) -> None:
-        """Fill free processes with the strategy's next jobs; replay stored results first."""
-        while True:
-            free = [r for r, job in enumerate(self._slots) if job is None]
-            if not free:
-                break
-            job = self.strategy.propose()
-            if job is None:
-                break
-            if self._replay(job):
-                continue
-            self._slots[free[0]] = job
-            if free[0] == self._rank:
-                self._start(job)
-        if self.strategy.done and all(job is None for job in self._slots):
+        """Fill free processes with the strategy's next jobs; stop the Trainer when done."""
+        assigned = self.scheduler.fill()
+        if self._rank in assigned:
+            self._start(assigned[self._rank])
+        if self.scheduler.finished:
             self.trainer.should_stop = True
-        elif all(job is None for job in self._slots):
-            raise RuntimeError(
-                f"{self.strategy!r} proposed nothing while no candidate is training; a "
-                "strategy must propose a job whenever it has no pending one."
-            )
 
-    def _replay(self, job: Job) -> bool:
-        """Report the stored records of ``job``; whether they complete it."""
-        stored = sorted(
-            (e, r)
-            for (c, e), r in self._stored.items()
-            if c == job.candidate and e <= job.epochs and (c, e) not in self._reported
-        )
-        for epoch, record in stored:
-            self._accept(record, replayed=True)
-            if record.get("status") == "diverged" or epoch >= job.epochs:
-                return True
-        return False
-
-    def _accept(self, record: Record, replayed: bool) -> None:
-        self._reported.add((int(record["candidate"]), int(record["epoch"])))
-        self.records.append(record)
-        self.strategy.report(record)
-        if replayed or self._rank != 0:
+    def _report_progress(self, record: Record) -> None:
+        if self._rank != 0:
             return
         if self._progress is not None:
             self._progress.update(record)
@@ -449,11 +401,12 @@ class LGASearch(pl.LightningModule):
         model.train()
         optimizer = self.optimizer_factory(model.parameters())
         scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
-        run = _Run(job, model, optimizer, scheduler)
-        self._load_state(run)
+        run = CandidateRun(job, model, optimizer, scheduler)
+        missing = [e for e in job.measure if not self.scheduler.is_stored(job.candidate, e)]
+        self._states.restore(run, before=min(missing, default=job.epochs), device=self.device)
         self._run = run
         self.trainer.strategy.optimizers = [optimizer]
-        if run.epoch == 0 and 0 in job.measure and (job.candidate, 0) not in self._stored:
+        if run.epoch == 0 and 0 in job.measure and not self.scheduler.is_stored(job.candidate, 0):
             run.epoch_start = time.perf_counter()
             run.initial = self._measure(run)  # the network at initialisation, before any step
 
@@ -481,7 +434,7 @@ class LGASearch(pl.LightningModule):
             kwargs["in_channels"] = int(shape[0])
         return self.space.build(arch, num_classes=int(num_classes), **kwargs)
 
-    def _measure(self, run: _Run) -> Record:
+    def _measure(self, run: CandidateRun) -> Record:
         start = time.perf_counter()
         values = dict.fromkeys(self.metrics, math.nan)
         if not run.diverged:
@@ -536,51 +489,6 @@ class LGASearch(pl.LightningModule):
             source = self.trainer.train_dataloader.dataset
         self.meter.draw_probes(source, self.probe_size, self.probe_seed)
 
-    # ------------------------------------------------------------------ saved states
-    def _state_path(self, candidate: int, epoch: int) -> str:
-        return os.path.join(self._states_dir, f"cand{candidate:05d}-ep{epoch:04d}.pt")
-
-    def _save_state(self, run: _Run) -> None:
-        os.makedirs(self._states_dir, exist_ok=True)
-        path = self._state_path(run.job.candidate, run.epoch)
-        state = {
-            "model": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else {},
-            "epoch": run.epoch,
-            "steps": run.steps,
-        }
-        torch.save(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
-        for epoch in self._saved_epochs(run.job.candidate):
-            if epoch < run.epoch:
-                os.remove(self._state_path(run.job.candidate, epoch))
-
-    def _saved_epochs(self, candidate: int) -> list[int]:
-        prefix = f"cand{candidate:05d}-ep"
-        if not os.path.isdir(self._states_dir):
-            return []
-        return sorted(
-            int(name[len(prefix) : -3])
-            for name in os.listdir(self._states_dir)
-            if name.startswith(prefix) and name.endswith(".pt")
-        )
-
-    def _load_state(self, run: _Run) -> None:
-        """Continue from the latest saved state before the first epoch still to record."""
-        c = run.job.candidate
-        missing = [e for e in run.job.measure if (c, e) not in self._stored]
-        usable = [e for e in self._saved_epochs(c) if e < min(missing, default=run.job.epochs)]
-        if not usable:
-            return
-        path = self._state_path(c, usable[-1])
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        if run.scheduler is not None and state["scheduler"]:
-            run.scheduler.load_state_dict(state["scheduler"])
-        run.epoch, run.steps = int(state["epoch"]), int(state["steps"])
-
     # ------------------------------------------------------------------ collectives, output
     def _gather(self, records: list[Record]) -> list[Record]:
         """Every process's new records, on every process, ordered by candidate."""
@@ -613,101 +521,21 @@ class LGASearch(pl.LightningModule):
             "grad_clip": self.grad_clip,
         }
 
-    def _log_record(self, record: Record, curve: list[float], step0: int) -> None:
-        if self._rank != 0 or not self.trainer.loggers:
-            return
-        prefix = f"candidate/{int(record['candidate']):04d}"
-        keys = (*self.metrics, "train_loss", "val_acc", "score")
-        scalars = {f"{prefix}/{k}": float(record[k]) for k in keys}
-        best = max((r["score"] for r in self.records), default=-math.inf)
-        for logger in self.trainer.loggers:
-            for i, value in enumerate(curve):
-                logger.log_metrics({f"{prefix}/train_loss_step": value}, step=step0 + i)
-            logger.log_metrics(scalars, step=int(record["epoch"]))
-            logger.log_metrics(
-                {"search/evaluations": float(len(self.records)), "search/best_score": best},
-                step=len(self.records),
-            )
-
     def _finish(self) -> None:
-        truth = self._true_accuracy() if self.ground_truth is not None else None
-        self.leaderboard = lb.build(self.records, truth)
-        best_known = self._best_known() if self.ground_truth is not None else None
-        self.summary = lb.summary(self.leaderboard, best_known, self.ranking.name)
-        self.summary["done"] = self.strategy.done
         if self._progress is not None:
             self._progress.close()
             self._progress = None
         if self._rank != 0:
+            self.summary = {"done": self.strategy.done}
             return
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        assert self.results_dir is not None
-        lb.write_csv(os.path.join(self.results_dir, "leaderboard.csv"), self.leaderboard)
-        lb.write_json(
-            os.path.join(self.results_dir, "leaderboard.json"),
-            {"summary": self.summary, "leaderboard": self.leaderboard},
-        )
-        image = lb.scatter(
-            os.path.join(self.results_dir, "scatter.png"), self.leaderboard, self.ranking.name
-        )
+        self.summary = self._writer.finish(self.records, self.trainer.loggers)
+        self.summary["done"] = self.strategy.done
+        self.leaderboard = self._writer.leaderboard
         if self.strategy.done and not self.keep_checkpoints:
-            for name in os.listdir(self._states_dir) if os.path.isdir(self._states_dir) else []:
-                os.remove(os.path.join(self._states_dir, name))
+            self._states.clear()
         if self.verbose:
             self._print(lb.format_table(self.leaderboard, (self.ranking.name,)))
-            self._print(_summary_text(self.summary))
-        self._log_final(image)
-
-    def _log_final(self, image: str | None) -> None:
-        scalars = {
-            f"search/{k}": float(self.summary[k])
-            for k in ("best_true_acc", "regret_evaluated", "regret_space")
-            if k in self.summary
-        }
-        columns = lb.columns(self.leaderboard)
-        data = [[_plain(row.get(c)) for c in columns] for row in self.leaderboard]
-        for logger in self.trainer.loggers:
-            if scalars:
-                logger.log_metrics(scalars, step=len(self.records))
-            if isinstance(logger, WandbLogger):
-                logger.log_table(key="search/leaderboard", columns=columns, data=data)
-                if image is not None:
-                    logger.log_image(key="search/scatter", images=[image])
-
-    def _true_accuracy(self) -> Callable[[str], float]:
-        def accuracy(arch: str) -> float:
-            try:
-                return float(self.ground_truth.accuracy(arch, **self.ground_truth_query))
-            except (LookupError, ValueError):
-                return math.nan
-
-        return accuracy
-
-    def _check_ground_truth(self) -> None:
-        """Fail now, not after the search, on a query the ground truth cannot answer.
-
-        A wrong dataset, split or budget would otherwise give every candidate a nan accuracy.
-        """
-        if self.ground_truth is None:
-            return
-        q = self.ground_truth_query
-        find_column = getattr(self.ground_truth, "find_column", None)
-        if callable(find_column):  # a table: the column must exist
-            find_column(q["dataset"], q["split"], q["hp"])
-        elif isinstance(self.ground_truth, (NASBench201, NATSBenchTopology)):
-            resolve_split(q["dataset"], q["split"])
-            normalize_hp(q["hp"])
-
-    def _best_known(self) -> float | None:
-        try:
-            archs = self.ground_truth.known_archs()
-        except (AttributeError, NotImplementedError):
-            return None
-        accuracy = self._true_accuracy()
-        values = [a for a in map(accuracy, archs) if math.isfinite(a)]
-        return max(values) if values else None
+            self._print(summary_text(self.summary))
 
     def _warn_epoch_limit(self) -> None:
         need = self.strategy.total_epochs
@@ -752,25 +580,3 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
-
-
-def _summary_text(summary: Mapping[str, Any]) -> str:
-    if "best_arch" not in summary:
-        return "no candidate was evaluated"
-    text = (
-        f"best: candidate {summary['best_candidate']} {summary['best_arch']} "
-        f"({summary['signal']} score {summary['best_score']:.4g}); "
-        f"{summary['candidates']} candidates, {summary['failed']} failed"
-    )
-    if "best_true_acc" in summary:
-        text += (
-            f"; true accuracy {summary['best_true_acc']:.2f}, regret vs evaluated "
-            f"{summary['regret_evaluated']:.2f}"
-        )
-        if "regret_space" in summary:
-            text += f", vs best known {summary['regret_space']:.2f}"
-    return text

@@ -1,0 +1,186 @@
+"""What a search writes: the results store, the leaderboard files, and what loggers receive.
+
+:class:`ResultsWriter` appends each record to ``results.jsonl`` and logs it, and at the end writes
+``leaderboard.csv``, ``leaderboard.json`` and ``scatter.png`` and logs the leaderboard table. The
+ground truth is read through the :class:`~lga_lightning.ground_truth.GroundTruth` protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lightning.pytorch.loggers import Logger, WandbLogger
+
+from lga_lightning.ground_truth import GroundTruth
+from lga_lightning.search import leaderboard as lb
+from lga_lightning.search.store import Record, ResultsStore
+
+
+class ResultsWriter:
+    """Write and log a search's results (rank 0).
+
+    Args:
+        results_dir: the run directory.
+        metrics: the NTK metrics each record holds (logged per candidate).
+        signal: the ranking signal's name (leaderboard column and scatter axis).
+        ground_truth: true accuracies, or ``None``.
+        query: ``{"dataset", "split", "hp"}`` of the ground-truth query.
+
+    Example:
+        >>> import tempfile
+        >>> writer = ResultsWriter(tempfile.mkdtemp(), metrics=("lga",), signal="lga")
+        >>> writer.finish([], loggers=[])["candidates"]
+        0
+    """
+
+    def __init__(
+        self,
+        results_dir: str,
+        metrics: Sequence[str],
+        signal: str,
+        ground_truth: GroundTruth | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.results_dir = results_dir
+        self.metrics = tuple(metrics)
+        self.signal = signal
+        self.ground_truth = ground_truth
+        self.query = dict(query or {})
+        self.store: ResultsStore | None = None
+        self.leaderboard: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {}
+
+    def open(self, store_path: str, header: Mapping[str, Any]) -> None:
+        """Open the store for appending (writing ``header`` to a new one)."""
+        self.store = ResultsStore(store_path)
+        self.store.open(dict(header))
+
+    def append(self, record: Record) -> None:
+        """Append one record to the store (flushed and synced)."""
+        if self.store is not None:
+            self.store.append(record)
+
+    def log_record(
+        self,
+        loggers: Sequence[Logger],
+        record: Record,
+        curve: Sequence[float],
+        step0: int,
+        records: Sequence[Record],
+    ) -> None:
+        """Log one measurement, its candidate's loss curve, and the search's progress."""
+        prefix = f"candidate/{int(record['candidate']):04d}"
+        keys = (*self.metrics, "train_loss", "val_acc", "score")
+        scalars = {f"{prefix}/{k}": float(record[k]) for k in keys}
+        best = max((r["score"] for r in records), default=-math.inf)
+        for logger in loggers:
+            for i, value in enumerate(curve):
+                logger.log_metrics({f"{prefix}/train_loss_step": value}, step=step0 + i)
+            logger.log_metrics(scalars, step=int(record["epoch"]))
+            logger.log_metrics(
+                {"search/evaluations": float(len(records)), "search/best_score": best},
+                step=len(records),
+            )
+
+    def finish(self, records: Sequence[Record], loggers: Sequence[Logger]) -> dict[str, Any]:
+        """Close the store, write the leaderboard files, log them; return the summary."""
+        truth = self.true_accuracy if self.ground_truth is not None else None
+        self.leaderboard = lb.build(list(records), truth)
+        self.summary = lb.summary(self.leaderboard, self.best_known(), self.signal)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        lb.write_csv(os.path.join(self.results_dir, "leaderboard.csv"), self.leaderboard)
+        lb.write_json(
+            os.path.join(self.results_dir, "leaderboard.json"),
+            {"summary": self.summary, "leaderboard": self.leaderboard},
+        )
+        image = lb.scatter(
+            os.path.join(self.results_dir, "scatter.png"), self.leaderboard, self.signal
+        )
+        self._log_final(loggers, image, len(records))
+        return self.summary
+
+    def true_accuracy(self, arch: str) -> float:
+        """The ground truth's accuracy of ``arch``; nan when it has none."""
+        if self.ground_truth is None:
+            return math.nan
+        try:
+            return float(self.ground_truth.accuracy(arch, **self.query))
+        except (LookupError, ValueError):
+            return math.nan
+
+    def best_known(self) -> float | None:
+        """The best true accuracy in the whole space, when the ground truth knows it."""
+        if self.ground_truth is None:
+            return None
+        try:
+            archs = self.ground_truth.known_archs()
+        except (AttributeError, NotImplementedError):
+            return None
+        values = [a for a in map(self.true_accuracy, archs) if math.isfinite(a)]
+        return max(values) if values else None
+
+    def _log_final(self, loggers: Sequence[Logger], image: str | None, step: int) -> None:
+        scalars = {
+            f"search/{k}": float(self.summary[k])
+            for k in ("best_true_acc", "regret_evaluated", "regret_space")
+            if k in self.summary
+        }
+        columns = lb.columns(self.leaderboard)
+        data = [[_plain(row.get(c)) for c in columns] for row in self.leaderboard]
+        for logger in loggers:
+            if scalars:
+                logger.log_metrics(scalars, step=step)
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key="search/leaderboard", columns=columns, data=data)
+                if image is not None:
+                    logger.log_image(key="search/scatter", images=[image])
+
+
+def check_ground_truth(ground_truth: Any, query: Mapping[str, Any]) -> None:
+    """Fail now, not after the search, on a query the ground truth cannot answer.
+
+    Raises:
+        ValueError: the object is no :class:`~lga_lightning.ground_truth.GroundTruth`.
+        LookupError: the query names a dataset, split or budget it does not have.
+    """
+    if ground_truth is None:
+        return
+    if not isinstance(ground_truth, GroundTruth):
+        raise ValueError(
+            f"`ground_truth` must have accuracy(), known_archs() and check_query() (a "
+            f"lga_lightning.ground_truth.GroundTruth), got {type(ground_truth).__name__}."
+        )
+    ground_truth.check_query(query["dataset"], query["split"], query["hp"])
+
+
+def summary_text(summary: Mapping[str, Any]) -> str:
+    """The search's result in one line.
+
+    Example:
+        >>> summary_text({})
+        'no candidate was evaluated'
+    """
+    if "best_arch" not in summary:
+        return "no candidate was evaluated"
+    text = (
+        f"best: candidate {summary['best_candidate']} {summary['best_arch']} "
+        f"({summary['signal']} score {summary['best_score']:.4g}); "
+        f"{summary['candidates']} candidates, {summary['failed']} failed"
+    )
+    if "best_true_acc" in summary:
+        text += (
+            f"; true accuracy {summary['best_true_acc']:.2f}, regret vs evaluated "
+            f"{summary['regret_evaluated']:.2f}"
+        )
+        if "regret_space" in summary:
+            text += f", vs best known {summary['regret_space']:.2f}"
+    return text
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
