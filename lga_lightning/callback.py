@@ -10,20 +10,33 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import Dataset
 
 from lga_lightning import _history, evolution
+from lga_lightning._callback_checks import (
+    check_int,
+    check_probe,
+    check_schedule,
+    check_strategy,
+    same_samples,
+    train_dataset,
+)
+from lga_lightning._callback_logging import (
+    csv_name,
+    define_wandb_axis,
+    log_measurement,
+    plot_name,
+)
 from lga_lightning._distributed import (
     distributed_ready,
     gather_kernel,
@@ -34,9 +47,8 @@ from lga_lightning._distributed import (
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.kernel import ntk_jacobian
 from lga_lightning.meter import NTKMeter
-from lga_lightning.probe import BatchUnpack, draw_probe, too_small_message
+from lga_lightning.probe import BatchUnpack, draw_probe
 
-DEFAULT_EPOCHS = (0, 1)
 _STATE_VERSION = 2
 _KERNEL_HINT = (
     "NTKMetrics passes kernel options through `kernel_kwargs`, e.g. "
@@ -231,15 +243,15 @@ class NTKMetrics(Callback):
     ) -> None:
         super().__init__()
         self.every_n_steps = (
-            None if every_n_steps is None else _check_int("every_n_steps", every_n_steps, 1)
+            None if every_n_steps is None else check_int("every_n_steps", every_n_steps, 1)
         )
         if every_n_steps is not None and epochs is None and every_n_epochs is None:
             epochs = [0]
-        self.epochs, self.every_n_epochs = _check_schedule(epochs, every_n_epochs)
-        self.probe_size = _check_int("probe_size", probe_size, minimum=2)
-        self.probe_seed = _check_int("probe_seed", probe_seed, minimum=None)
-        self.num_probes = _check_int("num_probes", num_probes, minimum=1)
-        self._given_probe = _check_probe(probe, self.probe_size, self.num_probes)
+        self.epochs, self.every_n_epochs = check_schedule(epochs, every_n_epochs)
+        self.probe_size = check_int("probe_size", probe_size, minimum=2)
+        self.probe_seed = check_int("probe_seed", probe_seed, minimum=None)
+        self.num_probes = check_int("num_probes", num_probes, minimum=1)
+        self._given_probe = check_probe(probe, self.probe_size, self.num_probes)
         if batch_unpack is not None and not callable(batch_unpack):
             raise ValueError(
                 "`batch_unpack` must be a function mapping one dataset item to (inputs, labels), "
@@ -404,7 +416,7 @@ class NTKMetrics(Callback):
         """Check the trainer's configuration before anything runs."""
         if stage != "fit":
             return
-        _check_strategy(trainer)
+        check_strategy(trainer)
         self._check_siblings(trainer)
         self._target(pl_module)
         max_epochs = trainer.max_epochs
@@ -431,10 +443,10 @@ class NTKMetrics(Callback):
         if fresh and not self._loaded_state:
             self._reset()
         log_dir = trainer.log_dir or trainer.default_root_dir  # a collective: every rank calls it
-        self._csv_path = os.path.join(log_dir, _csv_name(self.prefix))
+        self._csv_path = os.path.join(log_dir, csv_name(self.prefix))
         self._ensure_probe(trainer)
         if trainer.is_global_zero:
-            self._define_wandb_axis(trainer)
+            define_wandb_axis(trainer, self.prefix, [*self.meter.keys, "seconds"])
 
         if fresh and self.meter.needs_initial_kernel and not self.is_scheduled(0):
             self.meter.set_initial(pl_module, self._kernel_fn(trainer))
@@ -567,55 +579,9 @@ class NTKMetrics(Callback):
         spectrum: Tensor | None,
         from_epoch_end: bool,
     ) -> None:
-        scalars = {f"{self.prefix}{k}": float(v) for k, v in row.items() if k != "step"}
-        if from_epoch_end:
-            # float64 keeps every digit; MPS has no float64.
-            dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
-            for key, value in scalars.items():
-                pl_module.log(
-                    key,
-                    torch.tensor(value, dtype=dtype, device=pl_module.device),
-                    on_step=False,
-                    on_epoch=True,
-                    sync_dist=False,
-                    batch_size=1,
-                )
-            # Lightning logs epoch-end metrics at the step of the epoch's last batch.
-            step = max(_logging_step(trainer) - 1, 0)
-        else:
-            step = _logging_step(trainer)
-        if not trainer.is_global_zero:
-            return
-        for logger in trainer.loggers:
-            if not from_epoch_end:
-                logger.log_metrics({**scalars, "epoch": trainer.current_epoch}, step=step)
-                logger.save()
-            if hasattr(logger, "log_table"):
-                columns, data = _history.table_rows(self.history)
-                logger.log_table(key=f"{self.prefix}history", columns=columns, data=data, step=step)
-                if spectrum is not None:
-                    epoch = row["epoch"]
-                    logger.log_table(
-                        key=f"{self.prefix}spectrum",
-                        columns=["epoch", "index", "eigenvalue"],
-                        data=[[epoch, i, float(v)] for i, v in enumerate(spectrum.tolist())],
-                        step=step,
-                    )
-
-    def _define_wandb_axis(self, trainer: pl.Trainer) -> None:
-        """Plot this callback's keys against ``<prefix>epoch`` in W&B."""
-        axis = f"{self.prefix}epoch"
-        keys = [*self.meter.keys, "seconds"]
-        for logger in trainer.loggers:
-            if type(logger).__name__ != "WandbLogger":
-                continue
-            experiment = logger.experiment
-            define = getattr(experiment, "define_metric", None)
-            if define is None:
-                continue
-            define(axis)
-            for key in dict.fromkeys(keys):
-                define(f"{self.prefix}{key}", step_metric=axis)
+        log_measurement(
+            trainer, pl_module, self.prefix, self.history, row, spectrum, from_epoch_end
+        )
 
     def _plot(self, trainer: pl.Trainer) -> None:
         """Write the evolution PNG atomically next to the history CSV; log it as an image."""
@@ -625,7 +591,7 @@ class NTKMetrics(Callback):
         size = len(self.probes[0][1])
         title = f"NTK evolution ({self.prefix.rstrip('/') or 'ntk'}, probe {probes}{size})"
         path = evolution.plot_evolution(
-            self.history, os.path.join(directory, _plot_name(self.prefix)), x=x, title=title
+            self.history, os.path.join(directory, plot_name(self.prefix)), x=x, title=title
         )
         self.plot_path = str(path)
         for logger in trainer.loggers:
@@ -644,7 +610,7 @@ class NTKMetrics(Callback):
                     "the history stays comparable."
                 )
             given = self._given_probe
-            if isinstance(given, tuple) and not _same_samples(given, self.probes):
+            if isinstance(given, tuple) and not same_samples(given, self.probes):
                 self._warn_once(
                     "NTKMetrics: the `probe` tensors differ from the probe batch in the checkpoint "
                     "this run resumes from; measuring the checkpoint's, so the history stays "
@@ -659,7 +625,7 @@ class NTKMetrics(Callback):
         given = self._given_probe
         source = given if given is not None else getattr(trainer, "datamodule", None)
         if not callable(getattr(source, "probe_batch", None)) and given is None:
-            source = _train_dataset(trainer)
+            source = train_dataset(trainer)
         probes = draw_probe(
             source, self.probe_size, self.probe_seed, self.num_probes, self.batch_unpack
         )
@@ -694,104 +660,6 @@ class NTKMetrics(Callback):
 # helpers
 
 
-def _same_samples(given: tuple[Tensor, Tensor], probes: Sequence[tuple[Tensor, Tensor]]) -> bool:
-    """Whether given ``(x, y)`` tensors are the samples of the stored probe batches."""
-    x = torch.cat([xj for xj, _ in probes])
-    y = torch.cat([yj for _, yj in probes])
-    gx, gy = given[0].detach().cpu(), given[1].detach().cpu().long()
-    return gx.shape == x.shape and torch.equal(gy, y) and torch.equal(gx.to(x.dtype), x)
-
-
-def _check_int(name: str, value: Any, minimum: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}.")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_schedule(
-    epochs: Sequence[int] | None, every_n_epochs: int | None
-) -> tuple[list[int] | None, int | None]:
-    if epochs is not None and every_n_epochs is not None:
-        raise ValueError(
-            f"pass either `epochs` (a list such as [0, 1, 3]) or `every_n_epochs`, not both; "
-            f"got epochs={epochs!r} and every_n_epochs={every_n_epochs!r}."
-        )
-    if every_n_epochs is not None:
-        return None, _check_int("every_n_epochs", every_n_epochs, minimum=1)
-    if epochs is None:
-        return list(DEFAULT_EPOCHS), None
-    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Iterable):
-        raise ValueError(
-            f"`epochs` must be a list of non-negative integers such as [0, 1, 3], got {epochs!r}."
-        )
-    values = list(epochs)
-    bad = [
-        e for e in values if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0
-    ]
-    if bad or not values:
-        raise ValueError(f"`epochs` must be non-negative integers, got {values!r}.")
-    return sorted({int(e) for e in values}), None
-
-
-def _check_probe(
-    probe: tuple[Tensor, Tensor] | Dataset | None, probe_size: int, num_probes: int = 1
-) -> tuple[Tensor, Tensor] | Dataset | None:
-    if probe is None:
-        return None
-    if isinstance(probe, (tuple, list)):
-        if len(probe) != 2 or not all(isinstance(t, Tensor) for t in probe):
-            raise ValueError(
-                "`probe` must be a tuple of tensors (x, y) or a map-style dataset, got a "
-                f"{type(probe).__name__} of {[type(t).__name__ for t in probe]}."
-            )
-        x, y = probe
-        if y.dim() != 1 or y.is_floating_point() or y.is_complex():
-            raise ValueError(
-                f"`probe` labels must be a 1-D integer tensor, got dtype {y.dtype} and shape "
-                f"{tuple(y.shape)}."
-            )
-        if x.dim() == 0 or x.shape[0] != y.shape[0] or y.shape[0] < 2:
-            raise ValueError(
-                "`probe=(x, y)` needs at least 2 samples and one label per sample, got x of shape "
-                f"{tuple(x.shape)} and y of shape {tuple(y.shape)}."
-            )
-        if num_probes > 1 and (len(y) % num_probes or len(y) // num_probes < 2):
-            raise ValueError(
-                f"`probe=(x, y)` with `num_probes={num_probes}` is split into {num_probes} equal "
-                f"probe batches of at least 2 samples, but it holds {len(y)} samples; pass a "
-                f"multiple of {num_probes} samples (at least {2 * num_probes})."
-            )
-        return x.detach().cpu().clone(), y.detach().cpu().clone().long()
-    if isinstance(probe, IterableDataset) or not (
-        hasattr(probe, "__len__") and hasattr(probe, "__getitem__")
-    ):
-        raise ValueError(
-            f"`probe` must be (x, y) tensors or a map-style dataset (with __len__ and "
-            f"__getitem__), got {type(probe).__name__}."
-        )
-    if num_probes > 1 and len(probe) < num_probes * probe_size:
-        raise ValueError(
-            f"the `probe` dataset: {too_small_message(num_probes, probe_size, len(probe))}"
-        )
-    if len(probe) < probe_size:
-        raise ValueError(
-            f"the `probe` dataset holds {len(probe)} samples, fewer than "
-            f"`probe_size={probe_size}`; lower `probe_size` or pass more samples."
-        )
-    return probe
-
-
-def _check_strategy(trainer: pl.Trainer) -> None:
-    name = type(trainer.strategy).__name__
-    if any(s in name for s in ("FSDP", "DeepSpeed", "ModelParallel")):
-        raise MisconfigurationException(
-            f"NTKMetrics needs every rank to hold the full model, but {name} shards the "
-            "parameters; use a DDP strategy (e.g. strategy='ddp') or a single device."
-        )
-
-
 def _at_epoch_boundary(trainer: pl.Trainer) -> bool:
     """Whether the weights are those after exactly ``trainer.current_epoch`` epochs."""
     loop = trainer.fit_loop
@@ -800,32 +668,6 @@ def _at_epoch_boundary(trainer: pl.Trainer) -> bool:
     if getattr(loop, "restarted_mid_epoch", False):
         return bool(loop.epoch_loop.batch_progress.is_last_batch)
     return True
-
-
-def _logging_step(trainer: pl.Trainer) -> int:
-    """The step Lightning's own logging uses (batches that stepped the optimizer)."""
-    return int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
-
-
-def _csv_name(prefix: str) -> str:
-    """``ntk_metrics.csv`` for the default prefix; one file per prefix otherwise.
-
-    Example:
-        >>> _csv_name("ntk/"), _csv_name("ntk_eval/")
-        ('ntk_metrics.csv', 'ntk_eval_metrics.csv')
-    """
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", prefix).strip("_") or "ntk"
-    return f"{stem}_metrics.csv"
-
-
-def _plot_name(prefix: str) -> str:
-    """``ntk_evolution.png`` for the default prefix; one file per prefix otherwise.
-
-    Example:
-        >>> _plot_name("ntk/"), _plot_name("ntk_eval/")
-        ('ntk_evolution.png', 'ntk_eval_evolution.png')
-    """
-    return _csv_name(prefix).replace("_metrics.csv", "_evolution.png")
 
 
 def _whole(epoch: float) -> bool:
@@ -850,36 +692,3 @@ def _fractional_epoch(trainer: pl.Trainer, batch_idx: int, last: bool) -> float:
 
 def _name(module: nn.Module) -> str:
     return type(module).__name__
-
-
-def _train_dataset(trainer: pl.Trainer) -> Dataset:
-    loaders = trainer.train_dataloader
-    flat = _flatten_loaders(loaders)
-    if len(flat) != 1:
-        raise ValueError(
-            f"NTKMetrics draws its probe from the training data, but found {len(flat)} training "
-            "dataloaders; pass `probe=(x, y)` tensors or a dataset to choose."
-        )
-    loader = flat[0]
-    dataset = loader.dataset if isinstance(loader, DataLoader) else None
-    if (
-        dataset is None
-        or isinstance(dataset, IterableDataset)
-        or not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"))
-    ):
-        raise ValueError(
-            "NTKMetrics reads its probe from the training dataset by index, but the training "
-            f"data is {type(dataset if dataset is not None else loader).__name__}, not a "
-            "map-style dataset; pass `probe=(x, y)` tensors or a map-style dataset."
-        )
-    return dataset
-
-
-def _flatten_loaders(loaders: Any) -> list[Any]:
-    if loaders is None:
-        return []
-    if isinstance(loaders, Mapping):
-        return [x for v in loaders.values() for x in _flatten_loaders(v)]
-    if isinstance(loaders, (list, tuple)):
-        return [x for v in loaders for x in _flatten_loaders(v)]
-    return [loaders]

@@ -250,7 +250,7 @@ def test_resume_keeps_the_previous_kernel(tmp_path: Path) -> None:
     path = tmp_path / "ckpt" / "step=3.ckpt"
     state = torch.load(path, weights_only=True)["callbacks"][full.state_key]
     assert [row["step"] for row in state["history"]] == [0, 2]
-    assert state["previous_kernel"].shape == (12, 12)
+    assert state["meter"]["previous_kernels"][0].shape == (12, 12)
 
     resumed = NTKMetrics(**kwargs)
     trainer(tmp_path / "resumed", callbacks=[resumed]).fit(Net(), loader, ckpt_path=path)
