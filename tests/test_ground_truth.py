@@ -18,7 +18,7 @@ import pytest
 import torch
 from nas_201_api import ArchResults, NASBench201API, ResultsCount
 
-from lga_lightning.benchmarks import (
+from lga_lightning.ground_truth import (
     ArchNotFoundError,
     GroundTruth,
     NASBench201,

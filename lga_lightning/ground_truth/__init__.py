@@ -9,13 +9,13 @@ All implement :class:`GroundTruth`: ``accuracy(arch_str, dataset="cifar10", spli
 hp="200") -> float`` and ``known_archs()``.
 
 Example:
-    >>> from lga_lightning.benchmarks import TableGroundTruth, GroundTruth
+    >>> from lga_lightning.ground_truth import TableGroundTruth, GroundTruth
     >>> gt = TableGroundTruth.from_records([{"arch": "a", "cifar100/x-test/200": 70.5}])
     >>> gt.accuracy("a", dataset="cifar100", split="test")
     70.5
 """
 
-from lga_lightning.benchmarks.base import (
+from lga_lightning.ground_truth.base import (
     DATASETS,
     DEFAULT_SPLIT,
     HPS,
@@ -24,9 +24,9 @@ from lga_lightning.benchmarks.base import (
     GroundTruth,
     resolve_split,
 )
-from lga_lightning.benchmarks.nats import NATSBenchTopology
-from lga_lightning.benchmarks.nb201 import BENCHMARK_FILES, NASBench201
-from lga_lightning.benchmarks.table import TableGroundTruth, column_name, export_table
+from lga_lightning.ground_truth.nats import NATSBenchTopology
+from lga_lightning.ground_truth.nb201 import BENCHMARK_FILES, NASBench201
+from lga_lightning.ground_truth.table import TableGroundTruth, column_name, export_table
 
 __all__ = [
     "BENCHMARK_FILES",

@@ -60,7 +60,7 @@ class GroundTruth(Protocol):
     """Anything that gives the accuracy of an architecture string.
 
     Example:
-        >>> from lga_lightning.benchmarks import TableGroundTruth
+        >>> from lga_lightning.ground_truth import TableGroundTruth
         >>> table = TableGroundTruth.from_records([{"arch": "a", "cifar10": 93.5}])
         >>> isinstance(table, GroundTruth)
         True

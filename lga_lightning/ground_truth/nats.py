@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lga_lightning.benchmarks.base import ArchNotFoundError, normalize_hp, resolve_split
+from lga_lightning.ground_truth.base import ArchNotFoundError, normalize_hp, resolve_split
 
 NATS_TSS_NAME = "NATS-tss-v1_0-3ffb9-simple"
 """Official NATS-Bench topology benchmark (a folder of per-architecture pickles)."""
@@ -36,7 +36,7 @@ class NATSBenchTopology:
     Needs the ``nats_bench`` package (``pip install nats_bench``), imported only when the
     benchmark is first queried, and the benchmark folder ``NATS-tss-v1_0-3ffb9-simple`` from
     https://github.com/D-X-Y/NATS-Bench. Datasets, splits and ``hp`` are as for
-    :class:`~lga_lightning.benchmarks.NASBench201`.
+    :class:`~lga_lightning.ground_truth.NASBench201`.
 
     Args:
         path: the NATS-Bench topology benchmark (folder or ``.pickle.pbz2`` file).
@@ -58,7 +58,7 @@ class NATSBenchTopology:
                 raise ImportError(
                     "NATSBenchTopology needs the optional package `nats_bench`: "
                     "`pip install nats_bench`. For the NAS-Bench-201 file use "
-                    "lga_lightning.benchmarks.NASBench201 instead."
+                    "lga_lightning.ground_truth.NASBench201 instead."
                 ) from err
             if not self.path.exists():
                 raise FileNotFoundError(

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from lga_lightning.benchmarks.base import (
+from lga_lightning.ground_truth.base import (
     ArchNotFoundError,
     normalize_hp,
     resolve_split,
@@ -67,7 +67,7 @@ class NASBench201:
     ``NAS-Bench-201-v1_0-e61699.pth``) is loaded lazily, on the first query, and read through the
     official ``nas_201_api.NASBench201API``. Accuracies are in percent and averaged over all
     trials (seeds) of an architecture unless ``seed`` is given. See
-    :mod:`lga_lightning.benchmarks.base` for the datasets and the meaning of each split.
+    :mod:`lga_lightning.ground_truth.base` for the datasets and the meaning of each split.
 
     Args:
         path: the ``.pth`` file, or a folder holding one of :data:`BENCHMARK_FILES`.

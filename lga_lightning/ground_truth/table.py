@@ -8,7 +8,7 @@ named ``<dataset>``, ``<dataset>/<split>`` or ``<dataset>/<split>/<hp>``; any ot
 ``accuracy(arch, dataset, split, hp)`` looks for the most specific column first:
 
 - with a ``split``: ``dataset/split/hp``, ``dataset/split`` (also under the official names of
-  :func:`~lga_lightning.benchmarks.base.resolve_split`, so ``cifar100/test`` finds
+  :func:`~lga_lightning.ground_truth.base.resolve_split`, so ``cifar100/test`` finds
   ``cifar100/x-test/200``);
 - without: ``dataset/<default split>/hp``, ``dataset/<default split>``, ``dataset/hp``,
   ``dataset``.
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lga_lightning.benchmarks.base import (
+from lga_lightning.ground_truth.base import (
     DATASETS,
     ArchNotFoundError,
     GroundTruth,
@@ -264,7 +264,7 @@ def export_table(
     file appears only once every value has been read: an error leaves no partial file.
 
     Args:
-        ground_truth: any :class:`~lga_lightning.benchmarks.base.GroundTruth`.
+        ground_truth: any :class:`~lga_lightning.ground_truth.base.GroundTruth`.
         path: output file; ``.json`` writes a list of rows, anything else CSV.
         archs: architectures to export; all that ``ground_truth`` knows by default.
         queries: ``(dataset, split, hp)`` per column.
