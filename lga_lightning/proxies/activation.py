@@ -85,8 +85,14 @@ def naswot(model: nn.Module, x: Tensor, y: Tensor | None = None, *, train: bool 
 
     def count(_: nn.Module, __: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal kernel, seen
-        code = (out.detach().reshape(len(out), -1) > 0).double()
-        kernel = kernel + code @ code.T + (1.0 - code) @ (1.0 - code).T
+        code = out.detach().reshape(len(out), -1) > 0
+        # agreements = units - ones_i - ones_j + 2 * shared ones; the float32 products of 0/1
+        # codes are exact integers below 2**24 units per layer
+        exact = torch.float32 if code.shape[1] < 2**24 else torch.float64
+        code = code.to(exact)
+        ones = code.sum(1).double()
+        shared = (code @ code.T).double()
+        kernel = kernel + (code.shape[1] - ones[:, None] - ones[None, :] + 2.0 * shared)
         seen += 1
 
     handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.ReLU)]
