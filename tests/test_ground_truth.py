@@ -329,3 +329,108 @@ def test_export_table_writes_nothing_on_error(bench, tmp_path):
     with pytest.raises(ArchNotFoundError):
         export_table(bench, tmp_path / "out.csv", archs=[ARCHS[0], ARCHS[1]])
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# the NAS-Bench-201 table shipped in the package
+# --------------------------------------------------------------------------------------------
+
+from lga_lightning.ground_truth import NB201_COLUMNS, nb201_table, nb201_table_path  # noqa: E402
+from lga_lightning.spaces import nb201  # noqa: E402
+
+RAW_COLUMNS = [
+    "index",
+    "arch",
+    "cifar10_test_200ep",
+    "cifar100_test_200ep",
+    "imagenet16_test_200ep",
+    "cifar10_test_12ep",
+    "cifar10_valid_12ep",
+    "cifar100_test_12ep",
+    "cifar100_valid_12ep",
+    "imagenet16_test_12ep",
+    "imagenet16_valid_12ep",
+]
+
+
+def raw_rows() -> tuple[list[str], list[dict[str, str]]]:
+    import gzip
+
+    with gzip.open(nb201_table_path(), "rt", newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_embedded_table_has_every_cell_and_column():
+    header, rows = raw_rows()
+    assert header == RAW_COLUMNS
+    assert len(rows) == 15625 == nb201.SIZE
+    gt = nb201_table()
+    assert len(gt) == 15625
+    assert set(gt.columns) == {"index", *NB201_COLUMNS.values()}
+    assert set(NB201_COLUMNS) == set(RAW_COLUMNS[2:])
+    assert nb201_table() is gt  # read once
+    assert isinstance(gt, GroundTruth)
+    licence = (nb201_table_path().parent / "LICENSE-NB201.txt").read_text()
+    assert licence.count("MIT License") == 2 and "Xuanyi Dong" in licence
+
+
+def test_embedded_table_index_and_arch_agree_with_the_space():
+    # The benchmark's index order is its own (not the space's base-5 enumeration): the rows are
+    # numbered 0..15624 in file order, every arch string round-trips through the space's
+    # index/from_index, and together they cover each of the space's 15,625 cells exactly once.
+    _, rows = raw_rows()
+    assert [int(row["index"]) for row in rows] == list(range(15625))
+    space_indices = []
+    for row in rows:
+        k = nb201.index(row["arch"])
+        assert nb201.from_index(k) == row["arch"]
+        space_indices.append(k)
+    assert sorted(space_indices) == list(range(nb201.SIZE))
+    gt = nb201_table()
+    assert gt.known_archs() == [row["arch"] for row in rows]
+    assert all(gt.row(row["arch"])["index"] == int(row["index"]) for row in rows[::997])
+
+
+def test_embedded_table_accuracies_match_the_raw_file():
+    _, rows = raw_rows()
+    gt = nb201_table()
+    # literal values of benchmark index 1 as they appear in the file
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"  # noqa: E501
+    assert rows[1]["arch"] == arch
+    assert gt.accuracy(arch) == 93.66
+    assert gt.accuracy(arch, "cifar10", "test", "200") == 93.66
+    assert gt.accuracy(arch, "cifar100") == 70.2933
+    assert gt.accuracy(arch, "ImageNet16-120", hp=200) == 44.0333
+    assert gt.accuracy(arch, hp="12") == 88.22
+    assert gt.accuracy(arch, "cifar10", "valid", "12") == 82.834
+    assert gt.accuracy(arch, "cifar10-valid", hp="12") == 82.834
+    assert gt.accuracy(arch, "cifar100", "valid", "12") == 57.8
+    assert gt.accuracy(arch, "ImageNet16-120", "x-valid", "12") == 35.4333
+    queries = {
+        "cifar10_test_200ep": ("cifar10", None, "200"),
+        "cifar100_test_200ep": ("cifar100", "test", "200"),
+        "imagenet16_test_200ep": ("ImageNet16-120", None, "200"),
+        "cifar10_test_12ep": ("cifar10", "test", "12"),
+        "cifar10_valid_12ep": ("cifar10", "valid", "12"),
+        "cifar100_test_12ep": ("cifar100", None, "12"),
+        "cifar100_valid_12ep": ("cifar100", "valid", "12"),
+        "imagenet16_test_12ep": ("ImageNet16-120", "test", "12"),
+        "imagenet16_valid_12ep": ("ImageNet16-120", "valid", "12"),
+    }
+    for row in (rows[0], rows[4321], rows[10000], rows[15624]):
+        for column, (dataset, split, hp) in queries.items():
+            assert gt.accuracy(row["arch"], dataset, split, hp) == float(row[column])
+
+
+def test_embedded_table_rejects_unknown_queries_clearly():
+    gt = nb201_table()
+    arch = gt.known_archs()[0]
+    with pytest.raises(LookupError, match="dataset='mnist'"):
+        gt.accuracy(arch, "mnist")
+    with pytest.raises(LookupError, match="hp='100'"):
+        gt.accuracy(arch, "cifar10", hp="100")
+    with pytest.raises(LookupError, match="split='valid'"):
+        gt.accuracy(arch, "cifar100", "valid", "200")  # no 200-epoch validation column
+    with pytest.raises(ArchNotFoundError):
+        gt.accuracy("|none~0|+|none~0|none~1|+|none~0|none~1|bogus~2|")

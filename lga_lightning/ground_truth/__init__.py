@@ -3,7 +3,8 @@
 - :class:`NASBench201`: the official NAS-Bench-201 ``.pth`` file through ``nas_201_api``;
 - :class:`NATSBenchTopology`: NATS-Bench's topology space (needs the optional ``nats_bench``);
 - :class:`TableGroundTruth`: a plain CSV/JSON table (any benchmark, or your own results);
-  :func:`export_table` turns any ground truth into one.
+  :func:`export_table` turns any ground truth into one;
+- :func:`nb201_table`: NAS-Bench-201 accuracies of all 15,625 cells, shipped in the package.
 
 All implement :class:`GroundTruth`: ``accuracy(arch_str, dataset="cifar10", split=None,
 hp="200") -> float`` and ``known_archs()``.
@@ -24,6 +25,7 @@ from lga_lightning.ground_truth.base import (
     GroundTruth,
     resolve_split,
 )
+from lga_lightning.ground_truth.embedded import NB201_COLUMNS, nb201_table, nb201_table_path
 from lga_lightning.ground_truth.nats import NATSBenchTopology
 from lga_lightning.ground_truth.nb201 import BENCHMARK_FILES, NASBench201
 from lga_lightning.ground_truth.table import TableGroundTruth, column_name, export_table
@@ -33,6 +35,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_SPLIT",
     "HPS",
+    "NB201_COLUMNS",
     "SPLITS",
     "ArchNotFoundError",
     "GroundTruth",
@@ -41,5 +44,7 @@ __all__ = [
     "TableGroundTruth",
     "column_name",
     "export_table",
+    "nb201_table",
+    "nb201_table_path",
     "resolve_split",
 ]

@@ -1,0 +1,170 @@
+"""Gradient-based zero-cost proxies: grad_norm, snip, grasp, fisher.
+
+They follow "Zero-Cost Proxies for Lightweight NAS" (Abdelfattah et al., ICLR 2021) and the
+conventions of its published measures: the whole batch in one pass, the mean cross-entropy
+loss of the logits, every module in train mode (BatchNorm normalises with the batch statistics;
+its running statistics are restored afterwards), the model's own dtype, and the weights of the
+convolution and linear layers (biases and normalisation parameters are not scored).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from lga_lightning.proxies._common import undefined, untouched, weighted_layers
+
+
+def _weight_grads(model: nn.Module, x: Tensor, y: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    weights = [m.weight for m in weighted_layers(model)]
+    loss = F.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    return weights, [
+        torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads, strict=True)
+    ]
+
+
+def _all_zero(tensors: list[Tensor]) -> bool:
+    return all(not bool(t.any()) for t in tensors)
+
+
+def grad_norm(model: nn.Module, x: Tensor, y: Tensor, *, train: bool = True) -> float:
+    """Sum over conv/linear weight tensors of the L2 norm of the loss gradient.
+
+    ``sum_l ||dL/dW_l||_2`` with ``L`` the mean cross-entropy of the batch (Abdelfattah et al.).
+    Higher is better. ``nan`` with a :class:`ProxyWarning` when every gradient is zero.
+
+    Args:
+        model: maps ``x`` to logits ``(n, classes)``.
+        x: the batch.
+        y: integer labels ``(n,)``.
+        train: train mode (batch statistics in BatchNorm), as published; ``False`` for eval.
+
+    Example:
+        >>> net = nn.Linear(1, 2, bias=False)
+        >>> _ = net.weight.data.copy_(torch.tensor([[1.0], [-1.0]]))
+        >>> # logits (1, -1), p = (s, 1 - s) with s = sigmoid(2); dL/dW = (s - 1, 1 - s)
+        >>> round(grad_norm(net, torch.ones(1, 1), torch.tensor([0])), 6)
+        0.168578
+    """
+    with untouched(model, train):
+        _, grads = _weight_grads(model, x, y)
+        if _all_zero(grads):
+            return undefined("grad_norm", "every weight gradient is zero")
+        return float(sum(g.norm() for g in grads))
+
+
+def snip(model: nn.Module, x: Tensor, y: Tensor, *, train: bool = True) -> float:
+    """Connection sensitivity ``sum |dL/dW ⊙ W|`` over conv/linear weights (Lee et al. 2019).
+
+    The saliency of SNIP, summed over every weight as Abdelfattah et al. do; ``L`` is the mean
+    cross-entropy of the batch. Higher is better. ``nan`` with a :class:`ProxyWarning` when it
+    is zero (no weight affects the loss).
+
+    Args:
+        model: maps ``x`` to logits.
+        x: the batch.
+        y: integer labels.
+        train: train mode, as published.
+
+    Example:
+        >>> net = nn.Linear(1, 2, bias=False)
+        >>> _ = net.weight.data.copy_(torch.tensor([[2.0], [-1.0]]))
+        >>> # logits (2, -1), 1 - sigmoid(3) = 0.0474259; |g*w| summed = 3 * 0.0474259
+        >>> round(snip(net, torch.ones(1, 1), torch.tensor([0])), 6)
+        0.142278
+    """
+    with untouched(model, train):
+        weights, grads = _weight_grads(model, x, y)
+        score = sum(
+            float((g * w.detach()).abs().sum()) for w, g in zip(weights, grads, strict=True)
+        )
+        if score == 0.0:
+            return undefined("snip", "every weight has zero saliency")
+        return score
+
+
+def grasp(model: nn.Module, x: Tensor, y: Tensor, *, train: bool = True) -> float:
+    """GraSP score ``sum -W ⊙ (H g)`` over conv/linear weights (Wang et al. 2020).
+
+    ``g = dL/dW`` and ``H`` the Hessian of ``L`` (mean cross-entropy) in the conv/linear weights,
+    the Hessian-vector product taken by double back-propagation with ``g`` held constant, as in
+    Abdelfattah et al.'s implementation. The sign is theirs: the sum of ``-W ⊙ Hg`` (GraSP's
+    per-weight score ``S(-W)``), higher is better in their ranking. ``nan`` with a
+    :class:`ProxyWarning` when every gradient is zero.
+
+    Args:
+        model: maps ``x`` to logits; must be twice differentiable.
+        x: the batch.
+        y: integer labels.
+        train: train mode, as published.
+
+    Example:
+        >>> net = nn.Linear(1, 2, bias=False)
+        >>> _ = net.weight.data.copy_(torch.tensor([[1.0], [-1.0]]))
+        >>> # g = (s-1, 1-s), H = s(1-s) [[1, -1], [-1, 1]], Hg = 2 s (1-s) (s-1, 1-s),
+        >>> # -W.Hg = 4 s (1-s)^2 with s = sigmoid(2)
+        >>> round(grasp(net, torch.ones(1, 1), torch.tensor([0])), 6)
+        0.050062
+    """
+    with untouched(model, train):
+        weights, grads = _weight_grads(model, x, y)
+        if _all_zero(grads):
+            return undefined("grasp", "every weight gradient is zero")
+        loss = F.cross_entropy(model(x), y)
+        graph = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+        dot = sum(
+            (g.detach() * f).sum() for g, f in zip(grads, graph, strict=True) if f is not None
+        )
+        hg = torch.autograd.grad(dot, weights, allow_unused=True)
+        return float(
+            sum(-(w.detach() * h).sum() for w, h in zip(weights, hg, strict=True) if h is not None)
+        )
+
+
+def fisher(model: nn.Module, x: Tensor, y: Tensor, *, train: bool = True) -> float:
+    """Fisher pruning score summed over the output channels of every conv/linear layer.
+
+    For each output ``a`` of a convolution or linear layer (before any normalisation or
+    activation that follows it) and its gradient ``d = dL/da``, channel ``k`` scores
+    ``0.5 * mean_n (sum_spatial a[n, k] * d[n, k])^2`` (Theis et al. 2018, Turner et al. 2020, as
+    implemented by Abdelfattah et al.); the proxy is the sum over channels and layers, with ``L``
+    the mean cross-entropy of the batch. A layer called several times scores every call. Higher
+    is better. ``nan`` with a :class:`ProxyWarning` when it is zero.
+
+    Args:
+        model: maps ``x`` to logits.
+        x: the batch.
+        y: integer labels.
+        train: train mode, as published.
+
+    Example:
+        >>> net = nn.Linear(1, 2, bias=False)
+        >>> _ = net.weight.data.copy_(torch.tensor([[1.0], [-1.0]]))
+        >>> # a = (1, -1), d = (s - 1, 1 - s): 0.5 * 2 * (1 - s)^2 with s = sigmoid(2)
+        >>> round(fisher(net, torch.ones(1, 1), torch.tensor([0])), 6)
+        0.014209
+    """
+    outputs: list[Tensor] = []
+
+    def keep(_: nn.Module, __: tuple[Tensor, ...], out: Tensor) -> None:
+        outputs.append(out)
+
+    handles = [m.register_forward_hook(keep) for m in weighted_layers(model)]
+    try:
+        with untouched(model, train):
+            loss = F.cross_entropy(model(x), y)
+            grads = torch.autograd.grad(loss, outputs, allow_unused=True)
+            score = 0.0
+            for act, grad in zip(outputs, grads, strict=True):
+                if grad is None:
+                    continue
+                prod = (act.detach() * grad).flatten(2).sum(-1) if act.dim() > 2 else act * grad
+                score += float(prod.detach().pow(2).mean(0).sum() * 0.5)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if score == 0.0:
+        return undefined("fisher", "every activation gradient product is zero")
+    return score
