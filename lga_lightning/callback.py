@@ -122,6 +122,8 @@ class NTKMetrics(Callback):
     - ``<prefix>lga``: Label-Gradient Alignment of the kernel and the probe labels
       (nan, with one warning, for a single-class probe).
     - ``<prefix>condition_number``: ``lambda_max / lambda_min`` (inf for a singular kernel).
+    - ``<prefix><proxy>`` for each of ``proxies``: a zero-cost proxy of the network at that
+      epoch on the same probe batch (:mod:`lga_lightning.proxies`).
     - ``<prefix>frobenius_norm``, ``<prefix>mean``, ``<prefix>trace``: of the kernel.
     - ``<prefix>kernel_distance``, ``<prefix>kernel_correlation``,
       ``<prefix>relative_kernel_difference``: against the kernel at epoch 0 (with
@@ -198,6 +200,8 @@ class NTKMetrics(Callback):
             for LightningModules whose ``forward`` does not return the logits; default: the
             LightningModule itself.
         off_diagonal_lga: compute LGA over the off-diagonal entries only.
+        proxies: zero-cost proxies to measure beside the kernel metrics (names from
+            :data:`lga_lightning.proxies.PROXIES`, e.g. ``["synflow", "naswot"]``).
         state_key: key of the callback's state in checkpoints; default derived from ``prefix``.
         verbose: print a line per measurement (rank 0).
 
@@ -238,6 +242,7 @@ class NTKMetrics(Callback):
         kernel_kwargs: Mapping[str, Any] | None = None,
         submodule: str | None = None,
         off_diagonal_lga: bool = False,
+        proxies: Sequence[str] = (),
         state_key: str | None = None,
         verbose: bool = False,
     ) -> None:
@@ -274,6 +279,7 @@ class NTKMetrics(Callback):
             kernel_velocity=kernel_velocity,
             spectrum=log_spectrum,
             off_diagonal_lga=off_diagonal_lga,
+            proxies=proxies,
             kernel_kwargs=kernel_kwargs,
         )
         self.kernel_kwargs = self.meter.kernel_kwargs
@@ -449,7 +455,7 @@ class NTKMetrics(Callback):
             define_wandb_axis(trainer, self.prefix, [*self.meter.keys, "seconds"])
 
         if fresh and self.meter.needs_initial_kernel and not self.is_scheduled(0):
-            self.meter.set_initial(pl_module, self._kernel_fn(trainer))
+            self.meter.set_initial(self._target(pl_module), self._kernel_fn(trainer))
         if (
             _at_epoch_boundary(trainer)
             and self.is_scheduled(completed)
@@ -514,7 +520,7 @@ class NTKMetrics(Callback):
         epoch: float,
         from_epoch_end: bool,
     ) -> None:
-        values = self.meter.measure(pl_module, epoch, self._kernel_fn(trainer))
+        values = self.meter.measure(self._target(pl_module), epoch, self._kernel_fn(trainer))
         for message in self.meter.pop_warnings():
             self._warn_once(f"NTKMetrics: {message}", NTKMetricWarning)
         seconds = values.pop("seconds")
@@ -534,9 +540,8 @@ class NTKMetrics(Callback):
     def _kernel_fn(self, trainer: pl.Trainer) -> Callable[[nn.Module, Tensor], Tensor]:
         """The meter's kernel function: sharded over the ranks, identical on every rank."""
 
-        def kernel(pl_module: nn.Module, probe_x: Tensor) -> Tensor:
-            module = self._target(pl_module)
-            x = trainer.precision_plugin.convert_input(probe_x.to(pl_module.device))
+        def kernel(module: nn.Module, probe_x: Tensor) -> Tensor:
+            x = trainer.precision_plugin.convert_input(probe_x.to(trainer.strategy.root_device))
             n = x.shape[0]
             world, rank = trainer.world_size, trainer.global_rank
             sharded = distributed_ready(world)

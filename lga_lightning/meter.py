@@ -31,6 +31,7 @@ from lga_lightning.functional import (
 )
 from lga_lightning.kernel import _BN_MODES, _IMPLEMENTATIONS, _OUTPUTS, empirical_ntk
 from lga_lightning.probe import BatchUnpack, Probes, draw_probe
+from lga_lightning.proxies import PROXIES
 
 KernelFn = Callable[[nn.Module, Tensor], Tensor]
 """``(model, probe inputs) -> kernel``: how a meter computes one kernel (e.g. sharded by DDP)."""
@@ -64,6 +65,10 @@ class NTKMeter:
         kernel_kwargs: options of :func:`~lga_lightning.kernel.empirical_ntk` (``output``,
             ``params``, ``classifier``, ``bn_mode``, ``output_fn``, ``implementation``,
             ``chunk_size``); the paper's conventions by default.
+        proxies: zero-cost proxies measured on the same probe batches and model
+            (:data:`lga_lightning.proxies.PROXIES`: ``grad_norm``, ``snip``, ``grasp``,
+            ``fisher``, ``synflow``, ``jacob_cov``, ``naswot``, ``zico``, ``params``,
+            ``flops``). With ``metrics=()`` only the proxies are measured (no kernel).
 
     With several probe batches each metric is the mean over them and ``<metric>_std`` their
     sample standard deviation (``ddof=1``); evolution and velocity compare each probe batch's
@@ -90,9 +95,14 @@ class NTKMeter:
         spectrum: bool = False,
         off_diagonal_lga: bool = False,
         kernel_kwargs: Mapping[str, Any] | None = None,
+        proxies: Sequence[str] = (),
     ) -> None:
         self.kernel_kwargs = check_kernel_kwargs(kernel_kwargs)
-        self.metrics = check_metrics(metrics, self.kernel_kwargs.get("output", "sum"))
+        self.proxies = check_proxies(proxies)
+        if self.proxies and not metrics:
+            self.metrics: tuple[str, ...] = ()
+        else:
+            self.metrics = check_metrics(metrics, self.kernel_kwargs.get("output", "sum"))
         self.track_evolution = bool(track_evolution)
         self.kernel_velocity = bool(kernel_velocity)
         self.keep_spectrum = bool(spectrum)
@@ -101,6 +111,9 @@ class NTKMeter:
         self.initial_kernels: list[Tensor] = []
         self.previous_kernels: list[Tensor] = []
         self.spectrum: Tensor | None = None
+        self.last_seconds: dict[str, float] = {}
+        """Wall time of the last measurement by signal: ``kernel`` (kernels and their metrics)
+        and each proxy, summed over the probe batches."""
         self._warned: set[str] = set()
         self._new_warnings: list[str] = []
 
@@ -113,6 +126,11 @@ class NTKMeter:
         return tuple(m for m in self.metrics if m in EVOLUTION_METRICS)
 
     @property
+    def needs_kernel(self) -> bool:
+        """Whether a measurement computes kernels (not for proxies alone)."""
+        return bool(self.metrics or self.kernel_velocity or self.keep_spectrum)
+
+    @property
     def needs_initial_kernel(self) -> bool:
         """Whether the initial kernel is needed and not yet known."""
         return bool(self.evolution_metrics) and not self.initial_kernels
@@ -122,7 +140,7 @@ class NTKMeter:
         """The value keys of a record (besides ``epoch`` and ``seconds``)."""
         velocity = ["kernel_velocity"] if self.kernel_velocity else []
         names = [m for m in self.metrics if m not in EVOLUTION_METRICS]
-        keys = list(dict.fromkeys([*names, *self.evolution_metrics, *velocity]))
+        keys = list(dict.fromkeys([*names, *self.evolution_metrics, *velocity, *self.proxies]))
         if len(self.probes) > 1:
             keys += [f"{key}_std" for key in keys]
         return keys
@@ -170,10 +188,13 @@ class NTKMeter:
         were set.
         """
         start = time.perf_counter()
-        kernels = self.kernels(model, kernel_fn)
+        self.last_seconds = {}
+        kernels = self.kernels(model, kernel_fn) if self.needs_kernel else [None] * len(self.probes)
         if epoch == 0 and self.needs_initial_kernel:
             self.initial_kernels = [_keep(k) for k in kernels]
-        values = _mean_and_std([self._values(k, j) for j, k in enumerate(kernels)])
+        if self.needs_kernel:
+            self.last_seconds["kernel"] = time.perf_counter() - start
+        values = _mean_and_std([self._values(model, k, j) for j, k in enumerate(kernels)])
         if self.kernel_velocity:
             self.previous_kernels = [_keep(k) for k in kernels]
         return {"epoch": epoch, **values, "seconds": time.perf_counter() - start}
@@ -187,7 +208,29 @@ class NTKMeter:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         return empirical_ntk(model, x.to(device), **self.kernel_kwargs)
 
-    def _values(self, kernel: Tensor, index: int) -> dict[str, float]:
+    def _values(self, model: nn.Module, kernel: Tensor | None, index: int) -> dict[str, float]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start = time.perf_counter()
+            values = {} if kernel is None else self._kernel_values(kernel, index)
+            if kernel is not None:
+                self._add_seconds("kernel", time.perf_counter() - start)
+            if self.proxies:
+                x, y = self.probes[index]
+                device = next((p.device for p in model.parameters()), torch.device("cpu"))
+                x, y = x.to(device), y.to(device)
+                for name in self.proxies:
+                    start = time.perf_counter()
+                    values[name] = float(PROXIES[name](model, x, y))
+                    self._add_seconds(name, time.perf_counter() - start)
+        for w in caught:
+            if issubclass(w.category, NTKMetricWarning):
+                self._warn(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return values
+
+    def _kernel_values(self, kernel: Tensor, index: int) -> dict[str, float]:
         labels = self.probes[index][1].to(kernel.device)
         initial = _item(self.initial_kernels, index)
         previous = _item(self.previous_kernels, index)
@@ -200,27 +243,27 @@ class NTKMeter:
                 )
             else:
                 names += list(self.evolution_metrics)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            values = ntk_metrics(
+        values = (
+            ntk_metrics(
                 kernel,
                 labels,
                 metrics=names,
                 initial_kernel=None if initial is None else initial.to(kernel),
                 off_diagonal_lga=self.off_diagonal_lga,
             )
-            if self.kernel_velocity:
-                values["kernel_velocity"] = (
-                    math.nan if previous is None else kernel_distance(previous.to(kernel), kernel)
-                )
-            if self.keep_spectrum and index == 0:
-                self.spectrum = eigenvalues(kernel).flip(0).cpu()
-        for w in caught:
-            if issubclass(w.category, NTKMetricWarning):
-                self._warn(str(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if names
+            else {}
+        )
+        if self.kernel_velocity:
+            values["kernel_velocity"] = (
+                math.nan if previous is None else kernel_distance(previous.to(kernel), kernel)
+            )
+        if self.keep_spectrum and index == 0:
+            self.spectrum = eigenvalues(kernel).flip(0).cpu()
         return values
+
+    def _add_seconds(self, name: str, seconds: float) -> None:
+        self.last_seconds[name] = self.last_seconds.get(name, 0.0) + seconds
 
     def _warn(self, message: str) -> None:
         if message not in self._warned:
@@ -301,6 +344,21 @@ def check_kernel_kwargs(kernel_kwargs: Mapping[str, Any] | None) -> dict[str, An
     ):
         raise ValueError(f"`kernel_kwargs['chunk_size']` must be an integer >= 1, got {chunk!r}.")
     return dict(kernel_kwargs)
+
+
+def check_proxies(proxies: Sequence[str]) -> tuple[str, ...]:
+    """Validate zero-cost proxy names, naming the choices.
+
+    Example:
+        >>> check_proxies(["snip", "naswot"])
+        ('snip', 'naswot')
+    """
+    if isinstance(proxies, str):
+        proxies = (proxies,)
+    unknown = [p for p in proxies if p not in PROXIES]
+    if unknown:
+        raise ValueError(f"unknown `proxies` {unknown}; choose from {list(PROXIES)}.")
+    return tuple(dict.fromkeys(proxies))
 
 
 def check_metrics(metrics: Sequence[str], output: str = "sum") -> tuple[str, ...]:

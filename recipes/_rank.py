@@ -37,6 +37,8 @@ CSV_COLUMNS = (
     "spearman_p",
     "expected_sign",
     "signed_tau",
+    "signed_tau_low",
+    "signed_tau_high",
 )
 
 
@@ -54,19 +56,25 @@ class Correlation:
     spearman_p: float
     expected_sign: int
     signed_tau: float
+    signed_tau_low: float = math.nan
+    signed_tau_high: float = math.nan
 
 
 def correlate(
-    values: Sequence[float], truth: Sequence[float]
+    values: Sequence[float], truth: Sequence[float], sign: int = 0
 ) -> tuple[int, float, float, float, float]:
-    """Kendall tau-b and Spearman rho of the pairs whose value is not NaN.
+    """Kendall tau-b and Spearman rho of the pairs with a ground truth.
 
-    ``inf`` values (a singular kernel's condition number) are kept: they rank above every finite
-    value. Fewer than 3 pairs, or a constant side, give NaN.
+    Undefined values (nan: a dead cell's LGA, a diverged network) of a quantity with a known
+    direction (``sign`` +1 or -1) rank *worst*, like an infinite condition number does, so every
+    row of a study ranks a dead cell the same way; with ``sign=0`` they are left out. ``inf``
+    values are kept: they rank above every finite value. Fewer than 3 pairs, or a constant side,
+    give NaN.
 
     Args:
         values: the quantity, one per architecture.
         truth: the accuracies, same order.
+        sign: the quantity's expected sign (:func:`lga_lightning.signals.expected_sign`).
 
     Returns:
         ``(n, tau, tau_p, rho, rho_p)``.
@@ -76,8 +84,10 @@ def correlate(
         >>> n, round(tau, 3), round(rho, 3)
         (3, 0.333, 0.5)
     """
-    x = np.asarray(values, dtype=np.float64)
+    x = np.asarray(values, dtype=np.float64).copy()
     y = np.asarray(truth, dtype=np.float64)
+    if sign and not np.all(np.isnan(x)):
+        x[np.isnan(x)] = -np.inf if sign > 0 else np.inf
     keep = ~np.isnan(x) & ~np.isnan(y)
     x, y = x[keep], y[keep]
     n = int(keep.sum())
@@ -88,10 +98,50 @@ def correlate(
     return n, float(tau.statistic), float(tau.pvalue), float(rho.statistic), float(rho.pvalue)
 
 
+def bootstrap_tau(
+    values: Sequence[float], truth: Sequence[float], sign: int = 0, resamples: int = 1000
+) -> tuple[float, float]:
+    """95% percentile interval of Kendall tau-b over architectures resampled with replacement.
+
+    Seeded (the same numbers give the same interval); ``(nan, nan)`` for ``resamples=0`` or too
+    few pairs.
+
+    Example:
+        >>> low, high = bootstrap_tau(range(20), [v + (v % 3) for v in range(20)], resamples=200)
+        >>> 0.5 < low <= high <= 1.0
+        True
+    """
+    x = np.asarray(values, dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)
+    if resamples <= 0 or len(x) < 3:
+        return math.nan, math.nan
+    rng = np.random.default_rng(0)
+    taus = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(x), len(x))
+        _, tau, _, _, _ = correlate(x[pick], y[pick], sign)
+        if not math.isnan(tau):
+            taus.append(tau)
+    if len(taus) < resamples // 2:
+        return math.nan, math.nan
+    low, high = np.percentile(taus, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def correlation_table(
-    columns: Mapping[tuple[str, str, int], Sequence[float]], truth: Sequence[float]
+    columns: Mapping[tuple[str, str, int], Sequence[float]],
+    truth: Sequence[float],
+    signs: Mapping[str, int] | None = None,
+    bootstrap: int = 0,
 ) -> list[Correlation]:
     """Correlate every ``(quantity, setting, epoch)`` column with ``truth``.
+
+    Args:
+        columns: ``(quantity, setting, epoch) -> values``, one value per architecture.
+        truth: the accuracies, same order.
+        signs: expected signs of quantities the table of signals does not know (e.g. combined
+            rankings, ``+1``).
+        bootstrap: resamples of the 95% interval of ``signed_tau`` (0: none).
 
     Example:
         >>> rows = correlation_table({("lga", "n8-train", 1): [1, 2, 3]}, [1.0, 2.0, 3.0])
@@ -100,10 +150,17 @@ def correlation_table(
     """
     rows = []
     for (quantity, setting, epoch), values in columns.items():
-        n, tau, tau_p, rho, rho_p = correlate(values, truth)
-        sign = expected_sign(quantity)
+        sign = (signs or {}).get(quantity, expected_sign(quantity))
+        n, tau, tau_p, rho, rho_p = correlate(values, truth, sign)
         signed = tau * sign if sign else tau
-        rows.append(Correlation(quantity, setting, epoch, n, tau, tau_p, rho, rho_p, sign, signed))
+        low, high = bootstrap_tau(values, truth, sign, bootstrap)
+        if sign < 0:
+            low, high = -high, -low  # the interval of signed_tau
+        rows.append(
+            Correlation(
+                quantity, setting, epoch, n, tau, tau_p, rho, rho_p, sign, signed, low, high
+            )
+        )
     return rows
 
 
@@ -136,7 +193,7 @@ def format_table(rows: Sequence[Correlation]) -> str:
         header += [f"epoch {epoch} tau", "rho"]
     lines = [header]
     for (quantity, setting), by_epoch in groups.items():
-        sign = {1: "+", -1: "-", 0: "?"}[expected_sign(quantity)]
+        sign = {1: "+", -1: "-", 0: "?"}[next(iter(by_epoch.values())).expected_sign]
         n = max(r.n for r in by_epoch.values())
         line = [quantity, setting, sign, str(n)]
         for epoch in epochs:

@@ -10,6 +10,7 @@ that epoch's validation).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,9 @@ from torch import nn
 
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import ClassificationModule
+
+PROXY_SETTING = "proxies"
+"""The key of the meter that measures the zero-cost proxies (their entry is ``"proxies"``)."""
 
 
 class _EpochMeasurements(Callback):
@@ -45,7 +49,8 @@ class TrainAndMeasure:
     """Train ``network`` for ``train_epochs`` and measure it at ``epochs``.
 
     Args:
-        meters: one meter per kernel setting, probes already set.
+        meters: one meter per kernel setting, probes already set; the meter under
+            :data:`PROXY_SETTING` measures the zero-cost proxies (entry ``"proxies"``).
         epochs: epochs to measure the NTK at (0 = initialisation).
         extra_epochs: epochs at which only the training loss and accuracy are recorded (e.g. the
             study's own ground truth).
@@ -59,7 +64,8 @@ class TrainAndMeasure:
         >>> dm = DigitsDataModule(resize=8, batch_size=64); dm.setup("fit")
         >>> meter = NTKMeter(["lga"]); meter.draw_probes(dm, size=10, seed=0)  # doctest: +ELLIPSIS
         [...]
-        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32),
+        ...                           torch.nn.ReLU(), torch.nn.Linear(32, 10))
         >>> run = TrainAndMeasure({"n10-train": meter}, epochs=[0, 1],
         ...                       trainer_kwargs={"limit_train_batches": 2})
         >>> entries = run.fit(net, dm, num_classes=10)
@@ -83,6 +89,9 @@ class TrainAndMeasure:
         self.lr_scheduler = lr_scheduler
         self.trainer_kwargs = dict(trainer_kwargs or {})
         self.entries: dict[int, dict[str, Any]] = {}
+        self.seconds: dict[str, float] = {}
+        """Wall time by signal over the whole run: ``train`` (fit, measurements excluded),
+        ``kernel`` (every setting's kernels and metrics) and each proxy."""
 
     @property
     def train_epochs(self) -> int:
@@ -100,7 +109,7 @@ class TrainAndMeasure:
 
         ``seed`` seeds the data order and augmentation (``pl.seed_everything``).
         """
-        self.entries = {}
+        self.entries, self.seconds = {}, {}
         for meter in self.meters.values():
             meter.reset_kernels()
         module = ClassificationModule(
@@ -131,20 +140,28 @@ class TrainAndMeasure:
             self.record(network, 0, train_loss=math.nan, val_acc=accuracy)
         if self.train_epochs > 0:
             pl.seed_everything(seed, verbose=False)
+            start, measuring = time.perf_counter(), sum(self.seconds.values())
             trainer.fit(module, datamodule=datamodule)
+            elapsed = time.perf_counter() - start
+            self.seconds["train"] = elapsed - (sum(self.seconds.values()) - measuring)
         return self.entries
 
     def record(self, network: nn.Module, epoch: int, train_loss: float, val_acc: float) -> None:
         """Measure at ``epoch`` when scheduled and keep the entry."""
         entry: dict[str, Any] = {"train_loss": train_loss, "val_acc": val_acc}
         if epoch in self.epochs or epoch == 0:
-            values = {
-                setting: meter.measure(network, epoch) for setting, meter in self.meters.items()
-            }
+            values = {}
+            for setting, meter in self.meters.items():
+                values[setting] = meter.measure(network, epoch)
+                for name, seconds in meter.last_seconds.items():
+                    self.seconds[name] = self.seconds.get(name, 0.0) + seconds
             if epoch in self.epochs:
-                entry["ntk"] = {
-                    setting: {k: v for k, v in record.items() if k not in ("epoch", "seconds")}
-                    for setting, record in values.items()
-                }
+                for setting, record in values.items():
+                    kept = {k: v for k, v in record.items() if k not in ("epoch", "seconds")}
+                    part = "proxies" if setting == PROXY_SETTING else "ntk"
+                    if part == "proxies":
+                        entry["proxies"] = kept
+                    else:
+                        entry.setdefault("ntk", {})[setting] = kept
         if epoch in self.epochs or epoch in self.extra_epochs:
             self.entries[epoch] = entry

@@ -61,17 +61,18 @@ from lga_lightning._describe import describe
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth, nb201_table
 from lga_lightning.ground_truth.base import ArchNotFoundError
 from lga_lightning.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
-from lga_lightning.meter import NTKMeter
+from lga_lightning.meter import NTKMeter, check_proxies
 from lga_lightning.probe import draw_probe
 from lga_lightning.spaces import NB201Space
 from recipes._baselines import count_flops, count_parameters
 from recipes._cli import class_parser, run_class
+from recipes._combine import combined_column, parse_combination
 from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
 from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
-from recipes._study import TrainAndMeasure
+from recipes._study import PROXY_SETTING, TrainAndMeasure
 
 PROG = "lga-correlate"
 RAW_NAME = "raw.jsonl"
@@ -113,7 +114,10 @@ class CorrelationStudy:
         params: the parameters the kernel differentiates: ``paper`` (every weight except the
             classifier's), ``weights`` (the classifier's too, as TE-NAS) or ``all``.
         limit_train_batches: train on at most this many batches per epoch (quick runs).
-        benchmark: NAS-Bench-201 ``.pth`` file (or its folder) giving the ground truth.
+        benchmark: NAS-Bench-201 ``.pth`` file (or its folder) giving the ground truth. Without
+            ``benchmark``, ``table`` and ``own_epochs``, an NB201 space's ground truth is the
+            NAS-Bench-201 table shipped with the package (all 15,625 cells; 200-epoch test
+            accuracy, and the 12-epoch schedule with ``hp: "12"``).
         trust_benchmark_file: unpickle the benchmark file fully (only for the official file).
         table: CSV/JSON ground-truth table (see ``lga_lightning.ground_truth.TableGroundTruth``).
         dataset: benchmark dataset of the ground truth: ``cifar10``, ``cifar100``,
@@ -132,6 +136,18 @@ class CorrelationStudy:
         num_threads: CPU threads for torch (``torch.set_num_threads``); on a small, busy CPU
             one thread is often several times faster; default: torch's choice. Part of the
             resume fingerprint: the thread count changes float rounding, hence the numbers.
+        proxies: zero-cost proxies measured at every epoch of ``epochs`` on a class-balanced
+            batch of ``proxy_batch`` training images (:data:`lga_lightning.proxies.PROXIES`).
+        proxy_batch: the proxies' batch size.
+        combine: combined rankings reported as rows of their own, e.g. ``["lga@1+params",
+            "synflow+naswot"]`` (signals joined by ``+``, each at an epoch ``@e``, default the
+            last measured epoch).
+        combine_by: ``log_ranks`` (sum of log ranks, as AZ-NAS) or ``ranks`` (sum of ranks).
+        reference_hp: also correlate the benchmark's accuracy after this many epochs of full
+            training (``"12"``: NAS-Bench-201's short schedule) as the row
+            ``benchmark_<hp>ep``, "what that much training would tell you"; ``null`` for none.
+        bootstrap: resamples of the 95% interval of each row's ``signed_tau`` (over
+            architectures; 0 for none).
 
     Example:
         >>> study = CorrelationStudy(first=2, epochs=[0], own_epochs=1, probe_sizes=[8])
@@ -172,6 +188,12 @@ class CorrelationStudy:
         analyse_only: bool = False,
         plot: bool = True,
         num_threads: int | None = None,
+        proxies: list[str] = [],  # noqa: B006
+        proxy_batch: int = 64,
+        combine: list[str] = [],  # noqa: B006
+        combine_by: Literal["log_ranks", "ranks"] = "log_ranks",
+        reference_hp: str | None = "12",
+        bootstrap: int = 1000,
     ) -> None:
         given = (("archs", archs), ("sample", sample), ("first", first))
         chosen = [name for name, v in given if v is not None]
@@ -195,11 +217,21 @@ class CorrelationStudy:
         if not probe_sizes or any(s < 2 for s in probe_sizes):
             raise ValueError(f"`probe_sizes` must be integers >= 2, got {probe_sizes}.")
         sources = [n for n, v in (("benchmark", benchmark), ("table", table)) if v]
-        if len(sources) > 1 or (sources and own_epochs) or not (sources or own_epochs):
+        if len(sources) > 1 or (sources and own_epochs):
             raise ValueError(
-                "choose the ground truth with exactly one of `benchmark` (NAS-Bench-201 file), "
-                "`table` (CSV/JSON) or `own_epochs` (the run's own longer training)."
+                "choose the ground truth with at most one of `benchmark` (NAS-Bench-201 file), "
+                "`table` (CSV/JSON) or `own_epochs` (the run's own longer training); without "
+                "any, the NAS-Bench-201 table shipped with the package is used."
             )
+        if not (sources or own_epochs) and not isinstance(space, NB201Space):
+            raise ValueError(
+                f"the {type(space).__name__} space has no embedded ground truth; give `table`, "
+                "`benchmark` or `own_epochs`."
+            )
+        self.proxies = list(check_proxies(proxies))
+        if proxy_batch < 2:
+            raise ValueError(f"`proxy_batch` must be an integer >= 2, got {proxy_batch}.")
+        self.combine = [parse_combination(text, epochs) for text in combine]
         if not model_seeds or len(set(model_seeds)) != len(model_seeds):
             raise ValueError(
                 f"`model_seeds` must be a non-empty list of distinct integers, got {model_seeds}."
@@ -233,6 +265,10 @@ class CorrelationStudy:
         self.own_epochs = own_epochs
         self.output_dir = Path(output_dir)
         self.accelerator = accelerator
+        self.proxy_batch = proxy_batch
+        self.combine_by = combine_by
+        self.reference_hp = reference_hp
+        self.bootstrap = bootstrap
         self.implementation = implementation
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
@@ -267,6 +303,8 @@ class CorrelationStudy:
             "limit_train_batches": self.limit_train_batches,
             "own_epochs": self.own_epochs,
             "num_threads": self.num_threads,
+            "proxies": self.proxies,
+            "proxy_batch": self.proxy_batch if self.proxies else None,
         }
 
     def architectures(self) -> list[str]:
@@ -348,6 +386,8 @@ class CorrelationStudy:
         self.data.setup("fit")
         self._check_validation_source()
         probes = {size: self._probe(size) for size in self.probe_sizes}
+        if self.proxies:
+            probes[-1] = draw_probe(self.data, self.proxy_batch, seed=self.data_seed)[0]
         done = len(archs) - len(todo)
         for arch in todo:
             start = time.perf_counter()
@@ -392,9 +432,17 @@ class CorrelationStudy:
         )
 
     def meters(self, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
-        """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set."""
+        """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set.
+
+        ``probes[-1]``, when present, is the batch of the zero-cost proxies' meter.
+        """
         meters = {}
+        if -1 in probes:
+            meters[PROXY_SETTING] = NTKMeter((), proxies=self.proxies)
+            meters[PROXY_SETTING].set_probes([probes[-1]])
         for size, probe in probes.items():
+            if size == -1:
+                continue
             for mode in self.kernel_modes:
                 meter = NTKMeter(
                     self.metrics,
@@ -427,6 +475,10 @@ class CorrelationStudy:
         record = dict(runs[0])
         record["status"] = "diverged" if any(r["status"] != "ok" for r in runs) else "ok"
         record["epochs"] = _mean_over_seeds([r["epochs"] for r in runs])
+        record["signal_seconds"] = {
+            name: sum(r["signal_seconds"].get(name, 0.0) for r in runs)
+            for name in runs[0]["signal_seconds"]
+        }
         record["per_seed"] = {
             str(seed): {"status": r["status"], "epochs": r["epochs"]}
             for seed, r in zip(self.model_seeds, runs, strict=True)
@@ -465,18 +517,23 @@ class CorrelationStudy:
         if any(not math.isfinite(loss) for loss in losses):
             record["status"] = "diverged"
         record["epochs"] = {str(epoch): entry for epoch, entry in sorted(entries.items())}
+        record["signal_seconds"] = dict(run.seconds)
         return record
 
     # ------------------------------------------------------------------ analysis
+    def truth_source(self) -> Any:
+        """The ground truth: the benchmark file, the table, or the embedded NB201 table."""
+        if self.benchmark:
+            return NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
+        if self.table:
+            return TableGroundTruth(self.table)
+        return nb201_table()
+
     def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
         """The accuracy of each record's architecture (NaN where the source has none)."""
         if self.own_epochs:
             return [float(r["epochs"][str(self.own_epochs)]["val_acc"]) for r in records]
-        source: Any
-        if self.benchmark:
-            source = NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
-        else:
-            source = TableGroundTruth(self.table)
+        source = self.truth_source()
         truth, missing = [], []
         for r in records:
             try:
@@ -490,9 +547,33 @@ class CorrelationStudy:
             print(f"{PROG}: no ground truth for {len(missing)} architecture(s), e.g. {missing[0]}")
         return truth
 
+    def reference(self, records: Sequence[dict[str, Any]]) -> list[float] | None:
+        """The benchmark's accuracy after ``reference_hp`` epochs of full training.
+
+        What that much training would tell; ``None`` without such a column or with
+        ``own_epochs``.
+        """
+        if self.own_epochs or not self.reference_hp or self.reference_hp == self.hp:
+            return None
+        source = self.truth_source()
+        try:
+            source.check_query(self.dataset, self.split, self.reference_hp)
+        except (LookupError, ValueError):
+            return None
+        values = []
+        for r in records:
+            try:
+                values.append(
+                    source.accuracy(r["arch"], self.dataset, self.split, self.reference_hp)
+                )
+            except ArchNotFoundError:
+                values.append(math.nan)
+        return values
+
     def columns(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, int], list[float]]:
         """Every measured quantity as a column: ``(quantity, setting, epoch) -> values``."""
         cols: dict[tuple[str, str, int], list[float]] = {}
+        reference = self.reference(records)
         for epoch in self.epochs:
             key = str(epoch)
             for setting in self.settings:
@@ -500,36 +581,69 @@ class CorrelationStudy:
                     cols[(metric, setting, epoch)] = [
                         _get(r, key, "ntk", setting, metric) for r in records
                     ]
+            for proxy in self.proxies:
+                cols[(proxy, f"b{self.proxy_batch}", epoch)] = [
+                    _get(r, key, "proxies", proxy) for r in records
+                ]
             for name in BASELINES:
                 if name in ("params", "flops"):
                     cols[(name, "-", epoch)] = [float(r[name]) for r in records]
                 elif not (name == "train_loss" and epoch == 0):
                     cols[(name, "-", epoch)] = [_get(r, key, name) for r in records]
+            if reference is not None:
+                cols[(f"benchmark_{self.reference_hp}ep", "-", epoch)] = reference
+        for label, terms in self.combine:
+            epoch = max(e for _, e in terms)
+            cols[(label, self.combine_by, epoch)] = combined_column(cols, terms, self.combine_by)
         return cols
 
     def analyse(self, records: Sequence[dict[str, Any]]) -> list[Correlation]:
-        """Correlate, print the table, write the CSV and the plot."""
+        """Correlate, print the table and the cost by signal, write the CSV and the plot."""
         if not records:
             raise ValueError(f"no measured architectures in {self.output_dir / RAW_NAME}.")
         truth = self.ground_truth(records)
-        rows = correlation_table(self.columns(records), truth)
+        signs = {label: 1 for label, _ in self.combine}
+        if self.reference_hp:
+            signs[f"benchmark_{self.reference_hp}ep"] = 1
+        rows = correlation_table(self.columns(records), truth, signs, self.bootstrap)
+        where = self.benchmark or self.table or "NAS-Bench-201 table (embedded)"
         source = (
             f"own training ({self.own_epochs} epochs)"
             if self.own_epochs
-            else (
-                f"{self.benchmark or self.table} [{self.dataset}, split={self.split}, hp={self.hp}]"
-            )
+            else f"{where} [{self.dataset}, split={self.split}, hp={self.hp}]"
         )
         print(f"\nRank correlation with accuracy from {source}, {len(records)} architectures")
-        print("(sign: the sign expected of a useful predictor; Kendall tau-b and Spearman rho)")
+        print(
+            "(sign: the sign expected of a useful predictor; Kendall tau-b and Spearman rho; "
+            "undefined values of a signed quantity rank worst)"
+        )
         print(format_table(rows))
+        print(_cost_line(records))
         write_csv(rows, self.output_dir / CSV_NAME)
         written = [str(self.output_dir / CSV_NAME)]
         if self.make_plot:
-            plot(rows, self.output_dir / PNG_NAME, title=f"{len(records)} architectures, {source}")
+            title = f"{len(records)} architectures; ground truth: {source}"
+            plot(rows, self.output_dir / PNG_NAME, title=title)
             written.append(str(self.output_dir / PNG_NAME))
         print(f"wrote {', '.join(written)}; raw values in {self.output_dir / RAW_NAME}")
         return rows
+
+
+def _cost_line(records: Sequence[dict[str, Any]]) -> str:
+    """Mean wall time per architecture by signal (all seeds together).
+
+    Example:
+        >>> _cost_line([{"signal_seconds": {"train": 2.0, "kernel": 1.0}}])
+        'cost per architecture: train 2.00 s, kernel 1.00 s'
+    """
+    totals: dict[str, float] = {}
+    for r in records:
+        for name, seconds in r.get("signal_seconds", {}).items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    if not totals:
+        return "cost per architecture: not recorded"
+    parts = [f"{name} {seconds / len(records):.2f} s" for name, seconds in totals.items()]
+    return "cost per architecture: " + ", ".join(parts)
 
 
 def _mean_over_seeds(runs: Sequence[Any]) -> Any:

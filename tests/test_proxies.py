@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from lga_lightning.proxies import (
-    DIRECTIONS,
     PROXIES,
     ProxyWarning,
     fisher,
@@ -23,6 +22,7 @@ from lga_lightning.proxies import (
     synflow,
     zico,
 )
+from lga_lightning.signals import SIGNALS
 from lga_lightning.spaces import nb201
 
 W1 = [[1.0, -1.0], [2.0, 1.0]]
@@ -188,23 +188,19 @@ def test_params_and_flops_by_hand():
 
 
 def test_every_proxy_is_higher_is_better_and_registered():
-    assert (
-        set(PROXIES)
-        == set(DIRECTIONS)
-        == {
-            "grad_norm",
-            "snip",
-            "grasp",
-            "fisher",
-            "synflow",
-            "jacob_cov",
-            "naswot",
-            "zico",
-            "params",
-            "flops",
-        }
-    )
-    assert set(DIRECTIONS.values()) == {1}
+    assert set(PROXIES) == {
+        "grad_norm",
+        "snip",
+        "grasp",
+        "fisher",
+        "synflow",
+        "jacob_cov",
+        "naswot",
+        "zico",
+        "params",
+        "flops",
+    }
+    assert {SIGNALS[name].better for name in PROXIES} == {"max"}
 
 
 def busy_cnn() -> nn.Module:

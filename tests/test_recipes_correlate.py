@@ -283,3 +283,72 @@ def test_study_arguments_that_cannot_give_an_honest_table_are_refused(kwargs, ma
     args = {"own_epochs": 3, "probe_sizes": [8], "epochs": [0], **kwargs}
     with pytest.raises(ValueError, match=match):
         correlate.CorrelationStudy(**args)
+
+
+def embedded_accuracy(arch: str, column: str) -> float:
+    import gzip
+    from importlib import resources
+
+    path = resources.files("lga_lightning.ground_truth") / "data" / "nb201_accuracies.csv.gz"
+    with gzip.open(str(path), "rt", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["arch"] == arch:
+                return float(row[column])
+    raise KeyError(arch)
+
+
+def test_zero_cost_proxies_combinations_and_the_embedded_ground_truth(tmp_path, capsys):
+    rows = correlate.run(
+        [
+            "--data", "lga_lightning.data.DigitsDataModule",
+            "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
+            "--space.C", "4", "--space.N", "1",
+            "--archs", json.dumps(ARCHS),
+            "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--kernel_modes", "[train]",
+            "--metrics", "[lga, condition_number]",
+            "--proxies", "[synflow, naswot]", "--proxy_batch", "16",
+            "--combine", '["lga@1+params", "synflow+naswot"]',
+            "--limit_train_batches", "2", "--bootstrap", "200",
+            "--output_dir", str(tmp_path / "out"),
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "NAS-Bench-201 table (embedded)" in out
+    assert "cost per architecture: " in out and "synflow" in out and "train" in out
+    table = csv_rows(tmp_path)
+    by_arch = {r["arch"]: r for r in raw_records(tmp_path)[1:]}
+    truth = [embedded_accuracy(a, "cifar10_test_200ep") for a in ARCHS]
+    # proxies: stored at every epoch, correlated like any signal
+    for epoch in (0, 1):
+        values = [by_arch[a]["epochs"][str(epoch)]["proxies"]["synflow"] for a in ARCHS]
+        row = table[("synflow", "b16", epoch)]
+        assert float(row["kendall_tau"]) == pytest.approx(stats.kendalltau(values, truth)[0])
+    # the combined ranking: sum of log ranks, best = highest rank, recomputed here
+    lga1 = np.array([by_arch[a]["epochs"]["1"]["ntk"]["n10-train"]["lga"] for a in ARCHS])
+    params = np.array([by_arch[a]["params"] for a in ARCHS], dtype=float)
+    n = len(ARCHS)
+    combined = np.log(stats.rankdata(lga1) / n) + np.log(stats.rankdata(params) / n)
+    row = table[("lga@1+params", "log_ranks", 1)]
+    assert float(row["kendall_tau"]) == pytest.approx(stats.kendalltau(combined, truth)[0])
+    assert int(row["expected_sign"]) == 1
+    assert float(row["signed_tau_low"]) <= float(row["signed_tau"]) <= float(row["signed_tau_high"])
+    # "what 12 epochs of full training would tell": the benchmark's own short schedule
+    short = [embedded_accuracy(a, "cifar10_test_12ep") for a in ARCHS]
+    row = table[("benchmark_12ep", "-", 1)]
+    assert float(row["kendall_tau"]) == pytest.approx(stats.kendalltau(short, truth)[0])
+    assert {r.quantity for r in rows} >= {"synflow", "naswot", "synflow+naswot"}
+
+
+def test_undefined_values_of_a_signed_quantity_rank_worst():
+    from recipes._rank import correlate as rank_correlate
+
+    truth = [10.0, 20.0, 30.0, 40.0]
+    # a dead cell (nan LGA) is the worst: same as giving it the lowest value
+    n, tau, *_ = rank_correlate([math.nan, 1.0, 2.0, 3.0], truth, sign=+1)
+    assert n == 4 and tau == pytest.approx(stats.kendalltau([-1, 1, 2, 3], truth)[0])
+    # for a smaller-is-better quantity the worst is the largest
+    n, tau, *_ = rank_correlate([math.nan, 3.0, 2.0, 1.0], truth, sign=-1)
+    assert n == 4 and tau == pytest.approx(stats.kendalltau([9, 3, 2, 1], truth)[0])
+    # without a direction, undefined values are left out
+    n, *_ = rank_correlate([math.nan, 3.0, 2.0, 1.0], truth, sign=0)
+    assert n == 3

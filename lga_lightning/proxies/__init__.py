@@ -5,8 +5,9 @@ leaves the model exactly as it found it: parameters, buffers (BatchNorm running 
 ``.grad``, training and ``requires_grad`` flags, and the global RNG state. An undefined score
 (dead network, constant Jacobian, singular kernel) is ``nan`` with a :class:`ProxyWarning`.
 
-:data:`PROXIES` maps each name to its function and :data:`DIRECTIONS` gives the sign of
-"better" in the proxy's own paper (``+1``: higher is better, for all of them).
+:data:`PROXIES` maps each name to its function; the sign of "better" in each proxy's own paper
+(higher is better, for all of them) is in the one table of signals,
+:data:`lga_lightning.signals.SIGNALS`.
 
 Example:
     >>> import torch
@@ -45,11 +46,8 @@ PROXIES: dict[str, Callable[..., float]] = {
 }
 """Every proxy by name; call as ``PROXIES[name](model, x, y)``."""
 
-DIRECTIONS: dict[str, int] = {name: 1 for name in PROXIES}
-"""``+1`` where a higher score predicts a better architecture (every proxy, in its paper)."""
 
 __all__ = [
-    "DIRECTIONS",
     "PROXIES",
     "ProxyWarning",
     "fisher",

@@ -86,6 +86,8 @@ class LGASearch(pl.LightningModule):
         mode: ``"max"`` or ``"min"``; inferred for lga, condition_number, train_loss, val_acc.
         metrics: NTK metrics recorded for every measurement (names from
             :data:`lga_lightning.functional.SCALAR_METRICS`).
+        proxies: zero-cost proxies recorded beside them, on the same probe batch (names from
+            :data:`lga_lightning.proxies.PROXIES`); ``rank_by`` can name any of them.
         probe_size: samples in the probe batch (the paper: 256). The kernel costs ``probe_size``
             backward passes through the whole probe batch with train-mode BatchNorm.
         probe_seed: seed of the probe choice (``datamodule.probe_batch(size, seed)``).
@@ -155,6 +157,7 @@ class LGASearch(pl.LightningModule):
         rank_by: Signal = "lga",
         mode: Mode | None = None,
         metrics: Sequence[str] = DEFAULT_METRICS,
+        proxies: Sequence[str] = (),
         probe_size: int = 64,
         probe_seed: int = 42,
         kernel_kwargs: dict[str, Any] | None = None,
@@ -187,10 +190,13 @@ class LGASearch(pl.LightningModule):
         self.strategy = strategy if strategy is not None else RandomSearch()
         self.seed = int(seed)
         self.metrics = tuple(metrics)
-        self.ranking = Ranking(rank_by, mode, available=(*self.metrics, *RECORD_QUANTITIES))
+        self.ranking = Ranking(
+            rank_by, mode, available=(*self.metrics, *proxies, *RECORD_QUANTITIES)
+        )
         self.probe_size = probe_size
         self.probe_seed = probe_seed
-        self.meter = NTKMeter(self.metrics, kernel_kwargs=kernel_kwargs)
+        self.meter = NTKMeter(self.metrics, kernel_kwargs=kernel_kwargs, proxies=proxies)
+        self.proxies = self.meter.proxies
         self.kernel_kwargs = self.meter.kernel_kwargs
         self.optimizer_factory = optimizer or paper_sgd
         self.scheduler_factory = scheduler
@@ -239,7 +245,7 @@ class LGASearch(pl.LightningModule):
         self._states = StateFiles(os.path.join(self.results_dir, "states"))
         self._writer = ResultsWriter(
             self.results_dir,
-            self.metrics,
+            (*self.metrics, *self.proxies),
             self.ranking.name,
             self.ground_truth,
             self.ground_truth_query,
@@ -436,11 +442,11 @@ class LGASearch(pl.LightningModule):
 
     def _measure(self, run: CandidateRun) -> Record:
         start = time.perf_counter()
-        values = dict.fromkeys(self.metrics, math.nan)
+        values = dict.fromkeys((*self.metrics, *self.proxies), math.nan)
         if not run.diverged:
             self._ensure_probe()
             measured = self.meter.measure(run.model, run.epoch)
-            values = {name: measured[name] for name in self.metrics}
+            values = {name: measured[name] for name in values}
             for message in self.meter.pop_warnings():
                 warnings.warn(
                     f"LGASearch (first seen at candidate {run.job.candidate}, epoch {run.epoch}): "
@@ -508,6 +514,7 @@ class LGASearch(pl.LightningModule):
             "rank_by": self.ranking.name,
             "mode": self.ranking.mode,
             "metrics": list(self.metrics),
+            "proxies": list(self.proxies),
             "probe_size": self.probe_size,
             "probe_seed": self.probe_seed,
             "kernel_kwargs": {k: describe(v) for k, v in sorted(self.kernel_kwargs.items())},
