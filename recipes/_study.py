@@ -1,4 +1,4 @@
-"""Train one network with Lightning and measure it with the shared NTK meter at chosen epochs.
+"""The study's measurement: train each network with Lightning, measure it with NTK meters.
 
 The study's per-architecture work: a :class:`~lga_lightning.module.ClassificationModule` trained
 by a plain ``Trainer`` (the same training as ``lga-train``), with one
@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import nn
+from torch import Tensor, nn
 
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import ClassificationModule
+from lga_lightning.probe import draw_probe
+from recipes._baselines import count_flops, count_parameters
+from recipes._files import append_jsonl
 
 PROXY_SETTING = "proxies"
 """The key of the meter that measures the zero-cost proxies (their entry is ``"proxies"``)."""
@@ -165,3 +172,183 @@ class TrainAndMeasure:
                         entry.setdefault("ntk", {})[setting] = kept
         if epoch in self.epochs or epoch in self.extra_epochs:
             self.entries[epoch] = entry
+
+
+class StudyMeasurement:
+    """The measuring half of :class:`recipes.correlate.CorrelationStudy` (its attributes).
+
+    For every architecture not yet in ``raw.jsonl``: build it per model seed, train it with
+    :class:`TrainAndMeasure`, average the seeds, append the record.
+    """
+
+    prog = "lga-correlate"
+
+    def _measure_missing(
+        self, archs: Sequence[str], records: dict[str, dict[str, Any]], raw_path: Path
+    ) -> None:
+        todo = [a for a in archs if a not in records]
+        if not todo:
+            return
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        self.data.setup("fit")
+        self._check_validation_source()
+        probes = {size: self._probe(size) for size in self.probe_sizes}
+        if self.proxies:
+            probes[-1] = draw_probe(self.data, self.proxy_batch, seed=self.data_seed)[0]
+        done = len(archs) - len(todo)
+        for arch in todo:
+            start = time.perf_counter()
+            record = self.measure(arch, probes)
+            record["seconds"] = time.perf_counter() - start
+            append_jsonl(raw_path, record)
+            records[arch] = record
+            done += 1
+            lga = _first_value(record, "lga")
+            print(
+                f"[{done}/{len(archs)}] {arch}  params={record['params']}  "
+                f"lga@{self.epochs[-1]}={lga}  {record['status']}  {record['seconds']:.1f}s",
+                flush=True,
+            )
+
+    def _check_validation_source(self) -> None:
+        """Say once, before measuring, that there is no validation accuracy to record."""
+        if not self.data.val_dataloader():
+            message = (
+                f"{self.prog}: the datamodule has no validation data (val_size: 0), so "
+                "`val_acc` is not recorded"
+            )
+            if self.own_epochs:
+                raise ValueError(
+                    f"{message}, but `own_epochs` uses it as the ground truth; set "
+                    "`--data.val_size` above 0 or give a `table`/`benchmark`."
+                )
+            warnings.warn(message + "; set `--data.val_size` above 0 to record it.", stacklevel=2)
+
+    def _probe(self, size: int) -> tuple[Tensor, Tensor]:
+        if self.probe_split == "train":
+            return draw_probe(self.data, size, seed=self.data_seed)[0]
+        test = self.data.test_set
+        if test is None or len(test) < size:
+            raise ValueError(
+                f"`probe_split: test` needs {size} test images, the datamodule has "
+                f"{0 if test is None else len(test)}; lower `probe_sizes` or use the train split."
+            )
+        items = [test[i] for i in range(size)]
+        return torch.stack([x for x, _ in items]), torch.stack(
+            [torch.as_tensor(y) for _, y in items]
+        )
+
+    def meters(self, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
+        """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set.
+
+        ``probes[-1]``, when present, is the batch of the zero-cost proxies' meter.
+        """
+        meters = {}
+        if -1 in probes:
+            meters[PROXY_SETTING] = NTKMeter((), proxies=self.proxies)
+            meters[PROXY_SETTING].set_probes([probes[-1]])
+        for size, probe in probes.items():
+            if size == -1:
+                continue
+            for mode in self.kernel_modes:
+                meter = NTKMeter(
+                    self.metrics,
+                    kernel_kwargs={
+                        "bn_mode": mode,
+                        "params": self.params,
+                        "implementation": self.implementation,
+                        "chunk_size": self.chunk_size,
+                    },
+                )
+                meter.set_probes([probe])
+                meters[f"n{size}-{mode}"] = meter
+        return meters
+
+    def measure(self, arch: str, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, Any]:
+        """Train one architecture with the recipe and measure it at every scheduled epoch.
+
+        With several ``model_seeds``, once per seed; the values are then averaged over the seeds.
+
+        Returns:
+            The record stored in ``raw.jsonl``: ``arch``, ``params``, ``flops``, ``status`` and
+            ``epochs``, mapping each epoch (as a string) to ``{"ntk": {setting: {metric:
+            value}}, "train_loss": ..., "val_acc": ...}``. With several seeds these are the
+            means over the seeds, ``status`` is ``diverged`` when any seed diverged, and
+            ``per_seed`` maps each seed (as a string) to its own ``{"status", "epochs"}``.
+        """
+        runs = [self._measure_seed(arch, probes, seed) for seed in self.model_seeds]
+        if len(runs) == 1:
+            return runs[0]
+        record = dict(runs[0])
+        record["status"] = "diverged" if any(r["status"] != "ok" for r in runs) else "ok"
+        record["epochs"] = _mean_over_seeds([r["epochs"] for r in runs])
+        record["signal_seconds"] = {
+            name: sum(r["signal_seconds"].get(name, 0.0) for r in runs)
+            for name in runs[0]["signal_seconds"]
+        }
+        record["per_seed"] = {
+            str(seed): {"status": r["status"], "epochs": r["epochs"]}
+            for seed, r in zip(self.model_seeds, runs, strict=True)
+        }
+        return record
+
+    def _measure_seed(
+        self, arch: str, probes: dict[int, tuple[Tensor, Tensor]], model_seed: int
+    ) -> dict[str, Any]:
+        """One architecture built with ``model_seed``, trained and measured."""
+        data = self.data
+        torch.manual_seed(model_seed)
+        model = self.space.build(
+            self.space.decode(arch), num_classes=data.num_classes, in_channels=data.input_shape[0]
+        )
+        record: dict[str, Any] = {
+            "kind": "arch",
+            "arch": arch,
+            "params": count_parameters(model),
+            "flops": count_flops(model, data.input_shape),
+            "status": "ok",
+        }
+        trainer_kwargs: dict[str, Any] = {"accelerator": self.accelerator}
+        if self.limit_train_batches is not None:
+            trainer_kwargs["limit_train_batches"] = self.limit_train_batches
+        run = TrainAndMeasure(
+            self.meters(probes),
+            epochs=self.epochs,
+            extra_epochs=[self.own_epochs] if self.own_epochs else [],
+            optimizer=self.optimizer,
+            lr_scheduler=self.lr_scheduler,
+            trainer_kwargs=trainer_kwargs,
+        )
+        entries = run.fit(model, data, num_classes=data.num_classes, seed=self.data_seed)
+        losses = [e["train_loss"] for epoch, e in entries.items() if epoch > 0]
+        if any(not math.isfinite(loss) for loss in losses):
+            record["status"] = "diverged"
+        record["epochs"] = {str(epoch): entry for epoch, entry in sorted(entries.items())}
+        record["signal_seconds"] = dict(run.seconds)
+        return record
+
+    # ------------------------------------------------------------------ analysis
+
+
+def _mean_over_seeds(runs: Sequence[Any]) -> Any:
+    """The element-wise mean of equally nested dicts of numbers (one per seed).
+
+    Example:
+        >>> _mean_over_seeds([{"0": {"lga": 0.25}}, {"0": {"lga": 0.75}}])
+        {'0': {'lga': 0.5}}
+    """
+    first = runs[0]
+    if isinstance(first, dict):
+        return {key: _mean_over_seeds([run[key] for run in runs]) for key in first}
+    with np.errstate(invalid="ignore"):  # inf and -inf average to nan
+        return float(np.mean(np.asarray(runs, dtype=np.float64)))
+
+
+def _first_value(record: dict[str, Any], metric: str) -> str:
+    measured = [e for e, entry in record["epochs"].items() if "ntk" in entry]
+    last = record["epochs"][max(measured, key=int)] if measured else {}
+    for values in last.get("ntk", {}).values():
+        if metric in values:
+            return f"{values[metric]:.4f}"
+    return "n/a"

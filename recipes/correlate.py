@@ -43,46 +43,33 @@ Example::
 from __future__ import annotations
 
 import json
-import math
 import random
-import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import torch
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
 
 from lga_lightning._describe import describe
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth, nb201_table
-from lga_lightning.ground_truth.base import ArchNotFoundError
 from lga_lightning.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
-from lga_lightning.meter import NTKMeter, check_proxies
-from lga_lightning.probe import draw_probe
+from lga_lightning.meter import check_proxies
 from lga_lightning.spaces import NB201Space
-from recipes._baselines import count_flops, count_parameters
+from recipes._analysis import PROG, RAW_NAME, StudyAnalysis
 from recipes._cli import class_parser, run_class
-from recipes._combine import combined_column, parse_combination
+from recipes._combine import parse_combination
 from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
-from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
-from recipes._study import PROXY_SETTING, TrainAndMeasure
+from recipes._rank import Correlation
+from recipes._study import StudyMeasurement
 
-PROG = "lga-correlate"
-RAW_NAME = "raw.jsonl"
-CSV_NAME = "correlations.csv"
-PNG_NAME = "correlations.png"
 DEFAULT_DATA = lazy_instance(DigitsDataModule, resize=16, channels=3, batch_size=128)
 DEFAULT_SPACE = lazy_instance(NB201Space, C=16, N=5)
 
 
-class CorrelationStudy:
+class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     """Measure NTK metrics of many architectures and correlate them with accuracy.
 
     Args:
@@ -374,308 +361,6 @@ class CorrelationStudy:
                 "another `output_dir`, or restore those settings to resume it."
             )
         return {r["arch"]: r for r in lines[1:] if r.get("kind") == "arch"}
-
-    def _measure_missing(
-        self, archs: Sequence[str], records: dict[str, dict[str, Any]], raw_path: Path
-    ) -> None:
-        todo = [a for a in archs if a not in records]
-        if not todo:
-            return
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
-        self.data.setup("fit")
-        self._check_validation_source()
-        probes = {size: self._probe(size) for size in self.probe_sizes}
-        if self.proxies:
-            probes[-1] = draw_probe(self.data, self.proxy_batch, seed=self.data_seed)[0]
-        done = len(archs) - len(todo)
-        for arch in todo:
-            start = time.perf_counter()
-            record = self.measure(arch, probes)
-            record["seconds"] = time.perf_counter() - start
-            append_jsonl(raw_path, record)
-            records[arch] = record
-            done += 1
-            lga = _first_value(record, "lga")
-            print(
-                f"[{done}/{len(archs)}] {arch}  params={record['params']}  "
-                f"lga@{self.epochs[-1]}={lga}  {record['status']}  {record['seconds']:.1f}s",
-                flush=True,
-            )
-
-    def _check_validation_source(self) -> None:
-        """Say once, before measuring, that there is no validation accuracy to record."""
-        if not self.data.val_dataloader():
-            message = (
-                f"{PROG}: the datamodule has no validation data (val_size: 0), so `val_acc` is "
-                "not recorded"
-            )
-            if self.own_epochs:
-                raise ValueError(
-                    f"{message}, but `own_epochs` uses it as the ground truth; set "
-                    "`--data.val_size` above 0 or give a `table`/`benchmark`."
-                )
-            warnings.warn(message + "; set `--data.val_size` above 0 to record it.", stacklevel=2)
-
-    def _probe(self, size: int) -> tuple[Tensor, Tensor]:
-        if self.probe_split == "train":
-            return draw_probe(self.data, size, seed=self.data_seed)[0]
-        test = self.data.test_set
-        if test is None or len(test) < size:
-            raise ValueError(
-                f"`probe_split: test` needs {size} test images, the datamodule has "
-                f"{0 if test is None else len(test)}; lower `probe_sizes` or use the train split."
-            )
-        items = [test[i] for i in range(size)]
-        return torch.stack([x for x, _ in items]), torch.stack(
-            [torch.as_tensor(y) for _, y in items]
-        )
-
-    def meters(self, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
-        """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set.
-
-        ``probes[-1]``, when present, is the batch of the zero-cost proxies' meter.
-        """
-        meters = {}
-        if -1 in probes:
-            meters[PROXY_SETTING] = NTKMeter((), proxies=self.proxies)
-            meters[PROXY_SETTING].set_probes([probes[-1]])
-        for size, probe in probes.items():
-            if size == -1:
-                continue
-            for mode in self.kernel_modes:
-                meter = NTKMeter(
-                    self.metrics,
-                    kernel_kwargs={
-                        "bn_mode": mode,
-                        "params": self.params,
-                        "implementation": self.implementation,
-                        "chunk_size": self.chunk_size,
-                    },
-                )
-                meter.set_probes([probe])
-                meters[f"n{size}-{mode}"] = meter
-        return meters
-
-    def measure(self, arch: str, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, Any]:
-        """Train one architecture with the recipe and measure it at every scheduled epoch.
-
-        With several ``model_seeds``, once per seed; the values are then averaged over the seeds.
-
-        Returns:
-            The record stored in ``raw.jsonl``: ``arch``, ``params``, ``flops``, ``status`` and
-            ``epochs``, mapping each epoch (as a string) to ``{"ntk": {setting: {metric:
-            value}}, "train_loss": ..., "val_acc": ...}``. With several seeds these are the
-            means over the seeds, ``status`` is ``diverged`` when any seed diverged, and
-            ``per_seed`` maps each seed (as a string) to its own ``{"status", "epochs"}``.
-        """
-        runs = [self._measure_seed(arch, probes, seed) for seed in self.model_seeds]
-        if len(runs) == 1:
-            return runs[0]
-        record = dict(runs[0])
-        record["status"] = "diverged" if any(r["status"] != "ok" for r in runs) else "ok"
-        record["epochs"] = _mean_over_seeds([r["epochs"] for r in runs])
-        record["signal_seconds"] = {
-            name: sum(r["signal_seconds"].get(name, 0.0) for r in runs)
-            for name in runs[0]["signal_seconds"]
-        }
-        record["per_seed"] = {
-            str(seed): {"status": r["status"], "epochs": r["epochs"]}
-            for seed, r in zip(self.model_seeds, runs, strict=True)
-        }
-        return record
-
-    def _measure_seed(
-        self, arch: str, probes: dict[int, tuple[Tensor, Tensor]], model_seed: int
-    ) -> dict[str, Any]:
-        """One architecture built with ``model_seed``, trained and measured."""
-        data = self.data
-        torch.manual_seed(model_seed)
-        model = self.space.build(
-            self.space.decode(arch), num_classes=data.num_classes, in_channels=data.input_shape[0]
-        )
-        record: dict[str, Any] = {
-            "kind": "arch",
-            "arch": arch,
-            "params": count_parameters(model),
-            "flops": count_flops(model, data.input_shape),
-            "status": "ok",
-        }
-        trainer_kwargs: dict[str, Any] = {"accelerator": self.accelerator}
-        if self.limit_train_batches is not None:
-            trainer_kwargs["limit_train_batches"] = self.limit_train_batches
-        run = TrainAndMeasure(
-            self.meters(probes),
-            epochs=self.epochs,
-            extra_epochs=[self.own_epochs] if self.own_epochs else [],
-            optimizer=self.optimizer,
-            lr_scheduler=self.lr_scheduler,
-            trainer_kwargs=trainer_kwargs,
-        )
-        entries = run.fit(model, data, num_classes=data.num_classes, seed=self.data_seed)
-        losses = [e["train_loss"] for epoch, e in entries.items() if epoch > 0]
-        if any(not math.isfinite(loss) for loss in losses):
-            record["status"] = "diverged"
-        record["epochs"] = {str(epoch): entry for epoch, entry in sorted(entries.items())}
-        record["signal_seconds"] = dict(run.seconds)
-        return record
-
-    # ------------------------------------------------------------------ analysis
-    def truth_source(self) -> Any:
-        """The ground truth: the benchmark file, the table, or the embedded NB201 table."""
-        if self.benchmark:
-            return NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
-        if self.table:
-            return TableGroundTruth(self.table)
-        return nb201_table()
-
-    def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
-        """The accuracy of each record's architecture (NaN where the source has none)."""
-        if self.own_epochs:
-            return [float(r["epochs"][str(self.own_epochs)]["val_acc"]) for r in records]
-        source = self.truth_source()
-        truth, missing = [], []
-        for r in records:
-            try:
-                truth.append(
-                    source.accuracy(r["arch"], dataset=self.dataset, split=self.split, hp=self.hp)
-                )
-            except ArchNotFoundError:
-                truth.append(math.nan)
-                missing.append(r["arch"])
-        if missing:
-            print(f"{PROG}: no ground truth for {len(missing)} architecture(s), e.g. {missing[0]}")
-        return truth
-
-    def reference(self, records: Sequence[dict[str, Any]]) -> list[float] | None:
-        """The benchmark's accuracy after ``reference_hp`` epochs of full training.
-
-        What that much training would tell; ``None`` without such a column or with
-        ``own_epochs``.
-        """
-        if self.own_epochs or not self.reference_hp or self.reference_hp == self.hp:
-            return None
-        source = self.truth_source()
-        try:
-            source.check_query(self.dataset, self.split, self.reference_hp)
-        except (LookupError, ValueError):
-            return None
-        values = []
-        for r in records:
-            try:
-                values.append(
-                    source.accuracy(r["arch"], self.dataset, self.split, self.reference_hp)
-                )
-            except ArchNotFoundError:
-                values.append(math.nan)
-        return values
-
-    def columns(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, int], list[float]]:
-        """Every measured quantity as a column: ``(quantity, setting, epoch) -> values``."""
-        cols: dict[tuple[str, str, int], list[float]] = {}
-        reference = self.reference(records)
-        for epoch in self.epochs:
-            key = str(epoch)
-            for setting in self.settings:
-                for metric in self.metrics:
-                    cols[(metric, setting, epoch)] = [
-                        _get(r, key, "ntk", setting, metric) for r in records
-                    ]
-            for proxy in self.proxies:
-                cols[(proxy, f"b{self.proxy_batch}", epoch)] = [
-                    _get(r, key, "proxies", proxy) for r in records
-                ]
-            for name in BASELINES:
-                if name in ("params", "flops"):
-                    cols[(name, "-", epoch)] = [float(r[name]) for r in records]
-                elif not (name == "train_loss" and epoch == 0):
-                    cols[(name, "-", epoch)] = [_get(r, key, name) for r in records]
-            if reference is not None:
-                cols[(f"benchmark_{self.reference_hp}ep", "-", epoch)] = reference
-        for label, terms in self.combine:
-            epoch = max(e for _, e in terms)
-            cols[(label, self.combine_by, epoch)] = combined_column(cols, terms, self.combine_by)
-        return cols
-
-    def analyse(self, records: Sequence[dict[str, Any]]) -> list[Correlation]:
-        """Correlate, print the table and the cost by signal, write the CSV and the plot."""
-        if not records:
-            raise ValueError(f"no measured architectures in {self.output_dir / RAW_NAME}.")
-        truth = self.ground_truth(records)
-        signs = {label: 1 for label, _ in self.combine}
-        if self.reference_hp:
-            signs[f"benchmark_{self.reference_hp}ep"] = 1
-        rows = correlation_table(self.columns(records), truth, signs, self.bootstrap)
-        where = self.benchmark or self.table or "NAS-Bench-201 table (embedded)"
-        source = (
-            f"own training ({self.own_epochs} epochs)"
-            if self.own_epochs
-            else f"{where} [{self.dataset}, split={self.split}, hp={self.hp}]"
-        )
-        print(f"\nRank correlation with accuracy from {source}, {len(records)} architectures")
-        print(
-            "(sign: the sign expected of a useful predictor; Kendall tau-b and Spearman rho; "
-            "undefined values of a signed quantity rank worst)"
-        )
-        print(format_table(rows))
-        print(_cost_line(records))
-        write_csv(rows, self.output_dir / CSV_NAME)
-        written = [str(self.output_dir / CSV_NAME)]
-        if self.make_plot:
-            title = f"{len(records)} architectures; ground truth: {source}"
-            plot(rows, self.output_dir / PNG_NAME, title=title)
-            written.append(str(self.output_dir / PNG_NAME))
-        print(f"wrote {', '.join(written)}; raw values in {self.output_dir / RAW_NAME}")
-        return rows
-
-
-def _cost_line(records: Sequence[dict[str, Any]]) -> str:
-    """Mean wall time per architecture by signal (all seeds together).
-
-    Example:
-        >>> _cost_line([{"signal_seconds": {"train": 2.0, "kernel": 1.0}}])
-        'cost per architecture: train 2.00 s, kernel 1.00 s'
-    """
-    totals: dict[str, float] = {}
-    for r in records:
-        for name, seconds in r.get("signal_seconds", {}).items():
-            totals[name] = totals.get(name, 0.0) + seconds
-    if not totals:
-        return "cost per architecture: not recorded"
-    parts = [f"{name} {seconds / len(records):.2f} s" for name, seconds in totals.items()]
-    return "cost per architecture: " + ", ".join(parts)
-
-
-def _mean_over_seeds(runs: Sequence[Any]) -> Any:
-    """The element-wise mean of equally nested dicts of numbers (one per seed).
-
-    Example:
-        >>> _mean_over_seeds([{"0": {"lga": 0.25}}, {"0": {"lga": 0.75}}])
-        {'0': {'lga': 0.5}}
-    """
-    first = runs[0]
-    if isinstance(first, dict):
-        return {key: _mean_over_seeds([run[key] for run in runs]) for key in first}
-    with np.errstate(invalid="ignore"):  # inf and -inf average to nan
-        return float(np.mean(np.asarray(runs, dtype=np.float64)))
-
-
-def _get(record: dict[str, Any], *path: str) -> float:
-    node: Any = record.get("epochs", {})
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return math.nan
-        node = node[key]
-    return float(node)
-
-
-def _first_value(record: dict[str, Any], metric: str) -> str:
-    measured = [e for e, entry in record["epochs"].items() if "ntk" in entry]
-    last = record["epochs"][max(measured, key=int)] if measured else {}
-    for values in last.get("ntk", {}).values():
-        if metric in values:
-            return f"{values[metric]:.4f}"
-    return "n/a"
 
 
 def build_parser() -> ArgumentParser:

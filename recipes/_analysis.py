@@ -1,0 +1,154 @@
+"""The study's analysis: ground truth, one column per quantity, correlations, the report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth, nb201_table
+from lga_lightning.ground_truth.base import ArchNotFoundError
+from recipes._combine import combined_column
+from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
+
+PROG = "lga-correlate"
+RAW_NAME = "raw.jsonl"
+CSV_NAME = "correlations.csv"
+PNG_NAME = "correlations.png"
+
+
+class StudyAnalysis:
+    """The analysing half of :class:`recipes.correlate.CorrelationStudy` (its attributes)."""
+
+    def truth_source(self) -> Any:
+        """The ground truth: the benchmark file, the table, or the embedded NB201 table."""
+        if self.benchmark:
+            return NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
+        if self.table:
+            return TableGroundTruth(self.table)
+        return nb201_table()
+
+    def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
+        """The accuracy of each record's architecture (NaN where the source has none)."""
+        if self.own_epochs:
+            return [float(r["epochs"][str(self.own_epochs)]["val_acc"]) for r in records]
+        source = self.truth_source()
+        truth, missing = [], []
+        for r in records:
+            try:
+                truth.append(
+                    source.accuracy(r["arch"], dataset=self.dataset, split=self.split, hp=self.hp)
+                )
+            except ArchNotFoundError:
+                truth.append(math.nan)
+                missing.append(r["arch"])
+        if missing:
+            print(f"{PROG}: no ground truth for {len(missing)} architecture(s), e.g. {missing[0]}")
+        return truth
+
+    def reference(self, records: Sequence[dict[str, Any]]) -> list[float] | None:
+        """The benchmark's accuracy after ``reference_hp`` epochs of full training.
+
+        What that much training would tell; ``None`` without such a column or with
+        ``own_epochs``.
+        """
+        if self.own_epochs or not self.reference_hp or self.reference_hp == self.hp:
+            return None
+        source = self.truth_source()
+        try:
+            source.check_query(self.dataset, self.split, self.reference_hp)
+        except (LookupError, ValueError):
+            return None
+        values = []
+        for r in records:
+            try:
+                values.append(
+                    source.accuracy(r["arch"], self.dataset, self.split, self.reference_hp)
+                )
+            except ArchNotFoundError:
+                values.append(math.nan)
+        return values
+
+    def columns(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, int], list[float]]:
+        """Every measured quantity as a column: ``(quantity, setting, epoch) -> values``."""
+        cols: dict[tuple[str, str, int], list[float]] = {}
+        reference = self.reference(records)
+        for epoch in self.epochs:
+            key = str(epoch)
+            for setting in self.settings:
+                for metric in self.metrics:
+                    cols[(metric, setting, epoch)] = [
+                        _get(r, key, "ntk", setting, metric) for r in records
+                    ]
+            for proxy in self.proxies:
+                cols[(proxy, f"b{self.proxy_batch}", epoch)] = [
+                    _get(r, key, "proxies", proxy) for r in records
+                ]
+            for name in BASELINES:
+                if name in ("params", "flops"):
+                    cols[(name, "-", epoch)] = [float(r[name]) for r in records]
+                elif not (name == "train_loss" and epoch == 0):
+                    cols[(name, "-", epoch)] = [_get(r, key, name) for r in records]
+            if reference is not None:
+                cols[(f"benchmark_{self.reference_hp}ep", "-", epoch)] = reference
+        for label, terms in self.combine:
+            epoch = max(e for _, e in terms)
+            cols[(label, self.combine_by, epoch)] = combined_column(cols, terms, self.combine_by)
+        return cols
+
+    def analyse(self, records: Sequence[dict[str, Any]]) -> list[Correlation]:
+        """Correlate, print the table and the cost by signal, write the CSV and the plot."""
+        if not records:
+            raise ValueError(f"no measured architectures in {self.output_dir / RAW_NAME}.")
+        truth = self.ground_truth(records)
+        signs = {label: 1 for label, _ in self.combine}
+        if self.reference_hp:
+            signs[f"benchmark_{self.reference_hp}ep"] = 1
+        rows = correlation_table(self.columns(records), truth, signs, self.bootstrap)
+        where = self.benchmark or self.table or "NAS-Bench-201 table (embedded)"
+        source = (
+            f"own training ({self.own_epochs} epochs)"
+            if self.own_epochs
+            else f"{where} [{self.dataset}, split={self.split}, hp={self.hp}]"
+        )
+        print(f"\nRank correlation with accuracy from {source}, {len(records)} architectures")
+        print(
+            "(sign: the sign expected of a useful predictor; Kendall tau-b and Spearman rho; "
+            "undefined values of a signed quantity rank worst)"
+        )
+        print(format_table(rows))
+        print(_cost_line(records))
+        write_csv(rows, self.output_dir / CSV_NAME)
+        written = [str(self.output_dir / CSV_NAME)]
+        if self.make_plot:
+            title = f"{len(records)} architectures; ground truth: {source}"
+            plot(rows, self.output_dir / PNG_NAME, title=title)
+            written.append(str(self.output_dir / PNG_NAME))
+        print(f"wrote {', '.join(written)}; raw values in {self.output_dir / RAW_NAME}")
+        return rows
+
+
+def _cost_line(records: Sequence[dict[str, Any]]) -> str:
+    """Mean wall time per architecture by signal (all seeds together).
+
+    Example:
+        >>> _cost_line([{"signal_seconds": {"train": 2.0, "kernel": 1.0}}])
+        'cost per architecture: train 2.00 s, kernel 1.00 s'
+    """
+    totals: dict[str, float] = {}
+    for r in records:
+        for name, seconds in r.get("signal_seconds", {}).items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    if not totals:
+        return "cost per architecture: not recorded"
+    parts = [f"{name} {seconds / len(records):.2f} s" for name, seconds in totals.items()]
+    return "cost per architecture: " + ", ".join(parts)
+
+
+def _get(record: dict[str, Any], *path: str) -> float:
+    node: Any = record.get("epochs", {})
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return math.nan
+        node = node[key]
+    return float(node)
