@@ -65,7 +65,6 @@ from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
 from recipes._rank import Correlation
 from recipes._study import StudyMeasurement
 
-DEFAULT_DATA = lazy_instance(DigitsDataModule, resize=16, channels=3, batch_size=128)
 DEFAULT_SPACE = lazy_instance(NB201Space, C=16, N=5)
 
 
@@ -73,7 +72,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     """Measure NTK metrics of many architectures and correlate them with accuracy.
 
     Args:
-        data: the datamodule the networks train on and the probe comes from.
+        data: the datamodule the networks train on and the probe comes from; default
+            scikit-learn's digits resized to 16x16 with 3 channels, batches of 128 (built here,
+            not as a parser default, so that another ``--data`` class keeps its own defaults).
         space: the search space that builds the networks.
         archs: an explicit list of architectures (arch strings).
         sample: a seeded random sample of this many distinct architectures of ``space``.
@@ -144,7 +145,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
 
     def __init__(
         self,
-        data: ImageDataModule = DEFAULT_DATA,
+        data: ImageDataModule | None = None,
         space: NB201Space = DEFAULT_SPACE,
         archs: list[str] | None = None,
         sample: int | None = None,
@@ -231,7 +232,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
                 "at that epoch would be the ground truth itself; choose `own_epochs` larger than "
                 "every measured epoch."
             )
-        self.data = data
+        self.data = (
+            data if data is not None else DigitsDataModule(resize=16, channels=3, batch_size=128)
+        )
         self.space = space
         self.archs, self.sample, self.first, self.arch_seed = archs, sample, first, arch_seed
         self.epochs = sorted(set(epochs))

@@ -434,3 +434,19 @@ def test_embedded_table_rejects_unknown_queries_clearly():
         gt.accuracy(arch, "cifar100", "valid", "200")  # no 200-epoch validation column
     with pytest.raises(ArchNotFoundError):
         gt.accuracy("|none~0|+|none~0|none~1|+|none~0|none~1|bogus~2|")
+
+
+def test_the_space_maps_nas_bench_201_indices_like_the_shipped_table():
+    import gzip
+    from importlib import resources
+
+    from lga_lightning.spaces import NB201Space
+
+    space = NB201Space()
+    path = resources.files("lga_lightning.ground_truth") / "data" / "nb201_accuracies.csv.gz"
+    with gzip.open(str(path), "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 15625
+    for row in rows:  # every cell, both directions
+        assert space.benchmark_index(row["arch"]) == int(row["index"])
+        assert space.from_benchmark_index(int(row["index"])) == row["arch"]

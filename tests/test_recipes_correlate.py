@@ -352,3 +352,16 @@ def test_undefined_values_of_a_signed_quantity_rank_worst():
     # without a direction, undefined values are left out
     n, *_ = rank_correlate([math.nan, 3.0, 2.0, 1.0], truth, sign=0)
     assert n == 3
+
+
+def test_another_data_class_keeps_its_own_defaults():
+    # the default digits module's batch size (128) must not leak into another class
+    from lga_lightning.data import ArraysDataModule
+
+    parser = correlate.build_parser()
+    args = parser.parse_args(["--data", "lga_lightning.data.ArraysDataModule",
+                              "--data.path", "x.npz", "--first", "2"])  # fmt: skip
+    import inspect
+
+    default = inspect.signature(ArraysDataModule).parameters["batch_size"].default
+    assert args.data.init_args.batch_size == default != 128

@@ -25,7 +25,13 @@ from lga_lightning.ground_truth.base import (
     GroundTruth,
     resolve_split,
 )
-from lga_lightning.ground_truth.embedded import NB201_COLUMNS, nb201_table, nb201_table_path
+from lga_lightning.ground_truth.embedded import (
+    NB201_COLUMNS,
+    benchmark_arch,
+    benchmark_index,
+    nb201_table,
+    nb201_table_path,
+)
 from lga_lightning.ground_truth.nats import NATSBenchTopology
 from lga_lightning.ground_truth.nb201 import BENCHMARK_FILES, NASBench201
 from lga_lightning.ground_truth.table import TableGroundTruth, column_name, export_table
@@ -44,6 +50,8 @@ __all__ = [
     "TableGroundTruth",
     "column_name",
     "export_table",
+    "benchmark_arch",
+    "benchmark_index",
     "nb201_table",
     "nb201_table_path",
     "resolve_split",

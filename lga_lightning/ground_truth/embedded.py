@@ -80,3 +80,32 @@ def nb201_table() -> TableGroundTruth:
         header = [NB201_COLUMNS.get(name, name) for name in next(reader)]
         rows = [dict(zip(header, cells, strict=True)) for cells in reader]
     return TableGroundTruth.from_records(rows, arch_column="arch", source=str(path))
+
+
+def benchmark_index(arch: str) -> int:
+    """NAS-Bench-201's own index of a cell (its row in the benchmark), from the embedded table.
+
+    Raises:
+        ArchNotFoundError: not a NAS-Bench-201 arch string.
+
+    Example:
+        >>> benchmark_index(benchmark_arch(123))
+        123
+    """
+    return int(float(nb201_table().row(arch)["index"]))
+
+
+def benchmark_arch(index: int) -> str:
+    """The arch string of NAS-Bench-201's cell ``index`` (0..15624).
+
+    Raises:
+        IndexError: outside 0..15624.
+
+    Example:
+        >>> benchmark_arch(0) == nb201_table().known_archs()[0]
+        True
+    """
+    archs = nb201_table().known_archs()
+    if not 0 <= int(index) < len(archs):
+        raise IndexError(f"NAS-Bench-201 indices are 0..{len(archs) - 1}, got {index}.")
+    return archs[int(index)]

@@ -687,5 +687,17 @@ class NB201Space:
         """See :func:`all_archs`."""
         return all_archs()
 
+    def benchmark_index(self, arch: str) -> int:
+        """NAS-Bench-201's own index of ``arch`` (not :func:`index`, this module's order)."""
+        from lga_lightning.ground_truth.embedded import benchmark_index
+
+        return benchmark_index(self.encode(arch))
+
+    def from_benchmark_index(self, index: int) -> str:
+        """The arch string of NAS-Bench-201's cell ``index``; inverse of :meth:`benchmark_index`."""
+        from lga_lightning.ground_truth.embedded import benchmark_arch
+
+        return benchmark_arch(index)
+
     def __repr__(self) -> str:
         return f"NB201Space({', '.join(f'{k}={v!r}' for k, v in self.build_kwargs.items())})"
