@@ -47,6 +47,8 @@ import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
@@ -221,6 +223,7 @@ class LGASearch(pl.LightningModule):
         self.summary: dict[str, Any] = {}
         self.results_dir: str | None = None
         self._run: CandidateRun | None = None
+        self.interrupted_by: str | None = None
         self._progress: Progress | None = None
 
     # ------------------------------------------------------------------ Lightning hooks
@@ -376,6 +379,10 @@ class LGASearch(pl.LightningModule):
             )
         self._finish()
 
+    def configure_callbacks(self) -> list[Callback]:
+        """The search's own callback: a partial leaderboard when the fit is interrupted."""
+        return [_WriteOnInterrupt()]
+
     # ------------------------------------------------------------------ scheduling
     @property
     def records(self) -> list[Record]:
@@ -528,6 +535,18 @@ class LGASearch(pl.LightningModule):
             "grad_clip": self.grad_clip,
         }
 
+    def _interrupted(self, exception: BaseException) -> None:
+        """Write what the search has so far; remember why it stopped (for the recipe's exit)."""
+        self.interrupted_by = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
+        if getattr(self, "scheduler", None) is None:
+            return
+        self._print(
+            f"the search was interrupted ({self.interrupted_by}) with {len(self.records)} "
+            f"measurements stored in {self.results_dir}; the leaderboard so far is written there. "
+            "Rerun the same command to continue."
+        )
+        self._finish()
+
     def _finish(self) -> None:
         if self._progress is not None:
             self._progress.close()
@@ -587,3 +606,15 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class _WriteOnInterrupt(Callback):
+    """Writes the partial leaderboard when Ctrl+C (SIGINT) or SIGTERM ends the fit."""
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and isinstance(
+            pl_module, LGASearch
+        ):
+            pl_module._interrupted(exception)
