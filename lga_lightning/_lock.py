@@ -76,6 +76,22 @@ class OutputLock:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def check(self) -> None:
+        """Raise now if another live process holds the lock; takes nothing.
+
+        For an early check before expensive set-up; :meth:`acquire` decides.
+
+        Raises:
+            OutputLockedError: as :meth:`acquire` would.
+
+        Example:
+            >>> import tempfile
+            >>> OutputLock(tempfile.mkdtemp()).check()
+        """
+        holder = self.holder()
+        if holder is not None and self._mine != holder and not self._stale(holder):
+            raise OutputLockedError(self._message(holder))
+
     def acquire(self) -> None:
         """Take the lock, taking over a stale one (dead pid, this host) with a warning.
 

@@ -27,6 +27,7 @@ from lga_lightning._files import check_output_dir
 from lga_lightning._lock import OutputLock
 from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.search import LGASearch
+from lga_lightning.search.store import STORE_NAME, ResultsStore
 from lga_lightning.spaces import NB201Space
 from recipes._cli import ThreadsMixin, one_line, run_user_errors
 
@@ -111,12 +112,17 @@ class SearchCLI(ThreadsMixin, LightningCLI):
     """
 
     def check_config(self, config: Any) -> None:
-        """Check the results directory (and ``trainer.default_root_dir``) before any work."""
+        """Check the results directory before any work: writable, not in use, store readable."""
         model, trainer = config.get("model") or {}, config.get("trainer") or {}
         root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
         check_output_dir(root, "trainer.default_root_dir")
-        if model.get("results_dir"):
-            check_output_dir(model["results_dir"], "model.results_dir")
+        folder = model.get("results_dir") or os.path.join(root, "lga_search")
+        option = "model.results_dir" if model.get("results_dir") else "trainer.default_root_dir"
+        check_output_dir(folder, option)
+        if _worker():
+            return  # a DDP worker: the launching process holds the lock
+        OutputLock(folder, option=f"`{option}`").check()
+        ResultsStore(os.path.join(folder, STORE_NAME)).read()  # a damaged line is named now
 
 
 def results_dir(search: LGASearch, default_root_dir: str) -> str:
@@ -174,8 +180,13 @@ def run(args: ArgsType = None) -> LGASearch:
 
 
 def _main_process(trainer: Any) -> bool:
+    return trainer.global_rank == 0 and not _worker()
+
+
+def _worker() -> bool:
+    """Whether this process was started by a DDP launcher for a rank other than 0."""
     ranks = (os.environ.get(name, "0") for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-    return trainer.global_rank == 0 and all(rank in ("", "0") for rank in ranks)
+    return not all(rank in ("", "0") for rank in ranks)
 
 
 def main(args: ArgsType = None) -> None:
