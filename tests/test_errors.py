@@ -282,3 +282,30 @@ def test_header_only_store_is_started_afresh_by_the_corrected_command(tmp_path):
     assert header["kind"] == "search" and header["seed"] == 0
     assert sorted(r["candidate"] for r in records) == [0, 1]
     assert not (tmp_path / "runs" / "lga_search" / ".lock").exists()  # released at the end
+    # every file of the search has the permissions of an ordinary new file, like results.jsonl
+    folder = tmp_path / "runs" / "lga_search"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir() if p.is_file()}
+    assert {"results.jsonl", "leaderboard.csv", "leaderboard.json", "scatter.png"} <= set(modes)
+    assert set(modes.values()) == {modes["results.jsonl"]}, modes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_atomic_writes_give_files_the_umask_permissions(tmp_path, umask):
+    from lga_lightning import _history
+    from lga_lightning.search import leaderboard
+    from recipes._files import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        _history.write_csv(str(tmp_path / "ntk_metrics.csv"), [{"epoch": 0, "step": 0}])
+        leaderboard.write_csv(str(tmp_path / "leaderboard.csv"), [{"rank": 1, "arch": "a"}])
+        leaderboard.write_json(str(tmp_path / "leaderboard.json"), {"summary": {}})
+        rows = [{"signal": 0.5, "val_acc": 0.1}, {"signal": 0.7, "val_acc": 0.2}]
+        assert leaderboard.scatter(str(tmp_path / "scatter.png"), rows, "lga")
+        atomic_write_text(tmp_path / "advantage.csv", "name\n")
+        (tmp_path / "plain.txt").write_text("reference: an ordinary new file")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert set(modes.values()) == {0o666 & ~umask}, {k: oct(v) for k, v in modes.items()}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
