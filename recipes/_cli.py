@@ -243,7 +243,7 @@ def check_config_files(args: Sequence[str] | Mapping[str, Any] | None) -> None:
         >>> import tempfile, pathlib
         >>> bad = pathlib.Path(tempfile.mkdtemp()) / "bad.yaml"
         >>> _ = bad.write_text("model:\n  init_args: {C: [4}\n")
-        >>> check_config_files(["--config", str(bad)])
+        >>> check_config_files(["--config", str(bad)])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: ...bad.yaml, line 2, column 20: invalid YAML (expected ',' or ']', ...

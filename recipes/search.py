@@ -83,7 +83,7 @@ def check_strategy(strategy: Any, space: Any) -> None:
     Example:
         >>> from lga_lightning.search import Plain
         >>> check_strategy(Plain(archs=["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"]),
-        ...                NB201Space(C=4, N=1))
+        ...                NB201Space(C=4, N=1))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: model.strategy.archs[0]: invalid NAS-Bench-201 arch string ...
