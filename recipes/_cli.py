@@ -201,15 +201,21 @@ def os_error_line(error: OSError) -> str:
 
     Example:
         >>> os_error_line(PermissionError(13, "Permission denied", "/data/out"))
-        "cannot use '/data/out': Permission denied; choose a folder you can write to, or fix its permissions."
-    """  # noqa: E501 - doctest output
+        "cannot access '/data/out': Permission denied; fix its permissions or choose another path."
+    """
     if error.filename is None:
         return one_line(error)
+    path = os.fspath(error.filename)
     what = error.strerror or type(error).__name__
-    return (
-        f"cannot use {os.fspath(error.filename)!r}: {what}; choose a folder you can write to, "
-        "or fix its permissions."
-    )
+    if error.errno == errno.ENOENT:
+        return f"{path!r} does not exist; check the path (relative to {os.getcwd()})."
+    if error.errno == errno.ENOTDIR:
+        return f"{path!r}: part of this path is a file, not a folder; choose another path."
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot write {path!r}: {what}; free some space or choose another folder."
+    if error.errno in (errno.EEXIST, errno.EISDIR):
+        return f"{path!r}: {what}; choose another path or move what is there."
+    return f"cannot access {path!r}: {what}; fix its permissions or choose another path."
 
 
 def config_files(args: Sequence[str] | Mapping[str, Any] | None) -> list[str]:

@@ -13,6 +13,7 @@ The subcommands are Lightning's: ``fit``, ``validate``, ``test``, ``predict``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
@@ -27,8 +28,9 @@ PROG = "lga-train"
 class TrainCLI(ThreadsMixin, LightningCLI):
     """Lightning's CLI with the model and the data chosen by ``class_path``.
 
-    Before anything is built, ``trainer.default_root_dir`` is checked (it can be created and
-    written) and so are the epochs of each ``NTKMetrics`` callback.
+    Before anything is built, ``trainer.default_root_dir`` and the loggers' ``save_dir`` are
+    checked (they can be created and written) and so are the epochs of each ``NTKMetrics``
+    callback.
 
     Example:
         >>> issubclass(TrainCLI, LightningCLI)
@@ -40,6 +42,12 @@ class TrainCLI(ThreadsMixin, LightningCLI):
         trainer = config.get("trainer") or {}
         if trainer.get("default_root_dir"):
             check_output_dir(trainer["default_root_dir"], "trainer.default_root_dir")
+        loggers = trainer.get("logger")
+        for i, logger in enumerate(loggers if isinstance(loggers, (list, tuple)) else [loggers]):
+            save_dir = _get(_get(logger, "init_args") or {}, "save_dir")
+            if isinstance(save_dir, (str, os.PathLike)):
+                key = f"[{i}]" if isinstance(loggers, (list, tuple)) else ""
+                check_output_dir(save_dir, f"trainer.logger{key}.init_args.save_dir")
         check_callback_epochs(trainer.get("callbacks"))
 
 

@@ -182,6 +182,20 @@ CASES = [
         lambda t: [str(t / "file.txt"), "`trainer.default_root_dir`"],
     ),
     Case(
+        "train-logger-save-dir-under-a-file",
+        "train",
+        lambda t: train_config(
+            t,
+            **{
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": str(a_file(t) / "logs")},
+                }
+            },
+        ),
+        lambda t: [str(t / "file.txt"), "`trainer.logger.init_args.save_dir`"],
+    ),
+    Case(
         "search-broken-yaml",
         "search",
         lambda t: ["--config", broken_yaml(t)],
