@@ -119,8 +119,8 @@ def store(tmp: Path, lines: list[dict]) -> None:
     (folder / "results.jsonl").write_text(text)
 
 
-def hold_lock(tmp: Path) -> None:
-    folder = tmp / "runs" / "lga_search"
+def hold_lock(tmp: Path, folder: str = "runs/lga_search") -> None:
+    folder = tmp / folder
     folder.mkdir(parents=True)
     holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": 0}
     (folder / ".lock").write_text(json.dumps(holder))  # pytest's parent: a live process
@@ -246,6 +246,13 @@ CASES = [
         lambda t: search_config(t),
         lambda t: [f"process {os.getppid()} on host", str(Path("runs/lga_search/.lock"))],
         setup=hold_lock,
+    ),
+    Case(
+        "linearize-output-dir-in-use",
+        "linearize",
+        lambda t: [*LINEARIZE, "--output_dir", "out"],
+        lambda t: [f"process {os.getppid()} on host", "out/.lock", "`output_dir`"],
+        setup=lambda t: hold_lock(t, "out"),
     ),
 ]
 
