@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
+
+from lga_lightning._files import atomic_open
 
 Row = dict[str, Any]
 
@@ -29,21 +28,20 @@ def columns(history: Sequence[Row]) -> list[str]:
 def write_csv(path: str, history: Sequence[Row]) -> None:
     """Write the history to ``path`` atomically (a temporary file, then ``os.replace``).
 
-    A reader never sees a half-written file, and a crash keeps the previous version.
+    A reader never sees a half-written file, and a crash keeps the previous version. The file
+    gets the permissions of any new file (``0o666`` less the umask).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "ntk_metrics.csv")
+        >>> write_csv(path, [{"epoch": 0, "step": 0, "lga": 0.5}])
+        >>> open(path).read().splitlines()
+        ['epoch,step,lga', '0,0,0.5']
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ntk_metrics.", suffix=".csv.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns(history), restval="")
-            writer.writeheader()
-            writer.writerows(history)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns(history), restval="")
+        writer.writeheader()
+        writer.writerows(history)
 
 
 def table_rows(history: Sequence[Row]) -> tuple[list[str], list[list[Any]]]:

@@ -1,21 +1,26 @@
 """What every recipe shares: user errors reported as one line instead of a traceback.
 
-A wrong config key, an unknown ``class_path`` or a missing data file is the user's to fix, so
-the recipes print ``<prog>: error: <what and where>`` and exit with status 2. Set the environment
-variable ``LGA_TRACEBACK=1`` to get the full traceback instead.
+A wrong config key, an unknown ``class_path``, a YAML syntax error, a missing data file, an
+output folder that cannot be written or is in use by another run: these are the user's to fix,
+so the recipes print ``<prog>: error: <what and where, and the fix>`` and exit with status 2.
+Any other exception keeps its traceback. Set the environment variable ``LGA_TRACEBACK=1`` to get
+the full traceback for user errors too.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
 from argparse import ArgumentError
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional, TypeVar
 
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from lga_lightning._lock import OutputLockedError
 
 T = TypeVar("T")
 
@@ -26,6 +31,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     LookupError,
     ValueError,
     MisconfigurationException,
+    OutputLockedError,
 )
 """Exceptions that mean "the configuration or the files are wrong", reported in one line."""
 
@@ -37,6 +43,8 @@ _CLASS = re.compile(r"^Problem with given class_path '([^']+)':?$")
 _OPTION = re.compile(r"^Option '([^']+)' is not accepted$")
 _NO_ATTR = re.compile(r"module '([^']+)' has no attribute '([^']+)'")
 _NO_MODULE = re.compile(r"No module named '([^']+)'")
+_JSONARGPARSE = ('Parser key "', "Problem with given class_path", "Does not validate against")
+_CARET = re.compile(r"^\s*\^+\s*$")
 _NOISE = (
     "Does not validate against",
     "Subtypes:",
@@ -77,8 +85,8 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, KeyError) and error.args:
         text = str(error.args[0])
     lines = text.splitlines()
-    if len(lines) == 1:
-        return _tidy(lines[0])
+    if len(lines) == 1 or not any(marker in text for marker in _JSONARGPARSE):
+        return _tidy(lines[0])  # a plain message: its first line says what is wrong
     best: tuple[int, int, str, list[str], str | None] | None = None
     frames: list[tuple[int, str, str]] = []  # (indent, kind, value)
     for raw in lines:
@@ -98,7 +106,7 @@ def one_line(error: BaseException) -> str:
         if cls:
             frames.append((indent, "class", cls.group(1)))
             continue
-        if not line or line.startswith(_NOISE):
+        if not line or line.startswith(_NOISE) or _CARET.match(line):
             continue
         keys = [v for _, kind, v in frames if kind == "key"]
         classes = [v for _, kind, v in frames if kind == "class"]
@@ -129,12 +137,17 @@ def _tidy(line: str) -> str:
     return " ".join(line.split())
 
 
-def run_user_errors(prog: str, body: Callable[[], T]) -> T:
+def run_user_errors(prog: str, body: Callable[[], T], args: Any = None) -> T:
     """Run ``body``; report a user error as ``<prog>: error: <one line>`` and exit with 2.
+
+    Before ``body`` runs, every YAML file named by ``--config`` in ``args`` (default:
+    ``sys.argv[1:]``) is read, so that a syntax error names the file and its line. A file system
+    error (a folder that cannot be written, a path through a file) is a user error too.
 
     Args:
         prog: the console script's name, e.g. ``"lga-train"``.
         body: the recipe.
+        args: the recipe's command-line arguments (``None``: ``sys.argv[1:]``; a dict: no check).
 
     Returns:
         Whatever ``body`` returns.
@@ -147,19 +160,125 @@ def run_user_errors(prog: str, body: Callable[[], T]) -> T:
         3
     """
     try:
+        check_config_files(sys.argv[1:] if args is None else args)
         return body()
     except USER_ERRORS as err:
         if os.environ.get("LGA_TRACEBACK") or isinstance(err, PROGRAMMING_ERRORS):
             raise
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        report(prog, os_error_line(err) if isinstance(err, OSError) else one_line(err))
+    except OSError as err:
+        if os.environ.get("LGA_TRACEBACK") or err.errno not in _USER_ERRNOS:
+            raise
+        report(prog, os_error_line(err))
+
+
+def report(prog: str, line: str) -> None:
+    """Print ``<prog>: error: <line>`` on stderr and exit with status 2.
+
+    Raises:
+        SystemExit: always, with status 2.
+    """
+    print(f"{prog}: error: {line}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
+
+
+_USER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOENT,
+}
+"""Errors of the file system the user can fix (permissions, a file in the way, a full disk)."""
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for a file system error: the path, what is wrong, and what to do.
+
+    Example:
+        >>> os_error_line(PermissionError(13, "Permission denied", "/data/out"))
+        "cannot access '/data/out': Permission denied; fix its permissions or choose another path."
+    """
+    if error.filename is None:
+        return one_line(error)
+    path = os.fspath(error.filename)
+    what = error.strerror or type(error).__name__
+    if error.errno == errno.ENOENT:
+        return f"{path!r} does not exist; check the path (relative to {os.getcwd()})."
+    if error.errno == errno.ENOTDIR:
+        return f"{path!r}: part of this path is a file, not a folder; choose another path."
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot write {path!r}: {what}; free some space or choose another folder."
+    if error.errno in (errno.EEXIST, errno.EISDIR):
+        return f"{path!r}: {what}; choose another path or move what is there."
+    return f"cannot access {path!r}: {what}; fix its permissions or choose another path."
+
+
+def config_files(args: Sequence[str] | Mapping[str, Any] | None) -> list[str]:
+    """The files named by ``--config`` (``--config X`` or ``--config=X``) in ``args``.
+
+    Example:
+        >>> config_files(["fit", "--config", "a.yaml", "--config=b.yaml", "--x", "1"])
+        ['a.yaml', 'b.yaml']
+    """
+    if not isinstance(args, Sequence) or isinstance(args, str):
+        return []
+    args = [str(a) for a in args]
+    paths = []
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+        elif arg == "--config" and i + 1 < len(args):
+            paths.append(args[i + 1])
+    return paths
+
+
+def check_config_files(args: Sequence[str] | Mapping[str, Any] | None) -> None:
+    r"""Read each ``--config`` YAML file; a syntax error names the file, line and column.
+
+    Missing files are left to the parser (it names them).
+
+    Raises:
+        ValueError: ``<file>, line L, column C: invalid YAML (<cause>); ...``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> bad = pathlib.Path(tempfile.mkdtemp()) / "bad.yaml"
+        >>> _ = bad.write_text("model:\n  init_args: {C: [4}\n")
+        >>> check_config_files(["--config", str(bad)])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ...bad.yaml, line 2, column 20: invalid YAML (expected ',' or ']', ...
+    """
+    import yaml
+
+    for path in config_files(args):
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            cause = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ValueError(
+                f"{path}{where}: invalid YAML ({cause}); fix the file there (a missing bracket, "
+                "quote or colon, or a tab used for indentation)."
+            ) from None
 
 
 class ThreadsMixin:
     """Adds ``--num_threads`` to a LightningCLI: intra-op CPU threads, set before anything runs.
 
     On a small, busy CPU one thread per process is often many times faster than several
-    contending threads; the default leaves torch's choice.
+    contending threads; the default leaves torch's choice. Subclasses check the parsed settings
+    in :meth:`check_config`, which runs right after parsing (before seeding and instantiation).
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -171,6 +290,20 @@ class ThreadsMixin:
             help="CPU threads for torch (torch.set_num_threads); default: torch's choice.",
         )
         super().add_arguments_to_parser(parser)  # type: ignore[misc]
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse, then :meth:`check_config` the chosen section before anything else runs."""
+        super().parse_arguments(parser, args)  # type: ignore[misc]
+        config = self.config  # type: ignore[attr-defined]
+        subcommand = config.get("subcommand")
+        self.check_config(config.get(subcommand, config) if subcommand else config)
+
+    def check_config(self, config: Any) -> None:
+        """Check the parsed settings (before seeding and instantiation); raise on a user error.
+
+        Args:
+            config: the parsed settings (the subcommand's section, if any).
+        """
 
     def before_instantiate_classes(self) -> None:
         """Apply ``--num_threads``."""
@@ -218,4 +351,4 @@ def run_class(prog: str, parser: Any, cls: Callable[..., Any], args: list[str] |
         init.pop("config", None)
         return cls(**init).run()
 
-    return run_user_errors(prog, body)
+    return run_user_errors(prog, body, args)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from lga_lightning._files import atomic_temp_path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Write a file through ``write(tmp_path)`` then ``os.replace`` it onto ``path``.
 
-    Readers see the old file or the complete new one, never a partial file.
+    Readers see the old file or the complete new one, never a partial file. The file gets the
+    permissions of any new file (``0o666`` less the umask).
 
     Args:
         path: the destination.
@@ -30,9 +32,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         'hi'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = atomic_temp_path(path)
     try:
         write(tmp)
         with open(tmp, "rb") as f:

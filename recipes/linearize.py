@@ -20,6 +20,7 @@ Outputs in ``output_dir``:
 - ``raw.jsonl``: one line per architecture, appended and ``fsync``-ed as each one finishes; a
   rerun with the same settings skips what is there (resume);
 - ``advantage.csv``: the table, rewritten atomically; also printed;
+- ``.lock``: present while a run uses the folder (a second run is refused);
 - ``<arch>/nonlinear/``: CSV logs, ``ntk_metrics.csv`` and ``ntk_evolution.png`` (the kernel's
   evolution plot); ``<arch>/linear/``: CSV logs; ``<arch>/{nonlinear,linear}.pt``: trained
   weights (``save_weights``).
@@ -50,6 +51,8 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
 from lga_lightning._describe import describe as _describe
+from lga_lightning._files import check_output_dir
+from lga_lightning._lock import OutputLock
 from lga_lightning.callback import NTKMetrics
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
@@ -150,7 +153,7 @@ class NonlinearAdvantage:
     ) -> None:
         if archs is None and models is None:
             archs = [DEFAULT_ARCH]
-        self.archs = [nb201.validate(a) for a in archs or []]
+        self.archs = [_valid_arch(i, a) for i, a in enumerate(archs or [])]
         self.models = list(models or [])
         if not self.archs and not self.models:
             raise ValueError("give at least one architecture: `archs` or `models`.")
@@ -168,6 +171,7 @@ class NonlinearAdvantage:
         self.limit_train_batches = limit_train_batches
         self.probe_size, self.kernel_bn_mode = probe_size, kernel_bn_mode
         self.accelerator = accelerator
+        check_output_dir(output_dir, "output_dir")
         self.output_dir = Path(output_dir)
         self.save_weights = save_weights
         if num_threads:
@@ -202,10 +206,18 @@ class NonlinearAdvantage:
     def run(self) -> list[dict[str, Any]]:
         """Train every architecture not yet in ``raw.jsonl``; print and write the table.
 
+        One run at a time uses ``output_dir`` (:class:`~lga_lightning._lock.OutputLock`).
+
         Returns:
             One record per architecture (the columns of :data:`COLUMNS` and more).
+
+        Raises:
+            OutputLockedError: when another run is using ``output_dir``.
         """
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with OutputLock(self.output_dir, option="`output_dir`"):
+            return self._run()
+
+    def _run(self) -> list[dict[str, Any]]:
         raw = self.output_dir / RAW_NAME
         done = {r["name"]: r for r in read_jsonl(raw)} if raw.exists() else {}
         settings = self.settings()
@@ -349,6 +361,22 @@ def _format_row(r: dict[str, Any]) -> str:
         f"kernel distance {r['kernel_distance']:.4f}; "
         f"{r['seconds_nonlinear']:.1f} s + {r['seconds_linear']:.1f} s"
     )
+
+
+def _valid_arch(i: int, arch: str) -> str:
+    """``arch`` if it is a valid NAS-Bench-201 arch string, else one line naming it and the fix.
+
+    Example:
+        >>> _valid_arch(0, "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        Traceback (most recent call last):
+        ...
+        ValueError: archs[0]: invalid NAS-Bench-201 arch string ...
+    """
+    try:
+        return nb201.validate(arch)
+    except ValueError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"archs[{i}]: {first}") from None
 
 
 def _slug(name: str) -> str:

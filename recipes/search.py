@@ -9,21 +9,27 @@ optimizer, ground truth), ``data`` (any datamodule, by ``class_path``) and ``tra
 
 Rerunning the same command resumes the search from its results store
 (``<trainer.default_root_dir>/lga_search`` unless ``model.results_dir`` says otherwise); the
-leaderboard is printed at the end and written there as CSV and JSON.
+leaderboard is printed at the end and written there as CSV and JSON. One search at a time uses a
+results directory (``OutputLock``: a second one is refused), and a directory that cannot be
+written is reported before anything is trained.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
+from lga_lightning._files import check_output_dir
+from lga_lightning._lock import OutputLock
 from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.search import LGASearch
+from lga_lightning.search.store import STORE_NAME, ResultsStore
 from lga_lightning.spaces import NB201Space
-from recipes._cli import ThreadsMixin, run_user_errors
+from recipes._cli import ThreadsMixin, one_line, run_user_errors
 
 PROG = "lga-search"
 DEFAULT_SPACE = lazy_instance(NB201Space, C=16, N=5)
@@ -56,20 +62,77 @@ def lga_search(
     Returns:
         The search module.
 
+    Raises:
+        ValueError: when the strategy names an architecture the space cannot decode, or
+            measures at an epoch below 1 (checked here, before the Trainer is built).
+
     Example:
         >>> lga_search(NB201Space(C=4, N=1), probe_size=8).probe_size
         8
     """
+    check_strategy(kwargs.get("strategy"), space)
     return LGASearch(space=space, ground_truth=ground_truth, **kwargs)
+
+
+def check_strategy(strategy: Any, space: Any) -> None:
+    """Check a strategy's ``archs`` (decoded by ``space``) and ``measure_at`` (epochs >= 1).
+
+    Raises:
+        ValueError: naming the config key, the bad value and the fix.
+
+    Example:
+        >>> from lga_lightning.search import Plain
+        >>> check_strategy(Plain(archs=["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"]),
+        ...                NB201Space(C=4, N=1))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: model.strategy.archs[0]: invalid NAS-Bench-201 arch string ...
+    """
+    for i, arch in enumerate(getattr(strategy, "archs", None) or []):
+        try:
+            space.decode(arch)
+        except ValueError as err:
+            raise ValueError(f"model.strategy.archs[{i}]: {one_line(err)}") from None
+    measure_at = getattr(strategy, "measure_at", None) or ()
+    if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in measure_at):
+        raise ValueError(
+            f"model.strategy.measure_at: epochs to measure after must be integers >= 1 (1 = "
+            f"after the first epoch), got {list(measure_at)}; remove the others."
+        )
 
 
 class SearchCLI(ThreadsMixin, LightningCLI):
     """Lightning's CLI for the search; runs ``trainer.fit`` without a subcommand.
 
+    Before anything is built, the results directory is checked (it can be created and written).
+
     Example:
         >>> issubclass(SearchCLI, LightningCLI)
         True
     """
+
+    def check_config(self, config: Any) -> None:
+        """Check the results directory before any work: writable, not in use, store readable."""
+        model, trainer = config.get("model") or {}, config.get("trainer") or {}
+        root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
+        check_output_dir(root, "trainer.default_root_dir")
+        folder = model.get("results_dir") or os.path.join(root, "lga_search")
+        option = "model.results_dir" if model.get("results_dir") else "trainer.default_root_dir"
+        check_output_dir(folder, option)
+        if _worker():
+            return  # a DDP worker: the launching process holds the lock
+        OutputLock(folder, option=f"`{option}`").check()
+        ResultsStore(os.path.join(folder, STORE_NAME)).read()  # a damaged line is named now
+
+
+def results_dir(search: LGASearch, default_root_dir: str) -> str:
+    """Where ``search`` keeps its results: ``results_dir`` or ``<default_root_dir>/lga_search``.
+
+    Example:
+        >>> results_dir(lga_search(NB201Space(C=4, N=1)), "runs")
+        'runs/lga_search'
+    """
+    return search.results_dir_arg or os.path.join(default_root_dir, "lga_search")
 
 
 def build_cli(args: ArgsType = None) -> SearchCLI:
@@ -104,10 +167,26 @@ def run(args: ArgsType = None) -> LGASearch:
 
     def body() -> LGASearch:
         cli = build_cli(args)
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        if not _main_process(cli.trainer):  # a DDP worker: the launching process holds the lock
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+            return cli.model
+        folder = results_dir(cli.model, cli.trainer.default_root_dir)
+        option = "model.results_dir" if cli.model.results_dir_arg else "trainer.default_root_dir"
+        with OutputLock(folder, option=f"`{option}`"):
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         return cli.model
 
-    return run_user_errors(PROG, body)
+    return run_user_errors(PROG, body, args)
+
+
+def _main_process(trainer: Any) -> bool:
+    return trainer.global_rank == 0 and not _worker()
+
+
+def _worker() -> bool:
+    """Whether this process was started by a DDP launcher for a rank other than 0."""
+    ranks = (os.environ.get(name, "0") for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    return not all(rank in ("", "0") for rank in ranks)
 
 
 def main(args: ArgsType = None) -> None:

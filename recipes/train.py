@@ -13,9 +13,13 @@ The subcommands are Lightning's: ``fit``, ``validate``, ``test``, ``predict``.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
+from lga_lightning._files import check_output_dir
 from recipes._cli import ThreadsMixin, run_user_errors
 
 PROG = "lga-train"
@@ -24,10 +28,61 @@ PROG = "lga-train"
 class TrainCLI(ThreadsMixin, LightningCLI):
     """Lightning's CLI with the model and the data chosen by ``class_path``.
 
+    Before anything is built, ``trainer.default_root_dir`` and the loggers' ``save_dir`` are
+    checked (they can be created and written) and so are the epochs of each ``NTKMetrics``
+    callback.
+
     Example:
         >>> issubclass(TrainCLI, LightningCLI)
         True
     """
+
+    def check_config(self, config: Any) -> None:
+        """Check the output folder and the callbacks' epoch lists before any work."""
+        trainer = config.get("trainer") or {}
+        if trainer.get("default_root_dir"):
+            check_output_dir(trainer["default_root_dir"], "trainer.default_root_dir")
+        loggers = trainer.get("logger")
+        for i, logger in enumerate(loggers if isinstance(loggers, (list, tuple)) else [loggers]):
+            save_dir = _get(_get(logger, "init_args") or {}, "save_dir")
+            if isinstance(save_dir, (str, os.PathLike)):
+                key = f"[{i}]" if isinstance(loggers, (list, tuple)) else ""
+                check_output_dir(save_dir, f"trainer.logger{key}.init_args.save_dir")
+        check_callback_epochs(trainer.get("callbacks"))
+
+
+def check_callback_epochs(callbacks: Any) -> None:
+    """Check that every callback's ``epochs`` list holds integers >= 0.
+
+    Raises:
+        ValueError: naming the callback's config key, its value and the fix.
+
+    Example:
+        >>> check_callback_epochs([{"class_path": "lga_lightning.NTKMetrics",
+        ...                         "init_args": {"epochs": [0, -1]}}])
+        Traceback (most recent call last):
+        ...
+        ValueError: trainer.callbacks[0].init_args.epochs (lga_lightning.NTKMetrics): ...
+    """
+    if not isinstance(callbacks, (list, tuple)):
+        return
+    for i, callback in enumerate(callbacks):
+        init_args = _get(callback, "init_args") or {}
+        epochs = _get(init_args, "epochs")
+        if not isinstance(epochs, (list, tuple)):
+            continue
+        if any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in epochs):
+            raise ValueError(
+                f"trainer.callbacks[{i}].init_args.epochs ({_get(callback, 'class_path')}): "
+                f"epochs must be integers >= 0 (0 = at initialisation, e = after e epochs), "
+                f"got {list(epochs)}; remove the others."
+            )
+
+
+def _get(node: Any, key: str) -> Any:
+    if hasattr(node, "get"):
+        return node.get(key)
+    return getattr(node, key, None)
 
 
 def build_cli(args: ArgsType = None, run: bool = True) -> TrainCLI:
@@ -64,7 +119,7 @@ def run(args: ArgsType = None) -> TrainCLI:
     Example:
         >>> run(["fit", "--help"])  # doctest: +SKIP
     """
-    return run_user_errors(PROG, lambda: build_cli(args))
+    return run_user_errors(PROG, lambda: build_cli(args), args)
 
 
 def main(args: ArgsType = None) -> None:

@@ -60,7 +60,10 @@ def test_quick_start_commands_are_verbatim():
         "python -m pip install torch==2.13.0 -e . && lga-search --config configs/demo.yaml"
         in (bash[0])
     )
-    assert 'python -m pip install torch==2.13.0 -e ".[dev]" && python -m pytest' in bash[1]
+    assert (
+        'python -m pip install torch==2.13.0 -e ".[dev]" && python -m pytest -m "not slow"'
+        in bash[1]
+    )
 
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))

@@ -20,10 +20,10 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from lga_lightning._files import atomic_open, atomic_temp_path
 from lga_lightning.search.strategies import record_score
 
 Row = dict[str, Any]
@@ -189,19 +189,8 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def _atomic(path: str, dump: Callable[[Any], None], newline: str | None = None) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline=newline) as f:
-            dump(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, newline=newline) as f:
+        dump(f)
 
 
 def scatter(path: str, rows: Sequence[Row], signal: str) -> str | None:
@@ -232,10 +221,12 @@ def scatter(path: str, rows: Sequence[Row], signal: str) -> str | None:
         ax.set_title(f"{signal} vs {label} ({len(xs)} candidates)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp.", suffix=".png", dir=directory)
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    tmp = atomic_temp_path(path)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
     return path

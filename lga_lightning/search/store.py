@@ -8,6 +8,9 @@ line, which :meth:`ResultsStore.open` drops. The file is the search's state: rer
 search continues from it.
 
 Non-finite numbers are written as ``NaN`` / ``Infinity`` (Python's :mod:`json` reads them back).
+
+A store that holds only its header (a search stopped before its first measurement) holds no
+result: it reads as empty, and the next search, whatever its settings, starts it afresh.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 Record = dict[str, Any]
 
 STORE_NAME = "results.jsonl"
+REQUIRED = ("candidate", "epoch")
+"""Integer fields every measurement record has (the search replays records by them)."""
 
 
 class StoreMismatchError(ValueError):
@@ -49,12 +54,28 @@ class ResultsStore:
         self._file: Any = None
 
     def read(self) -> tuple[Record | None, list[Record]]:
-        """Read ``(header, records)``; a torn last line (no newline) is ignored.
+        r"""Read ``(header, records)``; a torn last line (no newline) is ignored.
+
+        A store with a header but no record reads as ``(None, [])``: nothing was measured.
 
         Raises:
-            ValueError: when a complete line is not valid JSON (the file was edited or corrupted);
-                the message names the line.
+            ValueError: when a complete line is not a JSON object, or a record lacks an integer
+                ``candidate`` or ``epoch`` (the file was edited or corrupted); the message names
+                the file and the line.
+
+        Example:
+            >>> import tempfile, os
+            >>> path = os.path.join(tempfile.mkdtemp(), "results.jsonl")
+            >>> _ = open(path, "w").write('{"kind": "search"}\n{"candidate": 0}\n')
+            >>> ResultsStore(path).read()
+            Traceback (most recent call last):
+            ...
+            ValueError: ...results.jsonl, line 2, lacks the field 'epoch'...
         """
+        header, records = self._read()
+        return (header, records) if records else (None, [])
+
+    def _read(self) -> tuple[Record | None, list[Record]]:
         if not os.path.exists(self.path):
             return None, []
         with open(self.path, "rb") as f:
@@ -72,25 +93,42 @@ class ResultsStore:
                     f"{self.path}, line {number}, is not a JSON record ({err}); the store was "
                     "edited or corrupted. Fix or remove that line, or use a new results directory."
                 ) from err
+            if not isinstance(item, dict):
+                raise ValueError(
+                    f"{self.path}, line {number}, is {json.dumps(item)[:40]}, not a JSON object; "
+                    "the store was edited or corrupted. Fix or remove that line, or use a new "
+                    "results directory."
+                )
             if item.get("kind") == "search":
                 header = item
-            else:
-                records.append(item)
+                continue
+            for field in REQUIRED:
+                value = item.get(field)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    problem = "lacks the field" if field not in item else "has a non-integer"
+                    raise ValueError(
+                        f"{self.path}, line {number}, {problem} {field!r} (a measurement "
+                        f"record needs integer {' and '.join(REQUIRED)}); the store was edited "
+                        "or corrupted. Fix or remove that line, or use a new results directory."
+                    )
+            records.append(item)
         return header, records
 
     def open(self, header: Mapping[str, Any]) -> list[Record]:
         """Open for appending, checking that the stored search is ``header``'s.
 
-        Drops a torn last line, writes ``header`` when the store is new, and returns the records
-        already stored.
+        Drops a torn last line, writes ``header`` when the store is new or holds no record (its
+        old header, if any, is replaced), and returns the records already stored.
 
         Raises:
-            StoreMismatchError: when the stored header differs from ``header``.
+            StoreMismatchError: when the stored header differs from ``header`` and records exist.
         """
         stored, records = self.read()
         if stored is not None:
             check_header(stored, header, self.path)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        if stored is None and os.path.exists(self.path):
+            os.truncate(self.path, 0)  # a header (and torn line) without records: start afresh
         if os.path.exists(self.path):
             size = os.path.getsize(self.path)
             with open(self.path, "rb") as f:

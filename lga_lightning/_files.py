@@ -1,0 +1,139 @@
+"""Atomic file writes with ordinary permissions, and a check that an output folder is usable.
+
+A result file is written to a temporary file in the destination folder, flushed, ``fsync``-ed
+and renamed onto its name: readers see the old file or the complete new one. The temporary file
+gets the permissions of any new file (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+
+def new_file_mode() -> int:
+    """The permissions a new file gets: ``0o666`` less the process umask.
+
+    Example:
+        >>> old = os.umask(0o022)
+        >>> oct(new_file_mode())
+        '0o644'
+        >>> _ = os.umask(old)
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: str | os.PathLike, mode: str = "w", newline: str | None = None
+) -> Iterator[IO[Any]]:
+    r"""Open a temporary file next to ``path``; on a clean exit it replaces ``path`` atomically.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+
+    Args:
+        path: the destination; its folder is created.
+        mode: ``"w"`` (text, UTF-8) or ``"wb"``.
+        newline: as for :func:`open` (``""`` for the :mod:`csv` module).
+
+    Yields:
+        The open temporary file.
+
+    Example:
+        >>> import tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.csv")
+        >>> with atomic_open(p) as f:
+        ...     _ = f.write("x,y\n")
+        >>> open(p).read()
+        'x,y\n'
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, new_file_mode())
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, newline=newline, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_temp_path(path: str | os.PathLike) -> str:
+    """A new empty temporary file next to ``path`` with ordinary permissions; returns its path.
+
+    For writers that need a file name (``savefig``, ``torch.save``); rename it onto ``path``
+    with :func:`os.replace` when it is complete.
+
+    Example:
+        >>> import tempfile
+        >>> tmp = atomic_temp_path(os.path.join(tempfile.mkdtemp(), "plot.png"))
+        >>> os.path.basename(tmp).startswith(".plot.png.")
+        True
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, new_file_mode())
+    finally:
+        os.close(fd)
+    return tmp
+
+
+class OutputDirError(ValueError):
+    """An output folder cannot be created or written."""
+
+
+def check_output_dir(path: str | os.PathLike, option: str) -> None:
+    """Check, before any work, that the folder ``path`` exists or can be created, and is writable.
+
+    Nothing is created: the nearest existing folder on the path is checked instead.
+
+    Args:
+        path: the output folder.
+        option: the setting that chose it, named in the error (e.g. ``"--output_dir"``).
+
+    Raises:
+        OutputDirError: naming the folder, what is in the way, and the setting to change.
+
+    Example:
+        >>> import tempfile
+        >>> base = tempfile.mkdtemp()
+        >>> check_output_dir(os.path.join(base, "new", "folder"), "--output_dir")
+        >>> open(os.path.join(base, "f.txt"), "w").close()
+        >>> check_output_dir(os.path.join(base, "f.txt", "sub"), "--output_dir")
+        Traceback (most recent call last):
+        ...
+        lga_lightning._files.OutputDirError: cannot write to ...f.txt is a file, not a folder...
+    """
+    target = os.path.abspath(os.fspath(path))
+    existing = target
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    fix = f"choose another `{option}`, or fix its permissions."
+    if not os.path.isdir(existing):
+        raise OutputDirError(
+            f"cannot write to {target!r}: {existing} is a file, not a folder; choose another "
+            f"`{option}` or move that file."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "it" if existing == target else f"{existing}"
+        raise OutputDirError(
+            f"cannot write to {target!r}: permission denied ({where} is not writable); {fix}"
+        )

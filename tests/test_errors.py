@@ -1,0 +1,332 @@
+"""Every user mistake, through the recipes' command lines: one line on stderr, exit 2, nothing lost.
+
+Each case runs ``python -m recipes.<name>`` in a subprocess (this checkout's code, a fresh
+working directory, W&B offline) and checks that stderr is exactly one line
+``<prog>: error: ...`` naming the offending value, with no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+BAD_ARCH = "|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+SEARCH = {
+    "num_threads": 1,
+    "model": {
+        "space": {"class_path": "lga_lightning.spaces.NB201Space", "init_args": {"C": 4, "N": 1}},
+        "strategy": {
+            "class_path": "lga_lightning.search.RandomSearch",
+            "init_args": {"num_candidates": 2, "epochs": 1},
+        },
+        "probe_size": 8,
+    },
+    "data": {
+        "class_path": "lga_lightning.data.DigitsDataModule",
+        "init_args": {"resize": 8, "channels": 3, "batch_size": 64},
+    },
+    "trainer": {
+        "accelerator": "cpu",
+        "devices": 1,
+        "limit_train_batches": 2,
+        "limit_val_batches": 1,
+        "default_root_dir": "runs",
+    },
+}
+"""A search of two NB201 cells (C=4, N=1) trained two batches each: a few seconds."""
+
+LINEARIZE = ["--epochs", "1", "--C", "4", "--N", "1", "--limit_train_batches", "1"]
+LINEARIZE += ["--probe_size", "0", "--save_weights", "false"]
+
+
+def run_recipe(name: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m recipes.<name> *args`` with this checkout first on the path."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env.pop("LGA_TRACEBACK", None)
+    return subprocess.run(
+        [sys.executable, "-m", f"recipes.{name}", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def write_yaml(path: Path, config: dict) -> str:
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def search_config(tmp: Path, **changes) -> list[str]:
+    config = json.loads(json.dumps(SEARCH))
+    for dotted, value in changes.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return ["--config", write_yaml(tmp / "search.yaml", config)]
+
+
+def train_config(tmp: Path, **changes) -> list[str]:
+    config = yaml.safe_load((CONFIGS / "train_digits.yaml").read_text())
+    config["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    config["trainer"]["default_root_dir"] = "runs"
+    config["trainer"]["logger"] = False
+    config["trainer"]["callbacks"][0]["init_args"]["probe_size"] = 8
+    for dotted, value in changes.items():
+        node = config
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[leaf] = value
+    return ["fit", "--config", write_yaml(tmp / "train.yaml", config)]
+
+
+def broken_yaml(tmp: Path) -> str:
+    path = tmp / "broken.yaml"
+    path.write_text("num_threads: 1\nmodel:\n  space:\n    init_args: {C: 4, N: [1}\n")
+    return str(path)
+
+
+def a_file(tmp: Path) -> Path:
+    path = tmp / "file.txt"
+    path.write_text("not a folder")
+    return path
+
+
+def store(tmp: Path, lines: list[dict]) -> None:
+    folder = tmp / "runs" / "lga_search"
+    folder.mkdir(parents=True)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    (folder / "results.jsonl").write_text(text)
+
+
+def hold_lock(tmp: Path, folder: str = "runs/lga_search") -> None:
+    folder = tmp / folder
+    folder.mkdir(parents=True)
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": 0}
+    (folder / ".lock").write_text(json.dumps(holder))  # pytest's parent: a live process
+
+
+@dataclass
+class Case:
+    id: str
+    recipe: str
+    args: Callable[[Path], list[str]]
+    expect: Callable[[Path], list[str]]
+    """Texts the error line must contain (the offending value, where, the fix)."""
+    setup: Callable[[Path], None] = field(default=lambda tmp: None)
+
+
+CASES = [
+    Case(
+        "search-bad-arch",
+        "search",
+        lambda t: search_config(
+            t,
+            **{
+                "model.strategy": {
+                    "class_path": "lga_lightning.search.Plain",
+                    "init_args": {"archs": [BAD_ARCH]},
+                }
+            },
+        ),
+        lambda t: ["model.strategy.archs[0]", "'conv_3x3'", "edge 0->1", "nor_conv_3x3"],
+    ),
+    Case(
+        "linearize-bad-arch",
+        "linearize",
+        lambda t: [*LINEARIZE, "--archs", json.dumps([BAD_ARCH])],
+        lambda t: ["archs[0]", "'conv_3x3'", "valid ops: none, skip_connect"],
+    ),
+    Case(
+        "search-root-under-a-file",
+        "search",
+        lambda t: search_config(t, **{"trainer.default_root_dir": str(a_file(t) / "sub")}),
+        lambda t: [str(t / "file.txt"), "not a folder", "`trainer.default_root_dir`"],
+    ),
+    Case(
+        "search-results-dir-under-a-file",
+        "search",
+        lambda t: search_config(t, **{"model.results_dir": str(a_file(t) / "sub")}),
+        lambda t: [str(t / "file.txt" / "sub"), "not a folder", "`model.results_dir`"],
+    ),
+    Case(
+        "linearize-output-under-a-file",
+        "linearize",
+        lambda t: [*LINEARIZE, "--output_dir", str(a_file(t) / "sub")],
+        lambda t: [str(t / "file.txt" / "sub"), "not a folder", "`output_dir`"],
+    ),
+    Case(
+        "train-root-under-a-file",
+        "train",
+        lambda t: train_config(t, **{"trainer.default_root_dir": str(a_file(t) / "sub")}),
+        lambda t: [str(t / "file.txt"), "`trainer.default_root_dir`"],
+    ),
+    Case(
+        "train-logger-save-dir-under-a-file",
+        "train",
+        lambda t: train_config(
+            t,
+            **{
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": str(a_file(t) / "logs")},
+                }
+            },
+        ),
+        lambda t: [str(t / "file.txt"), "`trainer.logger.init_args.save_dir`"],
+    ),
+    Case(
+        "search-broken-yaml",
+        "search",
+        lambda t: ["--config", broken_yaml(t)],
+        lambda t: ["broken.yaml, line 4, column 28", "invalid YAML", "']'"],
+    ),
+    Case(
+        "linearize-broken-yaml",
+        "linearize",
+        lambda t: ["--config", broken_yaml(t)],
+        lambda t: ["broken.yaml, line 4, column 28", "invalid YAML"],
+    ),
+    Case(
+        "train-broken-yaml",
+        "train",
+        lambda t: ["fit", "--config", broken_yaml(t)],
+        lambda t: ["broken.yaml, line 4, column 28", "invalid YAML"],
+    ),
+    Case(
+        "search-store-record-without-epoch",
+        "search",
+        lambda t: search_config(t),
+        lambda t: ["results.jsonl, line 2", "lacks the field 'epoch'", "remove that line"],
+        setup=lambda t: store(t, [{"kind": "search", "seed": 0}, {"candidate": 0, "lga": 1}]),
+    ),
+    Case(
+        "search-negative-measure-at",
+        "search",
+        lambda t: search_config(
+            t,
+            **{
+                "model.strategy": {
+                    "class_path": "lga_lightning.search.Plain",
+                    "init_args": {"num_candidates": 1, "epochs": 1, "measure_at": [-1, 1]},
+                }
+            },
+        ),
+        lambda t: ["model.strategy.measure_at", "[-1, 1]", ">= 1"],
+    ),
+    Case(
+        "train-negative-ntk-epochs",
+        "train",
+        lambda t: train_config(t, **{"trainer.callbacks.0.init_args.epochs": [0, -2]}),
+        lambda t: ["trainer.callbacks[0].init_args.epochs", "NTKMetrics", "[0, -2]", ">= 0"],
+    ),
+    Case(
+        "search-results-dir-in-use",
+        "search",
+        lambda t: search_config(t),
+        lambda t: [f"process {os.getppid()} on host", str(Path("runs/lga_search/.lock"))],
+        setup=hold_lock,
+    ),
+    Case(
+        "linearize-output-dir-in-use",
+        "linearize",
+        lambda t: [*LINEARIZE, "--output_dir", "out"],
+        lambda t: [f"process {os.getppid()} on host", "out/.lock", "`output_dir`"],
+        setup=lambda t: hold_lock(t, "out"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_user_error_is_one_line_and_exit_2(case: Case, tmp_path):
+    case.setup(tmp_path)
+    args = case.args(tmp_path)  # writes the case's config and files
+    before = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
+    before_bytes = {p: (tmp_path / p).read_bytes() for p in before if (tmp_path / p).is_file()}
+    result = run_recipe(case.recipe, args, tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    prog = f"lga-{case.recipe}"
+    assert lines[0].startswith(f"{prog}: error: "), lines[0]
+    for text in case.expect(tmp_path):
+        assert text in lines[0], (text, lines[0])
+    # nothing was trained or written, nothing lost: only the case's own files, unchanged
+    assert {p.relative_to(tmp_path) for p in tmp_path.rglob("*")} == before
+    for path, data in before_bytes.items():
+        assert (tmp_path / path).read_bytes() == data
+
+
+def test_traceback_on_request(tmp_path):
+    env_case = next(c for c in CASES if c.id == "linearize-bad-arch")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LGA_TRACEBACK": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.linearize", *env_case.args(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert "ArchStringError" in result.stderr or "ValueError" in result.stderr
+
+
+def test_header_only_store_is_started_afresh_by_the_corrected_command(tmp_path):
+    # a search stopped before its first measurement (here: a wrong seed in its header)
+    store(tmp_path, [{"kind": "search", "version": 1, "seed": 123}])
+    result = run_recipe("search", search_config(tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (tmp_path / "runs" / "lga_search" / "results.jsonl").read_text().splitlines()
+    header, records = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    assert header["kind"] == "search" and header["seed"] == 0
+    assert sorted(r["candidate"] for r in records) == [0, 1]
+    assert not (tmp_path / "runs" / "lga_search" / ".lock").exists()  # released at the end
+    # every file of the search has the permissions of an ordinary new file, like results.jsonl
+    folder = tmp_path / "runs" / "lga_search"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir() if p.is_file()}
+    assert {"results.jsonl", "leaderboard.csv", "leaderboard.json", "scatter.png"} <= set(modes)
+    assert set(modes.values()) == {modes["results.jsonl"]}, modes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_atomic_writes_give_files_the_umask_permissions(tmp_path, umask):
+    from lga_lightning import _history
+    from lga_lightning.search import leaderboard
+    from recipes._files import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        _history.write_csv(str(tmp_path / "ntk_metrics.csv"), [{"epoch": 0, "step": 0}])
+        leaderboard.write_csv(str(tmp_path / "leaderboard.csv"), [{"rank": 1, "arch": "a"}])
+        leaderboard.write_json(str(tmp_path / "leaderboard.json"), {"summary": {}})
+        rows = [{"signal": 0.5, "val_acc": 0.1}, {"signal": 0.7, "val_acc": 0.2}]
+        assert leaderboard.scatter(str(tmp_path / "scatter.png"), rows, "lga")
+        atomic_write_text(tmp_path / "advantage.csv", "name\n")
+        (tmp_path / "plain.txt").write_text("reference: an ordinary new file")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert set(modes.values()) == {0o666 & ~umask}, {k: oct(v) for k, v in modes.items()}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
