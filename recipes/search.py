@@ -125,16 +125,6 @@ class SearchCLI(ThreadsMixin, LightningCLI):
         ResultsStore(os.path.join(folder, STORE_NAME)).read()  # a damaged line is named now
 
 
-def results_dir(search: LGASearch, default_root_dir: str) -> str:
-    """Where ``search`` keeps its results: ``results_dir`` or ``<default_root_dir>/lga_search``.
-
-    Example:
-        >>> results_dir(lga_search(NB201Space(C=4, N=1)), "runs")
-        'runs/lga_search'
-    """
-    return search.results_dir_arg or os.path.join(default_root_dir, "lga_search")
-
-
 def build_cli(args: ArgsType = None) -> SearchCLI:
     """Parse ``args`` (default: the command line) and instantiate the search, data and trainer.
 
@@ -167,20 +157,19 @@ def run(args: ArgsType = None) -> LGASearch:
 
     def body() -> LGASearch:
         cli = build_cli(args)
-        if not _main_process(cli.trainer):  # a DDP worker: the launching process holds the lock
+        try:
             cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-            return cli.model
-        folder = results_dir(cli.model, cli.trainer.default_root_dir)
-        option = "model.results_dir" if cli.model.results_dir_arg else "trainer.default_root_dir"
-        with OutputLock(folder, option=f"`{option}`"):
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        except SystemExit:
+            # Lightning ends a fit stopped by Ctrl+C with exit(1) and one stopped by SIGTERM
+            # with exit(0); the search has written its partial leaderboard and said how to
+            # resume, and the exit status says what happened.
+            stopped_by = cli.model.interrupted_by
+            if stopped_by is not None:
+                raise SystemExit(130 if stopped_by == "SIGINT" else 143) from None
+            raise
         return cli.model
 
     return run_user_errors(PROG, body, args)
-
-
-def _main_process(trainer: Any) -> bool:
-    return trainer.global_rank == 0 and not _worker()
 
 
 def _worker() -> bool:

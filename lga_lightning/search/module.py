@@ -54,6 +54,7 @@ from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
 from lga_lightning._describe import describe
+from lga_lightning._lock import OutputLock
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import paper_sgd
@@ -245,6 +246,9 @@ class LGASearch(pl.LightningModule):
         self.results_dir = self.results_dir_arg or os.path.join(
             trainer.default_root_dir, "lga_search"
         )
+        if self._rank == 0:
+            self._lock = OutputLock(self.results_dir, option="`results_dir`")
+            self._lock.acquire()  # one search per results directory
         self._states = StateFiles(os.path.join(self.results_dir, "states"))
         self._writer = ResultsWriter(
             self.results_dir,
@@ -379,9 +383,19 @@ class LGASearch(pl.LightningModule):
             )
         self._finish()
 
+    def teardown(self, stage: str) -> None:
+        """Release the results directory."""
+        self._release()
+
+    def _release(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+            self._lock = None
+
     def configure_callbacks(self) -> list[Callback]:
         """The search's own callback: a partial leaderboard when the fit is interrupted."""
-        return [_WriteOnInterrupt()]
+        return [_OnException()]
 
     # ------------------------------------------------------------------ scheduling
     @property
@@ -608,13 +622,19 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-class _WriteOnInterrupt(Callback):
-    """Writes the partial leaderboard when Ctrl+C (SIGINT) or SIGTERM ends the fit."""
+class _OnException(Callback):
+    """On Ctrl+C (SIGINT) or SIGTERM: write the partial leaderboard. On any failure: release.
+
+    Lightning skips the module's ``teardown`` when a fit fails, hence the release here.
+    """
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and isinstance(
-            pl_module, LGASearch
-        ):
-            pl_module._interrupted(exception)
+        if not isinstance(pl_module, LGASearch):
+            return
+        try:
+            if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+                pl_module._interrupted(exception)
+        finally:
+            pl_module._release()
