@@ -52,6 +52,8 @@ from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from lga_lightning._describe import describe
+from lga_lightning._files import check_output_dir
+from lga_lightning._lock import OutputLock
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
@@ -322,13 +324,23 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
 
     # ------------------------------------------------------------------ running
     def run(self) -> list[Correlation]:
-        """Measure every architecture not yet in ``raw.jsonl``, then correlate and report."""
+        """Measure every architecture not yet in ``raw.jsonl``, then correlate and report.
+
+        While measuring, the output folder is locked (:class:`~lga_lightning._lock.OutputLock`):
+        a second study into it stops with an error naming the first. ``analyse_only`` only
+        reads ``raw.jsonl``, so it runs beside a study that is still measuring.
+        """
         archs = self.architectures()
         self._check_ground_truth_files()
+        check_output_dir(self.output_dir, "output_dir")
         raw_path = self.output_dir / RAW_NAME
-        records = self._resume(raw_path)
-        if not self.analyse_only:
-            self._measure_missing(archs, records, raw_path)
+        if self.analyse_only:
+            records = self._resume(raw_path)
+        else:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with OutputLock(self.output_dir, option="`output_dir`"):
+                records = self._resume(raw_path)
+                self._measure_missing(archs, records, raw_path)
         return self.analyse([records[a] for a in archs if a in records])
 
     def _check_ground_truth_files(self) -> None:

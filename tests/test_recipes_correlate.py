@@ -365,3 +365,24 @@ def test_another_data_class_keeps_its_own_defaults():
 
     default = inspect.signature(ArraysDataModule).parameters["batch_size"].default
     assert args.data.init_args.batch_size == default != 128
+
+
+def test_a_second_study_into_a_folder_in_use_is_refused(study, tmp_path, capsys):
+    import os
+
+    from lga_lightning._lock import OutputLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "truth.csv").write_text((study[0] / "truth.csv").read_text())
+    holder = OutputLock(out)
+    holder.acquire()  # a live holder: this very process
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            correlate.run(args_for(tmp_path))
+    finally:
+        holder.release()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"in use by process {os.getpid()}" in err and "output_dir" in err
+    assert not (out / "raw.jsonl").exists()  # nothing measured, nothing written
