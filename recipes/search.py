@@ -25,7 +25,7 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 
 from lga_lightning._files import check_output_dir
 from lga_lightning._lock import OutputLock
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth
+from lga_lightning.ground_truth import NASBench201, TableGroundTruth, nb201_table
 from lga_lightning.search import LGASearch
 from lga_lightning.search.store import STORE_NAME, ResultsStore
 from lga_lightning.spaces import NB201Space
@@ -49,6 +49,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 def lga_search(
     space: NB201Space = DEFAULT_SPACE,
     ground_truth: NASBench201 | TableGroundTruth | None = None,
+    embedded_ground_truth: bool = True,
     **kwargs: Any,
 ) -> LGASearch:
     """Build an :class:`~lga_lightning.search.LGASearch` from the config's ``model`` section.
@@ -57,6 +58,11 @@ def lga_search(
         space: the search space (NAS-Bench-201 with its ``C`` and ``N``).
         ground_truth: true accuracies of the space's architectures (a NAS-Bench-201 file or a
             table), to report the chosen architecture's accuracy and regret.
+        embedded_ground_truth: without ``ground_truth``, use the NAS-Bench-201 table shipped
+            with the package (200-epoch accuracies of all 15,625 cells; the query's dataset,
+            split and budget come from ``ground_truth_dataset``/``_split``/``_hp``). The
+            accuracies are the benchmark's, of each cell trained at C=16, N=5 on the benchmark's
+            dataset, whatever data and size the search uses.
         **kwargs: every other argument of ``LGASearch`` (strategy, rank_by, probe_size, ...).
 
     Returns:
@@ -71,6 +77,8 @@ def lga_search(
         8
     """
     check_strategy(kwargs.get("strategy"), space)
+    if ground_truth is None and embedded_ground_truth:
+        ground_truth = nb201_table()
     return LGASearch(space=space, ground_truth=ground_truth, **kwargs)
 
 
