@@ -1,7 +1,7 @@
 """Kernel evolution: the velocity between consecutive kernels, and the evolution plot.
 
 The NTK of a network in the kernel (lazy) regime stays at its initial value during training; the
-metrics below say how far, and how fast, it moves instead (DESIGN.md section 2):
+metrics below say how far, and how fast, it moves instead (definitions in ``docs/definitions.md``):
 
 - ``kernel_distance`` ``1 - <K_0, K_t>_F / (||K_0||_F ||K_t||_F)`` against the initial kernel:
   0 when the kernel only changes scale, at most 1;

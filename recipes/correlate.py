@@ -8,7 +8,7 @@ FLOPs, the epoch's training loss and the validation accuracy at that epoch. Each
 epoch is then rank-correlated (Kendall tau-b, Spearman rho) with ground-truth accuracy, from a
 benchmark (NAS-Bench-201 file or a CSV/JSON table) or from the run's own longer training.
 
-Protocol (DESIGN.md section 2, the paper's official code): default PyTorch initialisation with
+Protocol (``docs/definitions.md``, the paper's official code): default PyTorch initialisation with
 model seed 42 (``model_seeds: [42]``); probe of 256 class-balanced training images (data seed
 42), or the first 256 test images (``probe_split: test``, the paper's after-training probe);
 1 epoch of SGD (lr 0.025 constant, momentum 0.9, weight decay 3e-4), cross-entropy, batch size
