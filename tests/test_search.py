@@ -168,6 +168,14 @@ def test_divergent_and_dead_candidates_do_not_stop_the_search(tmp_path):
     assert trainer.current_epoch == 1 + 2 + 2
 
 
+def test_when_every_candidate_fails_no_architecture_is_chosen(tmp_path, capsys):
+    search, _ = fit(tmp_path, Plain(archs=[B, DEAD], epochs=1), space=NanAfterSpace(C=4, N=1))
+    assert {r["status"] for r in search.leaderboard} == {"diverged", "undefined"}
+    assert "best_arch" not in search.summary and search.summary["failed"] == 2
+    saved = load_results(str(tmp_path / "lga_search"))["summary"]
+    assert "best_arch" not in saved
+
+
 def test_ground_truth_gives_true_accuracy_and_regret(tmp_path):
     strategy = RandomSearch(num_candidates=3)
     strategy.bind(NB201Space(), 0)
@@ -249,10 +257,12 @@ def test_wandb_logger_receives_table_curves_and_scatter(tmp_path):
         got = [(h, step) for h, step in logger.metrics if f"{key}/lga" in h]
         assert len(got) == 1 and got[0][0][f"{key}/lga"] == pytest.approx(rec["lga"])
         assert got[0][0][f"{key}/val_acc"] == pytest.approx(rec["val_acc"])
-        assert got[0][1] == rec["epoch"]
+        assert got[0][0][f"{key}/epoch"] == rec["epoch"]
         steps = [h[f"{key}/train_loss_step"] for h in history if f"{key}/train_loss_step" in h]
         assert len(steps) == rec["steps"] > 1
         assert all(math.isfinite(v) for v in steps)
+    steps = [step for _, step in logger.metrics]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # one axis, never back
     (table,) = [t for t in logger.tables if t["key"] == "search/leaderboard"]
     arch = table["columns"].index("arch")
     assert [row[arch] for row in table["data"]] == [r["arch"] for r in search.leaderboard]

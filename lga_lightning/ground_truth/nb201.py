@@ -155,7 +155,13 @@ class NASBench201:
     def check_query(
         self, dataset: str = "cifar10", split: str | None = None, hp: str = "200"
     ) -> None:
-        """Raise ``ValueError`` for a dataset, split or budget the benchmark does not have."""
+        """Raise before any search trains: a missing file, or a query the benchmark lacks.
+
+        Raises:
+            FileNotFoundError: the benchmark file is not there (naming where to get it).
+            ValueError: a dataset, split or budget the benchmark does not have.
+        """
+        self._resolve_path()
         resolve_split(dataset, split)
         normalize_hp(hp)
 

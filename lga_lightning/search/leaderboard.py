@@ -97,13 +97,15 @@ def summary(
         ...               "true_acc": 90.0}, {"rank": 2, "arch": "b", "true_acc": 93.0}])
         >>> s["best_arch"], s["regret_evaluated"]
         ('a', 3.0)
+        >>> "best_arch" in summary([{"rank": 1, "arch": "a", "status": "diverged"}])
+        False
     """
     out: dict[str, Any] = {"signal": signal, "candidates": len(rows)}
     ok = [r for r in rows if r.get("status") == "ok"]
     out["failed"] = len(rows) - len(ok)
-    if not rows:
+    if not ok:  # nothing to choose: every candidate diverged or has no defined signal
         return out
-    best = rows[0]
+    best = ok[0]
     out.update(
         best_candidate=best.get("candidate"),
         best_arch=best.get("arch"),

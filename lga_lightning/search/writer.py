@@ -52,6 +52,10 @@ class ResultsWriter:
         self.store: ResultsStore | None = None
         self.leaderboard: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
+        self.step = 0
+        """The loggers' step: one monotonic axis for every candidate (W&B drops steps that go
+        back), advanced once per logged training step and once per record."""
+        self._axes_defined: set[int] = set()
 
     def open(self, store_path: str, header: Mapping[str, Any]) -> None:
         """Open the store for appending (writing ``header`` to a new one)."""
@@ -71,19 +75,32 @@ class ResultsWriter:
         step0: int,
         records: Sequence[Record],
     ) -> None:
-        """Log one measurement, its candidate's loss curve, and the search's progress."""
-        prefix = f"candidate/{int(record['candidate']):04d}"
+        """Log one measurement, its candidate's loss curve, and the search's progress.
+
+        Everything goes on one monotonic step axis (:attr:`step`); each candidate's values also
+        carry ``candidate/<cccc>/epoch`` and ``candidate/<cccc>/step`` (its own optimizer step),
+        and W&B plots the candidate's measurements against its epoch.
+        """
+        candidate = int(record["candidate"])
+        prefix = f"candidate/{candidate:04d}"
         keys = (*self.metrics, "train_loss", "val_acc", "score")
         scalars = {f"{prefix}/{k}": float(record[k]) for k in keys}
-        best = max((r["score"] for r in records), default=-math.inf)
+        scalars[f"{prefix}/epoch"] = float(record["epoch"])
+        scalars["search/evaluations"] = float(len(records))
+        scalars["search/best_score"] = max((r["score"] for r in records), default=-math.inf)
+        if candidate not in self._axes_defined:
+            self._axes_defined.add(candidate)
+            _define_axis(loggers, prefix, keys)
+        for i, value in enumerate(curve):
+            self.step += 1
+            for logger in loggers:
+                logger.log_metrics(
+                    {f"{prefix}/train_loss_step": value, f"{prefix}/step": float(step0 + i)},
+                    step=self.step,
+                )
+        self.step += 1
         for logger in loggers:
-            for i, value in enumerate(curve):
-                logger.log_metrics({f"{prefix}/train_loss_step": value}, step=step0 + i)
-            logger.log_metrics(scalars, step=int(record["epoch"]))
-            logger.log_metrics(
-                {"search/evaluations": float(len(records)), "search/best_score": best},
-                step=len(records),
-            )
+            logger.log_metrics(scalars, step=self.step)
 
     def finish(self, records: Sequence[Record], loggers: Sequence[Logger]) -> dict[str, Any]:
         """Close the store, write the leaderboard files, log them; return the summary."""
@@ -101,7 +118,8 @@ class ResultsWriter:
         image = lb.scatter(
             os.path.join(self.results_dir, "scatter.png"), self.leaderboard, self.signal
         )
-        self._log_final(loggers, image, len(records))
+        self.step += 1
+        self._log_final(loggers, image, self.step)
         return self.summary
 
     def true_accuracy(self, arch: str) -> float:
@@ -141,6 +159,19 @@ class ResultsWriter:
                     logger.log_image(key="search/scatter", images=[image])
 
 
+def _define_axis(loggers: Sequence[Logger], prefix: str, keys: Sequence[str]) -> None:
+    """In W&B, plot a candidate's measurements against its own epoch."""
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        define = getattr(logger.experiment, "define_metric", None)
+        if define is None:
+            continue
+        define(f"{prefix}/epoch")
+        for key in keys:
+            define(f"{prefix}/{key}", step_metric=f"{prefix}/epoch")
+
+
 def check_ground_truth(ground_truth: Any, query: Mapping[str, Any]) -> None:
     """Fail now, not after the search, on a query the ground truth cannot answer.
 
@@ -164,8 +195,16 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     Example:
         >>> summary_text({})
         'no candidate was evaluated'
+        >>> summary_text({"candidates": 2, "failed": 2, "signal": "lga"})[:60]
+        'no architecture chosen: all 2 candidates failed (diverged, o'
     """
     if "best_arch" not in summary:
+        if summary.get("candidates"):
+            return (
+                f"no architecture chosen: all {summary['candidates']} candidates failed (diverged, "
+                f"or {summary.get('signal', 'the signal')} undefined); lower the learning rate, "
+                "set grad_clip, or rank by another signal"
+            )
         return "no candidate was evaluated"
     text = (
         f"best: candidate {summary['best_candidate']} {summary['best_arch']} "
