@@ -44,6 +44,7 @@ from lga_lightning._distributed import (
     rank_zero_buffers,
     shard_rows,
 )
+from lga_lightning._rundir import run_dir
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.kernel import ntk_jacobian
 from lga_lightning.meter import NTKMeter
@@ -157,8 +158,10 @@ class NTKMetrics(Callback):
     Lightning logs that batch's own metrics (independent of ``log_every_n_steps``).
 
     The full history is ``callback.history`` (a list of dicts ``{"epoch", "step", <metric>...,
-    "seconds"}``) and ``ntk_metrics.csv`` (``<prefix>_metrics.csv`` for another prefix) in
-    ``trainer.log_dir`` (``default_root_dir`` without a logger), rewritten atomically by rank 0
+    "seconds"}``) and ``ntk_metrics.csv`` (``<prefix>_metrics.csv`` for another prefix) in the
+    run's own folder (:func:`lga_lightning._rundir.run_dir`: the CSV or TensorBoard logger's
+    ``version_N`` folder, ``<save_dir>/<project>/<run id>`` for W&B, the next free
+    ``<default_root_dir>/lga_runs/version_N`` without a logger), rewritten atomically by rank 0
     after each measurement. ``callback.spectra`` maps each epoch to its eigenvalues (float64,
     descending) when ``log_spectrum=True`` (whole epochs only). Under DDP, step measurements
     follow the same discipline as epoch measurements: every rank takes part in every one.
@@ -448,8 +451,8 @@ class NTKMetrics(Callback):
         fresh = completed == 0 and trainer.global_step == 0
         if fresh and not self._loaded_state:
             self._reset()
-        log_dir = trainer.log_dir or trainer.default_root_dir  # a collective: every rank calls it
-        self._csv_path = os.path.join(log_dir, csv_name(self.prefix))
+        folder = run_dir(trainer)  # a collective: every rank calls it
+        self._csv_path = os.path.join(folder, csv_name(self.prefix))
         self._ensure_probe(trainer)
         if trainer.is_global_zero:
             define_wandb_axis(trainer, self.prefix, [*self.meter.keys, "seconds"])

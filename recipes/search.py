@@ -42,8 +42,10 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "enable_model_summary": False,
     "num_sanity_val_steps": 0,
     "default_root_dir": "lga_runs/search",
+    "use_distributed_sampler": False,
 }
-"""The search drives its candidates itself: no Lightning checkpoints, summary or epoch bar."""
+"""The search drives its candidates itself: no Lightning checkpoints, summary or epoch bar; under
+DDP each process trains its own candidates on the whole data (no sampler sharding it)."""
 
 
 def lga_search(
@@ -119,6 +121,11 @@ class SearchCLI(ThreadsMixin, LightningCLI):
         True
     """
 
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """Check the search against the data before the Trainer (and its start-up lines)."""
+        self.model.check_data(self.datamodule)
+        return super().instantiate_trainer(**kwargs)
+
     def check_config(self, config: Any) -> None:
         """Check the results directory before any work: writable, not in use, store readable."""
         model, trainer = config.get("model") or {}, config.get("trainer") or {}
@@ -127,6 +134,12 @@ class SearchCLI(ThreadsMixin, LightningCLI):
         folder = model.get("results_dir") or os.path.join(root, "lga_search")
         option = "model.results_dir" if model.get("results_dir") else "trainer.default_root_dir"
         check_output_dir(folder, option)
+        if trainer.get("use_distributed_sampler") is True:
+            raise ValueError(
+                "trainer.use_distributed_sampler: true would give each process a shard of the "
+                "data, but LGASearch trains each candidate on the whole data in one process; "
+                "set it to false (the search's default)."
+            )
         if _worker():
             return  # a DDP worker: the launching process holds the lock
         OutputLock(folder, option=f"`{option}`").check()

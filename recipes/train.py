@@ -17,12 +17,39 @@ import os
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import ArgsType, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
 
 from lga_lightning._files import check_output_dir
+from lga_lightning._rundir import run_dir
 from recipes._cli import ThreadsMixin, run_user_errors
 
 PROG = "lga-train"
+
+
+class SaveConfigInRunDir(SaveConfigCallback):
+    """Saves ``config.yaml`` in the run's own folder (never over another run's config).
+
+    Example:
+        >>> issubclass(SaveConfigInRunDir, SaveConfigCallback)
+        True
+    """
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """Write the config once, in :func:`~lga_lightning._rundir.run_dir` (rank 0)."""
+        if self.already_saved:
+            return
+        folder = run_dir(trainer)  # a collective: every rank calls it
+        if trainer.is_global_zero:
+            os.makedirs(folder, exist_ok=True)
+            self.parser.save(
+                self.config,
+                os.path.join(folder, self.config_filename),
+                skip_none=False,
+                overwrite=self.overwrite,
+                multifile=self.multifile,
+            )
+        self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
 
 class TrainCLI(ThreadsMixin, LightningCLI):
@@ -103,6 +130,7 @@ def build_cli(args: ArgsType = None, run: bool = True) -> TrainCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=42,
+        save_config_callback=SaveConfigInRunDir,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, "prog": PROG},
         args=args,

@@ -351,7 +351,10 @@ def test_every_n_epochs_without_logger_writes_the_history_file(tmp_path: Path) -
         *EVOLUTION_METRICS,
         "seconds",
     }
-    assert [int(r["epoch"]) for r in read_csv(tmp_path / "ntk_metrics.csv")] == [0, 2, 4]
+    # without a logger: the run's own folder under default_root_dir, never the directory itself
+    csv_path = tmp_path / "lga_runs" / "version_0" / "ntk_metrics.csv"
+    assert [int(r["epoch"]) for r in read_csv(csv_path)] == [0, 2, 4]
+    assert not (tmp_path / "ntk_metrics.csv").exists()
     assert callback.spectra == {}
 
 
@@ -482,7 +485,7 @@ def test_resume_from_a_mid_run_checkpoint(tmp_path: Path, every: str) -> None:
     assert [row["epoch"] for row in resumed.history] == [0, 1, 2, 3, 4]
     for got, want in zip(resumed.history, full.history, strict=True):
         assert_close(got, {m: want[m] for m in ALL_METRICS}, rtol=1e-6)
-    history_csv = read_csv(tmp_path / "resumed" / "ntk_metrics.csv")
+    history_csv = read_csv(tmp_path / "resumed" / "lga_runs" / "version_0" / "ntk_metrics.csv")
     assert [int(r["epoch"]) for r in history_csv] == [0, 1, 2, 3, 4]
 
 
@@ -690,3 +693,26 @@ def test_ddp_logs_the_values_of_one_process(tmp_path: Path) -> None:
             # by near-zero entries of K0 and amplifies that. At epoch 0 everything is within 1e-5.
             tol = 1e-5 if epoch == 0 else max(1e-5, LOOSER.get(name, 0.0))
             assert double[epoch][name] == pytest.approx(single[epoch][name], rel=tol, abs=1e-7)
+
+
+def test_runs_without_a_versioning_logger_do_not_overwrite_each_other(tmp_path):
+    # W&B keeps everything in one save_dir, and no logger means default_root_dir: each run
+    # gets its own folder there, so a second run leaves the first run's CSV as it was
+    from lightning.pytorch.loggers import WandbLogger
+
+    def run(logger):
+        callback = NTKMetrics(epochs=[0, 1], probe_size=8, plot=False)
+        trainer(tmp_path, max_epochs=1, callbacks=[callback], logger=logger).fit(
+            MLP(), DataLoader(dataset(n=32), batch_size=16)
+        )
+        return callback
+
+    first, second = run(False), run(False)
+    assert first._csv_path != second._csv_path
+    assert Path(first._csv_path).parent.name == "version_0"
+    assert Path(second._csv_path).parent.name == "version_1"
+    assert len(read_csv(Path(first._csv_path))) == 2  # untouched by the second run
+    logger = WandbLogger(save_dir=str(tmp_path / "wb"), offline=True, project="p")
+    folder = Path(run(logger)._csv_path).parent
+    assert folder == tmp_path / "wb" / "p" / logger.version  # project / run id
+    assert (folder / "ntk_metrics.csv").exists()

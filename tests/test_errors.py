@@ -241,6 +241,24 @@ CASES = [
         lambda t: ["trainer.callbacks[0].init_args.epochs", "NTKMetrics", "[0, -2]", ">= 0"],
     ),
     Case(
+        "search-too-few-classes",
+        "search",
+        lambda t: search_config(t, **{"model.num_classes": 5}),
+        lambda t: ["num_classes=5", "10 classes", "set num_classes to 10"],
+    ),
+    Case(
+        "search-too-many-classes",
+        "search",
+        lambda t: search_config(t, **{"model.num_classes": 20}),
+        lambda t: ["num_classes=20", "10 classes"],
+    ),
+    Case(
+        "search-sharded-ddp-data",
+        "search",
+        lambda t: search_config(t, **{"trainer.use_distributed_sampler": True}),
+        lambda t: ["trainer.use_distributed_sampler", "set it to false"],
+    ),
+    Case(
         "search-results-dir-in-use",
         "search",
         lambda t: search_config(t),

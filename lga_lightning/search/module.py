@@ -242,6 +242,7 @@ class LGASearch(pl.LightningModule):
         """Open (or resume) the store, replay it into the strategy, start the first jobs."""
         trainer = self.trainer
         self._world, self._rank = trainer.world_size, trainer.global_rank
+        self.check_data(getattr(trainer, "datamodule", None))
         check_ground_truth(self.ground_truth, self.ground_truth_query)
         self.results_dir = self.results_dir_arg or os.path.join(
             trainer.default_root_dir, "lga_search"
@@ -576,6 +577,21 @@ class LGASearch(pl.LightningModule):
         if self.verbose:
             self._print(lb.format_table(self.leaderboard, (self.ranking.name,)))
             self._print(summary_text(self.summary))
+
+    def check_data(self, datamodule: Any) -> None:
+        """Refuse data the search cannot train on, before anything is built or trained.
+
+        ``num_classes`` must match the data's labels: fewer crash the loss, more are never seen.
+
+        Raises:
+            ValueError: naming both numbers and the fix.
+        """
+        found = getattr(datamodule, "num_classes", None)
+        if self.num_classes is not None and isinstance(found, int) and found != self.num_classes:
+            raise ValueError(
+                f"LGASearch(num_classes={self.num_classes}) but the data has {found} classes; "
+                f"set num_classes to {found} or leave it unset to take the data's."
+            )
 
     def _warn_epoch_limit(self) -> None:
         need = self.strategy.total_epochs
