@@ -471,3 +471,14 @@ def test_the_network_the_paper_measures_has_plain_cell_batchnorms_and_the_offici
         assert rel_err(K, expected) <= 1e-12, implementation
     # Statistics-free BatchNorm couples the samples even in eval mode.
     assert samples_are_coupled(model, "eval")
+
+
+def test_a_channels_last_probe_gives_the_same_kernel_and_leaves_no_hooks_behind():
+    model, x, _ = build("cell", torch.float64)
+    expected = official_style_kernel(model, x)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    for implementation in ("auto", "coupled", "loop"):
+        K = empirical_ntk(model, x_cl, implementation=implementation)
+        assert rel_err(K, expected) <= 1e-12, implementation
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
