@@ -7,20 +7,22 @@ Everything is measured in this process, on the same network, probe batch and thr
   the classifier, ``zero_grad`` in between;
 * ``floor`` (train mode only): one forward plus n full-batch backward passes to the selected
   weights, the least work any exact method needs when BatchNorm couples the samples; timed in
-  the contiguous and the channels-last layout, and the faster of the two is the floor;
+  the contiguous layout and channels-last (probe and conv weights), and the faster of the two is
+  the floor;
 * ``lga_lightning``: ``empirical_ntk(..., implementation=...)`` for each ``--implementations``
   (default ``auto``);
 * with ``--channels-last-official``, the official loop once more on a channels-last copy of the
   probe (as ``permute``-ing NHWC images yields): every layer, BatchNorm included, then runs
   channels-last, which shows what that layout costs in accuracy.
 
-For each kernel it prints the wall time, the time ratio to the official loop (``x official``,
-above 1 = slower) and to the floor, the peak resident memory above the starting point, and the
-error against a float64 reference (the official loop run on a float64 copy of the model and
-probe): ``max err`` = max |K - K64| / max |K64|, ``fro err`` = ||K - K64||_F / ||K64||_F. The
-probe is contiguous (N, C, H, W), as a data loader of ``ToTensor`` images yields it. A second
-table shows the peak memory of the batched per-sample path as n grows, with and without
-``chunk_size``.
+For each kernel it prints the wall time and the process CPU time, the CPU-time ratio to the
+official loop (``x official``, above 1 = slower) and to the floor (CPU time, because on a shared
+machine wall time includes waiting for a core; see ``_measure.py``), the peak resident memory
+above the starting point, and the error against a float64 reference (the official loop run on
+a float64 copy of the model and probe): ``max err`` = max |K - K64| / max |K64| and
+``fro err`` = ||K - K64||_F / ||K64||_F. The probe is contiguous (N, C, H, W), as a data loader
+of ``ToTensor`` images yields it. A second table shows the peak memory of the batched
+per-sample path as n grows, with and without ``chunk_size``.
 
 Usage::
 
@@ -41,9 +43,12 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
+# Measure the checkout this script lives in, not another installed copy.
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from _measure import measure  # noqa: E402
 
+import lga_lightning  # noqa: E402
 from lga_lightning.kernel import empirical_ntk  # noqa: E402
 from lga_lightning.spaces import nb201  # noqa: E402
 
@@ -102,7 +107,11 @@ def official_loop(model: nn.Module, x: torch.Tensor, bn_mode: str) -> torch.Tens
 
 
 def backward_floor(model: nn.Module, x: torch.Tensor) -> None:
-    """One forward and n full-batch backward passes (dense cotangent) to the selected weights."""
+    """One forward and n full-batch backward passes (dense cotangent) to the selected weights.
+
+    Timed twice: contiguous, and with the probe and the model's 4-d weights channels-last (the
+    layout of the coupled path's convolutions); the floor is the smaller CPU time.
+    """
     model.train()
     weights = [
         p for name, p in model.named_parameters() if "weight" in name and "classifier" not in name
@@ -141,7 +150,8 @@ def warm_up(args: argparse.Namespace) -> None:
             empirical_ntk(model, x, bn_mode=mode, implementation=implementation)
         official_loop(model, x, mode)
     backward_floor(model, x)
-    backward_floor(model, x.contiguous(memory_format=torch.channels_last))
+    fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    backward_floor(fast_model, x.contiguous(memory_format=torch.channels_last))
 
 
 def speed_table(args: argparse.Namespace) -> None:
@@ -149,9 +159,10 @@ def speed_table(args: argparse.Namespace) -> None:
     threads = torch.get_num_threads()
     print(f"\n== speed: NB201 C={args.C} N={args.N} ({ARCH}), threads={threads}")
     print(f"   data: {args.data or 'Gaussian noise (no CIFAR-10 subset found)'}")
+    print(f"   code: {os.path.dirname(os.path.abspath(lga_lightning.__file__))}")
     header = (
-        f"{'mode':<7}{'n':>5}  {'kernel':<24}{'seconds':>9}{'x official':>11}{'x floor':>9}"
-        f"{'peak MB':>9}{'max err':>10}{'fro err':>10}"
+        f"{'mode':<7}{'n':>5}  {'kernel':<24}{'wall s':>9}{'cpu s':>9}{'x official':>11}"
+        f"{'x floor':>9}{'peak MB':>9}{'max err':>10}{'fro err':>10}"
     )
     print(header)
     for mode in args.modes:
@@ -159,23 +170,22 @@ def speed_table(args: argparse.Namespace) -> None:
             model = build(args)
             x = probe_images(n, args.data)
             reference = float64_reference(model, x, mode)
-            floor = float("nan")
-            if mode == "train" and n <= args.floor_max:
-                layouts = (torch.contiguous_format, torch.channels_last)
-                times = []
-                for layout in layouts:
-                    with measure() as floor_m:
-                        backward_floor(model, x.contiguous(memory_format=layout))
-                    times.append(floor_m.seconds)
-                floor = min(times)
-                print(
-                    f"{mode:<7}{n:>5}  {'floor (contig / CL)':<24}{floor:>9.2f}"
-                    f"   ({times[0]:.2f} / {times[1]:.2f} s)",
-                    flush=True,
-                )
             with measure() as off_m:
                 official = official_loop(model, x, mode)
-            rows = [("official loop", off_m, official)]
+            floor = float("nan")
+            floor_rows = []
+            if mode == "train" and n <= args.floor_max:
+                # The least work: in the layout each path may use, weights included.
+                fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+                for label, net, layout in (
+                    ("floor, contiguous", model, torch.contiguous_format),
+                    ("floor, channels-last", fast_model, torch.channels_last),
+                ):
+                    with measure() as floor_m:
+                        backward_floor(net, x.contiguous(memory_format=layout))
+                    floor_rows.append((label, floor_m, None))
+                floor = min(m.cpu_seconds for _, m, _ in floor_rows)
+            rows = [*floor_rows, ("official loop", off_m, official)]
             if mode == "train" and args.channels_last_official:
                 with measure() as cl_m:
                     cl = official_loop(model, x.contiguous(memory_format=torch.channels_last), mode)
@@ -193,11 +203,15 @@ def speed_table(args: argparse.Namespace) -> None:
                     )
                 rows.append((f"lga_lightning {implementation}", m, kernel))
             for name, m, kernel in rows:
-                max_err, fro_err = errors(kernel, reference)
+                errs = (
+                    ""
+                    if kernel is None
+                    else "".join(f"{e:>10.1e}" for e in errors(kernel, reference))
+                )
                 print(
-                    f"{mode:<7}{n:>5}  {name:<24}{m.seconds:>9.2f}"
-                    f"{m.seconds / off_m.seconds:>11.2f}{m.seconds / floor:>9.2f}"
-                    f"{m.peak_extra_mb:>9.0f}{max_err:>10.1e}{fro_err:>10.1e}",
+                    f"{mode:<7}{n:>5}  {name:<24}{m.seconds:>9.2f}{m.cpu_seconds:>9.2f}"
+                    f"{m.cpu_seconds / off_m.cpu_seconds:>11.2f}{m.cpu_seconds / floor:>9.2f}"
+                    f"{m.peak_extra_mb:>9.0f}{errs}",
                     flush=True,
                 )
 
