@@ -6,19 +6,22 @@ paper's official code: the output is the *sum of the logits* of each sample, the
 over the whole batch with the model in train mode (BatchNorm uses batch statistics), and the
 parameters are every trainable parameter whose name contains ``weight``, except the classifier.
 
-Implementations (all exact; pick with ``implementation=``):
+Implementations (all compute the same kernel and differ in speed and rounding; pick with
+``implementation=``):
 
 * ``"loop"`` — the reference: one batched forward in the contiguous layout, then one
   vector-Jacobian product (a backward pass through the whole batch) per kernel row. Always
   correct, O(n^2) work.
 * ``"coupled"`` — the same algorithm tuned for speed: channels-last convolutions, preallocated
   rows, gradients only for the selected parameters. BatchNorm modules still run on contiguous
-  tensors: float32 BatchNorm on channels-last CPU tensors computes its batch statistics and
-  gradients far less accurately, and running it that way made the float32 kernel of an NB201
-  network (C=8, N=1, 32 CIFAR-10 images, train-mode BN) 5.2e-4 away from a float64 reference
-  (relative Frobenius norm) against 3.5e-7 for ``"loop"``; with contiguous BatchNorm it is 4.0e-7
-  (``benchmarks/ntk_speed.py --implementations auto loop`` prints these errors). Use it when
-  samples interact in the forward (BatchNorm with batch statistics). Still n full-batch backward
+  tensors (copied in and out, gradients too): float32 BatchNorm on channels-last CPU tensors
+  sums its batch statistics and gradients less accurately. Measured against a float64 reference
+  (relative Frobenius error of the float32 kernel, train-mode NB201 networks, CIFAR-10 probe),
+  running every layer channels-last gave 1.8e-3 at C=16, N=5, n=64 where ``"loop"`` gave 6.4e-4
+  and ``"coupled"`` gives 6.5e-4 (``python benchmarks/ntk_speed.py --threads 1 --sizes 64
+  --implementations auto loop --channels-last-official``), and ~1e-4 against ~5e-7 at C=8, N=1,
+  n=16 (the setting of the accuracy test in ``tests/test_kernel.py``). Use it when samples
+  interact in the forward (BatchNorm with batch statistics). Still n full-batch backward
   passes: this is the cost floor of a batch-coupled kernel.
 * ``"per_sample"`` — per-sample gradients batched with :func:`torch.func.vmap`, O(n) work. Exact
   only when samples do not interact (no BatchNorm using batch statistics); refused otherwise.
