@@ -19,8 +19,9 @@ Implementations (all compute the same kernel and differ in speed and rounding; p
   (relative Frobenius error of the float32 kernel, train-mode NB201 networks, CIFAR-10 probe),
   running every layer channels-last gave 1.8e-3 at C=16, N=5, n=64 where ``"loop"`` gave 6.4e-4
   and ``"coupled"`` gives 6.5e-4 (``python benchmarks/ntk_speed.py --threads 1 --sizes 64
-  --implementations auto loop --channels-last-official``), and ~1e-4 against ~5e-7 at C=8, N=1,
-  n=16 (the setting of the accuracy test in ``tests/test_kernel.py``). Use it when samples
+  --implementations auto loop --channels-last-official``), and 2.5e-5 where ``"loop"`` gave
+  3.6e-7 and ``"coupled"`` 3.8e-7 at C=8, N=1, n=32 (same command with ``--C 8 --N 1 --sizes 32
+  --modes train``). Use it when samples
   interact in the forward (BatchNorm with batch statistics). Still n full-batch backward
   passes: this is the cost floor of a batch-coupled kernel.
 * ``"per_sample"`` — per-sample gradients batched with :func:`torch.func.vmap`, O(n) work. Exact
