@@ -1,27 +1,40 @@
-"""Speed and memory of the NTK engine against the official-style per-sample loop.
+"""Speed, memory and accuracy of the NTK engine against the official-style per-sample loop.
 
 Everything is measured in this process, on the same network, probe batch and thread count:
 
 * ``official loop``: the paper's code pattern — ``model(x)``, then for each sample
   ``logits[i:i+1].backward(ones, retain_graph=True)`` and the ``.grad`` of every ``weight`` outside
   the classifier, ``zero_grad`` in between;
-* ``floor`` (coupled mode only): one forward plus n full-batch backward passes, the least work
-  any exact method needs when BatchNorm couples the samples;
-* ``lga_lightning``: ``empirical_ntk(..., implementation="auto")``.
+* ``floor`` (train mode only): one forward plus n full-batch backward passes to the selected
+  weights, the least work any exact method needs when BatchNorm couples the samples; timed in
+  the contiguous layout and channels-last (probe and conv weights), and the faster of the two is
+  the floor;
+* ``lga_lightning``: ``empirical_ntk(..., implementation=...)`` for each ``--implementations``
+  (default ``auto``);
+* with ``--channels-last-official``, the official loop once more on a channels-last copy of the
+  probe (as ``permute``-ing NHWC images yields): every layer, BatchNorm included, then runs
+  channels-last, which shows what that layout costs in accuracy.
 
-It prints wall times, ratios, the peak resident memory above the starting point, and the largest
-relative difference between the kernels. A second table shows the peak memory of the batched
+For each kernel it prints the wall time and the process CPU time, the CPU-time ratio to the
+official loop (``x official``, above 1 = slower) and to the floor (CPU time, because on a shared
+machine wall time includes waiting for a core; see ``_measure.py``), the peak resident memory
+above the starting point, and the error against a float64 reference (the official loop run on
+a float64 copy of the model and probe): ``max err`` = max |K - K64| / max |K64| and
+``fro err`` = ||K - K64||_F / ||K64||_F. The probe is contiguous (N, C, H, W), as a data loader
+of ``ToTensor`` images yields it. A second table shows the peak memory of the batched
 per-sample path as n grows, with and without ``chunk_size``.
 
 Usage::
 
-    python benchmarks/ntk_speed.py                      # n = 64 and 256, NB201 C=16 N=5
-    python benchmarks/ntk_speed.py --sizes 32 --C 8 --N 1 --memory-sizes 64 128
+    python benchmarks/ntk_speed.py --threads 1                  # n = 64 and 256, NB201 C=16 N=5
+    python benchmarks/ntk_speed.py --threads 1 --sizes 64 --memory-sizes
+    python benchmarks/ntk_speed.py --sizes 32 --C 8 --N 1 --implementations auto loop
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 
@@ -30,9 +43,12 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
+# Measure the checkout this script lives in, not another installed copy.
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from _measure import measure  # noqa: E402
 
+import lga_lightning  # noqa: E402
 from lga_lightning.kernel import empirical_ntk  # noqa: E402
 from lga_lightning.spaces import nb201  # noqa: E402
 
@@ -40,14 +56,25 @@ ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
     "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 )
-CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10_subset.npz")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+CIFAR_CANDIDATES = [
+    os.path.normpath(os.path.join(_HERE, *up, "shared", "data", "cifar10_subset.npz"))
+    for up in ([".."], ["..", ".."], ["..", "..", ".."])
+]
 
 
-def probe_images(n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` CIFAR-10 training images (normalised), or Gaussian noise when the subset is absent."""
-    if os.path.exists(CIFAR):
-        x = np.load(CIFAR)["train_x"][:n].astype(np.float32) / 255.0
-        t = torch.from_numpy(x).permute(0, 3, 1, 2)
+def cifar_path(given: str | None) -> str | None:
+    """The CIFAR-10 subset: ``--data``, else ``shared/data`` next to or above the checkout."""
+    if given:
+        return given
+    return next((path for path in CIFAR_CANDIDATES if os.path.exists(path)), None)
+
+
+def probe_images(n: int, data: str | None = None, seed: int = 0) -> torch.Tensor:
+    """``n`` CIFAR-10 training images (normalised, contiguous NCHW), or Gaussian noise."""
+    if data is not None:
+        x = np.load(data)["train_x"][:n].astype(np.float32) / 255.0
+        t = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
         return (t - t.mean(dim=(0, 2, 3), keepdim=True)) / t.std(dim=(0, 2, 3), keepdim=True)
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, 3, 32, 32, generator=g)
@@ -80,7 +107,11 @@ def official_loop(model: nn.Module, x: torch.Tensor, bn_mode: str) -> torch.Tens
 
 
 def backward_floor(model: nn.Module, x: torch.Tensor) -> None:
-    """One forward and n full-batch backward passes (dense cotangent) to the selected weights."""
+    """One forward and n full-batch backward passes (dense cotangent) to the selected weights.
+
+    Timed twice: contiguous, and with the probe and the model's 4-d weights channels-last (the
+    layout of the coupled path's convolutions); the floor is the smaller CPU time.
+    """
     model.train()
     weights = [
         p for name, p in model.named_parameters() if "weight" in name and "classifier" not in name
@@ -91,54 +122,98 @@ def backward_floor(model: nn.Module, x: torch.Tensor) -> None:
         torch.autograd.grad(logits, weights, grad_outputs=ones, retain_graph=True)
 
 
-def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+def float64_reference(model: nn.Module, x: torch.Tensor, bn_mode: str) -> torch.Tensor:
+    """The official loop on a float64 copy of the model and probe."""
+    return official_loop(copy.deepcopy(model).double(), x.double(), bn_mode)
+
+
+def errors(kernel: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
+    """(max |K - R| / max |R|, ||K - R||_F / ||R||_F) in float64."""
+    diff = kernel.double() - reference
+    return (
+        float(diff.abs().max() / reference.abs().max()),
+        float(torch.linalg.matrix_norm(diff) / torch.linalg.matrix_norm(reference)),
+    )
+
+
+def build(args: argparse.Namespace) -> nn.Module:
+    torch.manual_seed(0)
+    return nb201.build(ARCH, C=args.C, N=args.N, affine=True, track_running_stats=True)
 
 
 def warm_up(args: argparse.Namespace) -> None:
     """Run every method once on a tiny probe: the first call pays one-off kernel set-up costs."""
-    torch.manual_seed(0)
-    model = nb201.build(ARCH, C=args.C, N=args.N)
-    x = probe_images(4)
+    model = build(args)
+    x = probe_images(4, args.data)
     for mode in args.modes:
-        empirical_ntk(model, x, bn_mode=mode)
+        for implementation in args.implementations:
+            empirical_ntk(model, x, bn_mode=mode, implementation=implementation)
         official_loop(model, x, mode)
     backward_floor(model, x)
+    fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    backward_floor(fast_model, x.contiguous(memory_format=torch.channels_last))
 
 
 def speed_table(args: argparse.Namespace) -> None:
     warm_up(args)
     threads = torch.get_num_threads()
     print(f"\n== speed: NB201 C={args.C} N={args.N} ({ARCH}), threads={threads}")
-    print(
-        f"   data: {'CIFAR-10 subset' if os.path.exists(CIFAR) else 'Gaussian noise (no subset)'}"
-    )
+    print(f"   data: {args.data or 'Gaussian noise (no CIFAR-10 subset found)'}")
+    print(f"   code: {os.path.dirname(os.path.abspath(lga_lightning.__file__))}")
     header = (
-        f"{'mode':<8}{'n':>5}{'official s':>12}{'fast s':>9}{'speed-up':>10}{'floor s':>9}"
-        f"{'fast/floor':>11}{'off. MB':>9}{'fast MB':>9}{'max rel diff':>14}"
+        f"{'mode':<7}{'n':>5}  {'kernel':<24}{'wall s':>9}{'cpu s':>9}{'x official':>11}"
+        f"{'x floor':>9}{'peak MB':>9}{'max err':>10}{'fro err':>10}"
     )
     print(header)
     for mode in args.modes:
         for n in args.sizes:
-            torch.manual_seed(0)
-            model = nb201.build(ARCH, C=args.C, N=args.N)
-            x = probe_images(n)
-            with measure() as fast_m:
-                fast = empirical_ntk(model, x, bn_mode=mode, chunk_size=args.chunk_size)
+            model = build(args)
+            x = probe_images(n, args.data)
+            reference = float64_reference(model, x, mode)
             with measure() as off_m:
-                reference = official_loop(model, x, mode)
+                official = official_loop(model, x, mode)
             floor = float("nan")
+            floor_rows = []
             if mode == "train" and n <= args.floor_max:
-                with measure() as floor_m:
-                    backward_floor(model, x)
-                floor = floor_m.seconds
-            print(
-                f"{mode:<8}{n:>5}{off_m.seconds:>12.2f}{fast_m.seconds:>9.2f}"
-                f"{off_m.seconds / fast_m.seconds:>9.1f}x{floor:>9.2f}"
-                f"{fast_m.seconds / floor:>11.2f}{off_m.peak_extra_mb:>9.0f}"
-                f"{fast_m.peak_extra_mb:>9.0f}{max_rel_diff(fast, reference):>14.2e}",
-                flush=True,
-            )
+                # The least work: in the layout each path may use, weights included.
+                fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+                for label, net, layout in (
+                    ("floor, contiguous", model, torch.contiguous_format),
+                    ("floor, channels-last", fast_model, torch.channels_last),
+                ):
+                    with measure() as floor_m:
+                        backward_floor(net, x.contiguous(memory_format=layout))
+                    floor_rows.append((label, floor_m, None))
+                floor = min(m.cpu_seconds for _, m, _ in floor_rows)
+            rows = [*floor_rows, ("official loop", off_m, official)]
+            if mode == "train" and args.channels_last_official:
+                with measure() as cl_m:
+                    cl = official_loop(model, x.contiguous(memory_format=torch.channels_last), mode)
+                rows.append(("official loop, CL input", cl_m, cl))
+            for implementation in args.implementations:
+                if implementation == "per_sample" and mode == "train":
+                    continue  # refused: train-mode BatchNorm couples the samples
+                with measure() as m:
+                    kernel = empirical_ntk(
+                        model,
+                        x,
+                        bn_mode=mode,
+                        implementation=implementation,
+                        chunk_size=args.chunk_size,
+                    )
+                rows.append((f"lga_lightning {implementation}", m, kernel))
+            for name, m, kernel in rows:
+                errs = (
+                    ""
+                    if kernel is None
+                    else "".join(f"{e:>10.1e}" for e in errors(kernel, reference))
+                )
+                print(
+                    f"{mode:<7}{n:>5}  {name:<24}{m.seconds:>9.2f}{m.cpu_seconds:>9.2f}"
+                    f"{m.cpu_seconds / off_m.cpu_seconds:>11.2f}{m.cpu_seconds / floor:>9.2f}"
+                    f"{m.peak_extra_mb:>9.0f}{errs}",
+                    flush=True,
+                )
 
 
 def memory_table(args: argparse.Namespace) -> None:
@@ -147,15 +222,14 @@ def memory_table(args: argparse.Namespace) -> None:
         f"N={args.N}; J alone holds n x P floats"
     )
     print(f"{'n':>5}{'chunk':>7}{'seconds':>9}{'peak MB':>9}{'J MB':>7}")
-    torch.manual_seed(0)
-    model = nb201.build(ARCH, C=args.C, N=args.N)
+    model = build(args)
     width = sum(
         p.numel()
         for name, p in model.named_parameters()
         if "weight" in name and "classifier" not in name
     )
     for n in args.memory_sizes:
-        x = probe_images(n)
+        x = probe_images(n, args.data)
         for chunk in (args.memory_chunk, None):
             if chunk is None and n > args.unchunked_max:
                 continue
@@ -172,15 +246,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--modes", nargs="+", default=["train", "eval"], choices=["train", "eval"])
+    parser.add_argument(
+        "--implementations",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "loop", "coupled", "per_sample"],
+        help="empirical_ntk implementations to time (per_sample only makes sense in eval mode)",
+    )
     parser.add_argument("--C", type=int, default=16)
     parser.add_argument("--N", type=int, default=5)
+    parser.add_argument("--data", default=None, help="CIFAR-10 subset .npz (found when omitted)")
     parser.add_argument("--chunk-size", type=int, default=32)
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[64, 256, 512])
     parser.add_argument("--memory-chunk", type=int, default=32)
     parser.add_argument("--unchunked-max", type=int, default=256)
     parser.add_argument("--floor-max", type=int, default=64, help="largest n for the floor")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--channels-last-official",
+        action="store_true",
+        help="also time the official loop on a channels-last probe (train mode): its error is "
+        "that of float32 BatchNorm on channels-last tensors",
+    )
     args = parser.parse_args()
+    args.data = cifar_path(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
     speed_table(args)

@@ -6,18 +6,31 @@ paper's official code: the output is the *sum of the logits* of each sample, the
 over the whole batch with the model in train mode (BatchNorm uses batch statistics), and the
 parameters are every trainable parameter whose name contains ``weight``, except the classifier.
 
-Implementations (all exact; pick with ``implementation=``):
+Implementations (all compute the same kernel and differ in speed and rounding; pick with
+``implementation=``):
 
-* ``"loop"`` — the reference: one batched forward, then one vector-Jacobian product (a backward
-  pass through the whole batch) per kernel row. Always correct, O(n^2) work.
+* ``"loop"`` — the reference: one batched forward in the contiguous layout, then one
+  vector-Jacobian product (a backward pass through the whole batch) per kernel row. Always
+  correct, O(n^2) work.
 * ``"coupled"`` — the same algorithm tuned for speed: channels-last convolutions, preallocated
-  rows, gradients only for the selected parameters. Use it when samples interact in the forward
-  (BatchNorm with batch statistics). Still n full-batch backward passes: this is the cost floor of
-  a batch-coupled kernel.
+  rows, gradients only for the selected parameters. BatchNorm modules still run on contiguous
+  tensors (copied in and out, gradients too): float32 BatchNorm on channels-last CPU tensors
+  sums its batch statistics and gradients less accurately. Measured against a float64 reference
+  (relative Frobenius error of the float32 kernel, train-mode NB201 networks, CIFAR-10 probe),
+  running every layer channels-last gave 1.8e-3 at C=16, N=5, n=64 where ``"loop"`` gave 6.4e-4
+  and ``"coupled"`` gives 6.5e-4 (``python benchmarks/ntk_speed.py --threads 1 --sizes 64
+  --implementations auto loop --channels-last-official``), and 2.5e-5 where ``"loop"`` gave
+  3.6e-7 and ``"coupled"`` 3.8e-7 at C=8, N=1, n=32 (same command with ``--C 8 --N 1 --sizes 32
+  --modes train``). Use it when samples
+  interact in the forward (BatchNorm with batch statistics). Still n full-batch backward
+  passes: this is the cost floor of a batch-coupled kernel.
 * ``"per_sample"`` — per-sample gradients batched with :func:`torch.func.vmap`, O(n) work. Exact
   only when samples do not interact (no BatchNorm using batch statistics); refused otherwise.
 * ``"auto"`` — ``"per_sample"`` when the samples are independent, else ``"coupled"``. The choice
   is measured, not guessed: ``benchmarks/ntk_speed.py`` prints the comparison on your machine.
+
+The definitions (kernel, parameter selection, metrics, the paper's protocol) are written out in
+``docs/definitions.md``.
 
 Memory: ``J`` holds ``n * k * P`` numbers (``k`` = 1 for ``output="sum"``, C otherwise; P = the
 number of selected parameters), e.g. 256 x 1 M float32 = 1 GB. ``chunk_size`` bounds the memory
@@ -354,12 +367,20 @@ def _vjp_loop_jacobian(
     output_fn: OutputFn | None,
     fast: bool,
 ) -> Tensor:
-    """One batched forward, then one vector-Jacobian product per Jacobian row."""
+    """One batched forward, then one vector-Jacobian product per Jacobian row.
+
+    The reference (``fast=False``) runs in the contiguous layout. The fast path runs convolutions
+    on channels-last tensors but BatchNorm on contiguous ones (:func:`_contiguous_batchnorm`):
+    float32 BatchNorm on channels-last CPU tensors is far less accurate (see the module
+    docstring).
+    """
     channels_last = fast and x.dim() == 4
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
     params, buffers = _functional_state(model, selected, channels_last=channels_last)
-    logits = _logits(functional_call(model, {**params, **buffers}, (x,)), output_fn, x.shape[0])
+    layout = _contiguous_batchnorm(model) if channels_last else contextlib.nullcontext()
+    with layout:
+        out = functional_call(model, {**params, **buffers}, (x,))
+    logits = _logits(out, output_fn, x.shape[0])
     _require_graph(logits, selected)
     k = 1 if output == "sum" else logits.shape[1]
     jac = logits.new_zeros((len(row_index), k, selected.total))
@@ -451,6 +472,70 @@ def _functional_state(
     # Cloned so that train-mode BatchNorm updates its copy, never the model's statistics.
     buffers = {name: b.clone() for name, b in model.named_buffers()}
     return params, buffers
+
+
+class _ToLayout(torch.autograd.Function):
+    """Copy a tensor to ``layout``; the gradient goes back in the input's own layout.
+
+    A plain ``.contiguous(memory_format=...)`` hands the incoming gradient on unchanged, so a
+    BatchNorm fed a contiguous input would still receive (and a convolution return) gradients in
+    the other layout, taking slow mixed-layout kernels on every backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor, layout: torch.memory_format) -> Tensor:
+        ctx.source = (
+            torch.channels_last
+            if tensor.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
+        out = tensor.contiguous(memory_format=layout)
+        return out.clone(memory_format=layout) if out is tensor else out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return grad.contiguous(memory_format=ctx.source), None
+
+
+@contextlib.contextmanager
+def _contiguous_batchnorm(model: nn.Module) -> Iterator[None]:
+    """Run every BatchNorm module of ``model`` on contiguous tensors, handing channels-last on.
+
+    Forward hooks, removed on exit, copy a channels-last 4-d input of a BatchNorm to the
+    contiguous layout and its output back to channels-last (gradients likewise, backwards), so
+    the convolutions around it keep their faster layout. Only modules called through
+    ``__call__`` are seen; ``F.batch_norm`` in a ``forward`` is not.
+    """
+    handles = []
+    converted: list[bool] = []  # one entry per BatchNorm call in flight
+
+    def to_contiguous(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        x = args[0] if args else None
+        convert = (
+            isinstance(x, Tensor)
+            and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous()
+        )
+        converted.append(convert)
+        if convert:
+            return (_ToLayout.apply(x, torch.contiguous_format), *args[1:])
+        return None
+
+    def to_channels_last(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
+        if converted.pop() and isinstance(out, Tensor) and out.dim() == 4:
+            return _ToLayout.apply(out, torch.channels_last)
+        return None
+
+    try:
+        for module in model.modules():
+            if isinstance(module, _BatchNorm):
+                handles.append(module.register_forward_pre_hook(to_contiguous))
+                handles.append(module.register_forward_hook(to_channels_last))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _write_row(row: Tensor, grads: Sequence[Tensor | None], numels: Sequence[int]) -> None:

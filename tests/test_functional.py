@@ -166,8 +166,23 @@ def test_evolution_metrics_properties(seed, scale):
     cosine = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
     assert kernel_distance(K0, Kt) == pytest.approx(1 - cosine, rel=1e-9, abs=1e-12)
     assert kernel_correlation(K0, Kt) == pytest.approx(np.corrcoef(a, b)[0, 1], rel=1e-9)
-    expected_rel = np.linalg.norm(np.abs(a - b) / (np.abs(a) + 1e-12))
+    expected_rel = np.linalg.norm(np.abs(a - b) / (np.abs(a) + 1e-4))
     assert relative_kernel_difference(K0, Kt) == pytest.approx(expected_rel, rel=1e-9)
+
+
+def test_relative_kernel_difference_uses_the_official_eps_of_1e_4():
+    """A 2x2 kernel worked by hand with the paper's code's eps, 1e-4."""
+    K0 = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    Kt = torch.tensor([[3.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    # |K0 - Kt| = [[1, 1], [1, 0]];  |K0| + 1e-4 = [[2.0001, 0.0001], [0.0001, 1.0001]]
+    # ratios: 1 / 2.0001, 1 / 0.0001 = 10000 (twice), 0 / 1.0001 = 0
+    expected = math.sqrt((1 / 2.0001) ** 2 + 10000.0**2 + 10000.0**2)
+    assert relative_kernel_difference(K0, Kt) == pytest.approx(expected, rel=1e-12)
+    assert relative_kernel_difference(K0, Kt) == pytest.approx(14142.1356, rel=1e-8)
+    # Given explicitly, eps replaces the default: the zero entries of K0 now dominate less.
+    assert relative_kernel_difference(K0, Kt, eps=1.0) == pytest.approx(
+        math.sqrt((1 / 3) ** 2 + 1.0 + 1.0), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("bad", [math.inf, math.nan])
