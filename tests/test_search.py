@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ VOLATILE = ("seconds", "ntk_seconds", "process")
 DEAD = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 A = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
 B = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"
+C = "|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
 
 
 def datamodule() -> DigitsDataModule:
@@ -298,3 +300,25 @@ def test_a_ground_truth_query_that_cannot_be_answered_fails_before_training(tmp_
     assert not (tmp_path / "lga_search" / "results.jsonl").exists()
     with pytest.raises(ValueError, match="dataset"):
         fit(tmp_path, Plain(archs=[A]), ground_truth=NASBench201(tmp_path / "absent.pth"), **query)
+
+
+def test_rank_by_several_signals_combined_by_log_rank(tmp_path):
+    from scipy.stats import rankdata
+
+    search, _ = fit(tmp_path, Plain(archs=[A, B, C], epochs=1), rank_by=["lga", "train_loss"])
+    rows = search.leaderboard
+    lga = np.array([r["lga"] for r in rows])
+    loss = np.array([r["train_loss"] for r in rows])
+    n = len(rows)
+    # best highest: a high LGA and a low training loss get high ranks
+    expected = np.log(rankdata(lga) / n) + np.log(rankdata(-loss) / n)
+    assert [r["score"] for r in rows] == pytest.approx(expected.tolist())
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert search.summary["signal"] == "lga+train_loss"
+
+
+def test_a_combined_ranking_is_refused_where_decisions_use_scores(tmp_path):
+    with pytest.raises(ValueError, match="RandomSearch or Plain"):
+        LGASearch(
+            NB201Space(C=4, N=1), SuccessiveHalving(num_candidates=4), rank_by=["lga", "mean"]
+        )

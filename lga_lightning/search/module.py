@@ -61,12 +61,12 @@ from lga_lightning.module import paper_sgd
 from lga_lightning.probe import default_batch_unpack
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.progress import Progress, summary_line
-from lga_lightning.search.ranking import RECORD_QUANTITIES, Mode, Ranking, Signal
+from lga_lightning.search.ranking import RECORD_QUANTITIES, CombineBy, Mode, Ranking, Signal
 from lga_lightning.search.runner import CandidateRun, StateFiles
 from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.seeding import derive_seed, seed_global
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
-from lga_lightning.search.strategies import Job, RandomSearch, Strategy
+from lga_lightning.search.strategies import Job, Plain, RandomSearch, Strategy
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.spaces.base import SearchSpace
 
@@ -85,8 +85,12 @@ class LGASearch(pl.LightningModule):
             ``RandomSearch(num_candidates=10, epochs=1)``.
         seed: the search seed: architectures, initialisations and data order derive from it.
         rank_by: the ranking signal: ``"lga"`` (default), another NTK metric in ``metrics``,
-            ``"train_loss"``, ``"val_acc"``, ``"params"``, or a callable ``record -> float``.
-        mode: ``"max"`` or ``"min"``; inferred for lga, condition_number, train_loss, val_acc.
+            ``"train_loss"``, ``"val_acc"``, ``"params"``, a proxy in ``proxies``, a list of
+            several combined by rank (e.g. ``["lga", "params"]``; with ``RandomSearch`` or
+            ``Plain``, whose choices do not depend on scores), or a callable ``record -> float``.
+        mode: ``"max"`` or ``"min"``; default from :data:`lga_lightning.signals.SIGNALS`.
+        combine_by: how a list ``rank_by`` combines ranks: ``"log_ranks"`` (AZ-NAS) or
+            ``"ranks"``.
         metrics: NTK metrics recorded for every measurement (names from
             :data:`lga_lightning.functional.SCALAR_METRICS`).
         proxies: zero-cost proxies recorded beside them, on the same probe batch (names from
@@ -159,6 +163,7 @@ class LGASearch(pl.LightningModule):
         seed: int = 0,
         rank_by: Signal = "lga",
         mode: Mode | None = None,
+        combine_by: CombineBy = "log_ranks",
         metrics: Sequence[str] = DEFAULT_METRICS,
         proxies: Sequence[str] = (),
         probe_size: int = 64,
@@ -194,8 +199,18 @@ class LGASearch(pl.LightningModule):
         self.seed = int(seed)
         self.metrics = tuple(metrics)
         self.ranking = Ranking(
-            rank_by, mode, available=(*self.metrics, *proxies, *RECORD_QUANTITIES)
+            rank_by,
+            mode,
+            available=(*self.metrics, *proxies, *RECORD_QUANTITIES),
+            combine_by=combine_by,
         )
+        if self.ranking.combined and not isinstance(self.strategy, (RandomSearch, Plain)):
+            raise ValueError(
+                f"rank_by={list(self.ranking.combined)} ranks candidates against each other, so "
+                f"a candidate's score changes as others are measured; "
+                f"{type(self.strategy).__name__} decides on scores as they arrive. Use it with "
+                "RandomSearch or Plain, or rank by one signal."
+            )
         self.probe_size = probe_size
         self.probe_seed = probe_seed
         self.meter = NTKMeter(self.metrics, kernel_kwargs=kernel_kwargs, proxies=proxies)
@@ -367,6 +382,7 @@ class LGASearch(pl.LightningModule):
             if self._rank == 0:
                 self._writer.append(record)
             self.scheduler.add(record)
+            self.ranking.rescore(self.scheduler.records)
             self._report_progress(self.scheduler.records[-1])
             if self._rank == 0 and self.trainer.loggers:
                 self._writer.log_record(
@@ -569,6 +585,7 @@ class LGASearch(pl.LightningModule):
         if self._rank != 0:
             self.summary = {"done": self.strategy.done}
             return
+        self.ranking.rescore(self.records)  # a combination: against every candidate measured
         self.summary = self._writer.finish(self.records, self.trainer.loggers)
         self.summary["done"] = self.strategy.done
         self.leaderboard = self._writer.leaderboard
