@@ -7,6 +7,7 @@ recipe the network, the optimizer and the scheduler all come from the YAML confi
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import lightning.pytorch as pl
@@ -116,15 +117,32 @@ class ClassificationModule(pl.LightningModule):
         """The wrapped network's logits."""
         return self.model(x)
 
+    def check_output(self, x: Tensor, num_classes: int | None = None) -> None:
+        """Run a copy of the network on ``x`` and check it returns ``(batch, num_classes)`` logits.
+
+        The network itself is untouched (a copy in eval mode runs without gradients), so this can
+        run before training, to fail with one clear line instead of a traceback mid-epoch.
+
+        Raises:
+            ValueError: naming what the network returned and the fix.
+
+        Example:
+            >>> import torch
+            >>> module = ClassificationModule(torch.nn.Linear(4, 3), num_classes=3)
+            >>> module.check_output(torch.zeros(2, 4))
+            >>> module.check_output(torch.zeros(2, 4), num_classes=5)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: the model returned logits of shape (2, 3), expected (batch, 5); ...
+        """
+        network = copy.deepcopy(self.model).eval()
+        with torch.no_grad():
+            _check_logits(network(x), num_classes or self.num_classes)
+
     def _step(self, batch: Any, stage: str) -> Tensor:
         x, y = batch[0], batch[1]
         logits = self(x)
-        if logits.dim() != 2 or logits.shape[1] != self.num_classes:
-            raise ValueError(
-                f"the model returned logits of shape {tuple(logits.shape)}, expected "
-                f"(batch, {self.num_classes}); set the network's number of outputs to "
-                "`num_classes` (e.g. model.init_args.num_classes)."
-            )
+        _check_logits(logits, self.num_classes)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         accuracy = self._accuracy[f"{stage}_acc"]  # type: ignore[index]
         accuracy(logits.detach(), y)
@@ -152,3 +170,23 @@ class ClassificationModule(pl.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler}}
+
+
+def _check_logits(out: Any, num_classes: int | None) -> None:
+    if not isinstance(out, Tensor):
+        what = type(out).__name__
+        if isinstance(out, dict):
+            what += f" with keys {sorted(out)}"
+        elif isinstance(out, (tuple, list)):
+            what += f" of {len(out)} items"
+        raise ValueError(
+            f"the model returned a {what}, not a logits tensor; ClassificationModule trains a "
+            "network whose forward returns (batch, num_classes) logits: wrap the model in a "
+            "module whose forward returns the logits (e.g. out['logits'])."
+        )
+    if num_classes is not None and (out.dim() != 2 or out.shape[1] != num_classes):
+        raise ValueError(
+            f"the model returned logits of shape {tuple(out.shape)}, expected "
+            f"(batch, {num_classes}); set the network's number of outputs to "
+            "`num_classes` (e.g. model.init_args.num_classes)."
+        )

@@ -13,14 +13,18 @@ The subcommands are Lightning's: ``fit``, ``validate``, ``test``, ``predict``.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
 from lga_lightning._files import check_output_dir
 from lga_lightning._rundir import run_dir
+from lga_lightning.module import ClassificationModule
+from lga_lightning.probe import isolated_rng
 from recipes._cli import ThreadsMixin, run_user_errors
 
 PROG = "lga-train"
@@ -63,6 +67,29 @@ class TrainCLI(ThreadsMixin, LightningCLI):
         >>> issubclass(TrainCLI, LightningCLI)
         True
     """
+
+    def _set_seed(self) -> None:
+        """Seed as Lightning does; its "Seed set" line waits until the configuration is checked."""
+        seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+        level = seed_log.level
+        seed_log.setLevel(logging.WARNING)
+        try:
+            super()._set_seed()
+        finally:
+            seed_log.setLevel(level)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """Check that the network returns logits before the Trainer starts (one clear line)."""
+        model, data = self.model, self.datamodule
+        probe_batch = getattr(data, "probe_batch", None)
+        if isinstance(model, ClassificationModule) and callable(probe_batch):
+            with isolated_rng(0):
+                x, _ = probe_batch(size=2, seed=0)
+            model.check_output(x, model.num_classes or getattr(data, "num_classes", None))
+        seed = self._get(self.config, "seed_everything")
+        if seed is not False and seed is not None:
+            rank_zero_info(f"Seed set to {seed}")
+        return super().instantiate_trainer(**kwargs)
 
     def check_config(self, config: Any) -> None:
         """Check the output folder and the callbacks' epoch lists before any work."""

@@ -47,6 +47,22 @@ SEARCH = {
 }
 """A search of two NB201 cells (C=4, N=1) trained two batches each: a few seconds."""
 
+DICT_NET = """
+import torch
+from torch import nn
+
+
+class DictNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        logits = self.body(x)
+        return {"logits": logits, "aux": logits.sum()}
+"""
+"""A model returning a dict, importable from the case's working directory."""
+
 LINEARIZE = ["--epochs", "1", "--C", "4", "--N", "1", "--limit_train_batches", "1"]
 LINEARIZE += ["--probe_size", "0", "--save_weights", "false"]
 
@@ -257,6 +273,15 @@ CASES = [
         "search",
         lambda t: search_config(t, **{"trainer.use_distributed_sampler": True}),
         lambda t: ["trainer.use_distributed_sampler", "set it to false"],
+    ),
+    Case(
+        "train-model-returns-a-dict",
+        "train",
+        lambda t: train_config(
+            t, **{"model.init_args.model": {"class_path": "dictnet.DictNet", "init_args": {}}}
+        ),
+        lambda t: ["returned a dict with keys ['aux', 'logits']", "wrap the model"],
+        setup=lambda t: (t / "dictnet.py").write_text(DICT_NET),
     ),
     Case(
         "search-results-dir-in-use",
