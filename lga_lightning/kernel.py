@@ -59,6 +59,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jacrev, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from lga_lightning._layout import contiguous_batchnorm
+
 Output = Literal["sum", "trace", "full"]
 BNMode = Literal["train", "eval"]
 Implementation = Literal["auto", "loop", "coupled", "per_sample"]
@@ -370,14 +372,14 @@ def _vjp_loop_jacobian(
     """One batched forward, then one vector-Jacobian product per Jacobian row.
 
     The reference (``fast=False``) runs in the contiguous layout. The fast path runs convolutions
-    on channels-last tensors but BatchNorm on contiguous ones (:func:`_contiguous_batchnorm`):
-    float32 BatchNorm on channels-last CPU tensors is far less accurate (see the module
-    docstring).
+    on channels-last tensors but BatchNorm on contiguous ones
+    (:func:`lga_lightning._layout.contiguous_batchnorm`): float32 BatchNorm on channels-last CPU
+    tensors is far less accurate (see the module docstring).
     """
     channels_last = fast and x.dim() == 4
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
     params, buffers = _functional_state(model, selected, channels_last=channels_last)
-    layout = _contiguous_batchnorm(model) if channels_last else contextlib.nullcontext()
+    layout = contiguous_batchnorm(model) if channels_last else contextlib.nullcontext()
     with layout:
         out = functional_call(model, {**params, **buffers}, (x,))
     logits = _logits(out, output_fn, x.shape[0])
@@ -472,70 +474,6 @@ def _functional_state(
     # Cloned so that train-mode BatchNorm updates its copy, never the model's statistics.
     buffers = {name: b.clone() for name, b in model.named_buffers()}
     return params, buffers
-
-
-class _ToLayout(torch.autograd.Function):
-    """Copy a tensor to ``layout``; the gradient goes back in the input's own layout.
-
-    A plain ``.contiguous(memory_format=...)`` hands the incoming gradient on unchanged, so a
-    BatchNorm fed a contiguous input would still receive (and a convolution return) gradients in
-    the other layout, taking slow mixed-layout kernels on every backward pass.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, tensor: Tensor, layout: torch.memory_format) -> Tensor:
-        ctx.source = (
-            torch.channels_last
-            if tensor.is_contiguous(memory_format=torch.channels_last)
-            else torch.contiguous_format
-        )
-        out = tensor.contiguous(memory_format=layout)
-        return out.clone(memory_format=layout) if out is tensor else out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        return grad.contiguous(memory_format=ctx.source), None
-
-
-@contextlib.contextmanager
-def _contiguous_batchnorm(model: nn.Module) -> Iterator[None]:
-    """Run every BatchNorm module of ``model`` on contiguous tensors, handing channels-last on.
-
-    Forward hooks, removed on exit, copy a channels-last 4-d input of a BatchNorm to the
-    contiguous layout and its output back to channels-last (gradients likewise, backwards), so
-    the convolutions around it keep their faster layout. Only modules called through
-    ``__call__`` are seen; ``F.batch_norm`` in a ``forward`` is not.
-    """
-    handles = []
-    converted: list[bool] = []  # one entry per BatchNorm call in flight
-
-    def to_contiguous(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        x = args[0] if args else None
-        convert = (
-            isinstance(x, Tensor)
-            and x.dim() == 4
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and not x.is_contiguous()
-        )
-        converted.append(convert)
-        if convert:
-            return (_ToLayout.apply(x, torch.contiguous_format), *args[1:])
-        return None
-
-    def to_channels_last(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
-        if converted.pop() and isinstance(out, Tensor) and out.dim() == 4:
-            return _ToLayout.apply(out, torch.channels_last)
-        return None
-
-    try:
-        for module in model.modules():
-            if isinstance(module, _BatchNorm):
-                handles.append(module.register_forward_pre_hook(to_contiguous))
-                handles.append(module.register_forward_hook(to_channels_last))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _write_row(row: Tensor, grads: Sequence[Tensor | None], numels: Sequence[int]) -> None:
