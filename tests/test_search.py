@@ -298,8 +298,10 @@ def test_a_ground_truth_query_that_cannot_be_answered_fails_before_training(tmp_
     with pytest.raises(LookupError, match="no accuracy column"):
         fit(tmp_path, Plain(archs=[A]), ground_truth=truth, **query)
     assert not (tmp_path / "lga_search" / "results.jsonl").exists()
-    with pytest.raises(ValueError, match="dataset"):
+    # a missing benchmark file is named before any candidate trains, not after the search
+    with pytest.raises(FileNotFoundError, match="absent.pth"):
         fit(tmp_path, Plain(archs=[A]), ground_truth=NASBench201(tmp_path / "absent.pth"), **query)
+    assert not (tmp_path / "lga_search" / "results.jsonl").exists()
 
 
 def test_rank_by_several_signals_combined_by_log_rank(tmp_path):

@@ -3,44 +3,20 @@
 Every candidate trains a few epochs and is ranked by Label-Gradient Alignment (or any recorded
 quantity); the search is run by a plain ``Trainer.fit``.
 
-How a search runs
------------------
-Each Lightning epoch trains, on every process, that process's current candidate for one epoch
-(manual optimisation, a fresh optimizer per candidate). At the end of the epoch the candidate is
-measured when its job says so — the NTK metrics of a fixed, class-balanced probe batch (computed
-in ``on_train_epoch_end``, never in a validation hook), the validation accuracy (counted in
-``validation_step`` during Lightning's validation loop), the mean training loss and the number of
-parameters — and the record is appended to the results store. The strategy then decides what
-runs next; when it is done, ``trainer.should_stop`` ends the fit and the leaderboard is written.
-
-Devices: candidates are spread over processes
----------------------------------------------
-Under DDP each process trains *its own* candidate on the *whole* training set, with no gradient
-synchronisation (candidates are independent; search networks are small, so one device per
-candidate is the efficient use of several devices and needs no communication). Records are
-gathered to every process after each epoch, so all processes keep identical strategies. Every
-candidate trains exactly as in a single-process run: same seeds, same data order, same result —
-so the leaderboard does not depend on the number of devices. Requirements: the Trainer must not
-shard the data (``use_distributed_sampler=False``), and the DDP wrapper only ever sees one
-placeholder parameter (``_ddp_anchor``) because candidates are built after it is set up.
-
-Resume
-------
-The results store (``results.jsonl``) is the search's state: rerun the same command after a crash
-and the strategy replays the stored records (it is deterministic in the seed and the records), so
-no candidate is lost or trained twice. A candidate interrupted mid-training restarts from its
-last saved state or from scratch; seeds derive from ``(seed, candidate, epoch)``, so it retrains
-exactly as it would have.
+How a search runs, how it uses several devices and how it resumes: ``docs/search.md``. The
+pieces: :mod:`~lga_lightning.search.scheduler` (which process trains what),
+:mod:`~lga_lightning.search.runner` (the candidate in training and its state files),
+:mod:`~lga_lightning.search.writer` (the store, the leaderboard, the loggers), and the shared
+measuring core :class:`~lga_lightning.meter.NTKMeter`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -51,7 +27,6 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torch.utils.data import DistributedSampler
 
 from lga_lightning._describe import describe
 from lga_lightning._lock import OutputLock
@@ -62,7 +37,7 @@ from lga_lightning.probe import default_batch_unpack
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.progress import Progress, summary_line
 from lga_lightning.search.ranking import RECORD_QUANTITIES, CombineBy, Mode, Ranking, Signal
-from lga_lightning.search.runner import CandidateRun, StateFiles
+from lga_lightning.search.runner import CandidateRun, StateFiles, build_candidate, is_sharded
 from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.seeding import derive_seed, seed_global
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
@@ -295,7 +270,7 @@ class LGASearch(pl.LightningModule):
 
     def on_train_start(self) -> None:
         """Refuse data sharding: every process must see the whole training set."""
-        if self._world > 1 and _is_sharded(self.trainer.train_dataloader):
+        if self._world > 1 and is_sharded(self.trainer.train_dataloader):
             raise RuntimeError(
                 "LGASearch spreads candidates over processes and each trains on the whole "
                 "training set, but the Trainer shards the data across processes. Pass "
@@ -464,19 +439,8 @@ class LGASearch(pl.LightningModule):
         seed_global(derive_seed(self.seed, "data", run.job.candidate, run.epoch + 1))
 
     def _build(self, arch: Any) -> nn.Module:
-        kwargs = dict(self.build_kwargs)
         dm = getattr(self.trainer, "datamodule", None)
-        num_classes = self.num_classes or getattr(dm, "num_classes", None)
-        if num_classes is None:
-            raise ValueError(
-                "LGASearch needs the number of classes: pass `num_classes=` or a datamodule "
-                "with a `num_classes` attribute."
-            )
-        shape = getattr(dm, "input_shape", None)
-        wants_channels = _accepts(self.space.build, "in_channels")
-        if shape is not None and "in_channels" not in kwargs and wants_channels:
-            kwargs["in_channels"] = int(shape[0])
-        return self.space.build(arch, num_classes=int(num_classes), **kwargs)
+        return build_candidate(self.space, arch, self.build_kwargs, self.num_classes, dm)
 
     def _measure(self, run: CandidateRun) -> Record:
         start = time.perf_counter()
@@ -630,29 +594,6 @@ class LGASearch(pl.LightningModule):
             self._progress.write(text)
         else:
             print(text, flush=True)
-
-
-def _is_sharded(loaders: Any) -> bool:
-    items = (
-        loaders.values()
-        if isinstance(loaders, Mapping)
-        else (loaders if isinstance(loaders, (list, tuple)) else [loaders])
-    )
-    for loader in items:
-        sampler = getattr(loader, "sampler", None)
-        batch_sampler = getattr(loader, "batch_sampler", None)
-        inner = getattr(batch_sampler, "sampler", None)
-        if isinstance(sampler, DistributedSampler) or isinstance(inner, DistributedSampler):
-            return True
-    return False
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 class _OnException(Callback):

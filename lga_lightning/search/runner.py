@@ -8,14 +8,17 @@ resumes.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.utils.data import DistributedSampler
 
 from lga_lightning.search.strategies import Job
 
@@ -110,3 +113,48 @@ class StateFiles:
         if os.path.isdir(self.directory):
             for name in os.listdir(self.directory):
                 os.remove(os.path.join(self.directory, name))
+
+
+def build_candidate(
+    space: Any, arch: Any, build_kwargs: dict[str, Any], num_classes: int | None, datamodule: Any
+) -> nn.Module:
+    """Build ``arch`` with the data's number of classes and input channels.
+
+    Raises:
+        ValueError: the number of classes is known neither from ``num_classes`` nor the data.
+    """
+    kwargs = dict(build_kwargs)
+    num_classes = num_classes or getattr(datamodule, "num_classes", None)
+    if num_classes is None:
+        raise ValueError(
+            "LGASearch needs the number of classes: pass `num_classes=` or a datamodule "
+            "with a `num_classes` attribute."
+        )
+    shape = getattr(datamodule, "input_shape", None)
+    if shape is not None and "in_channels" not in kwargs and _accepts(space.build, "in_channels"):
+        kwargs["in_channels"] = int(shape[0])
+    return space.build(arch, num_classes=int(num_classes), **kwargs)
+
+
+def is_sharded(loaders: Any) -> bool:
+    """Whether a training dataloader shards the data across processes (a DistributedSampler)."""
+    items = (
+        loaders.values()
+        if isinstance(loaders, Mapping)
+        else (loaders if isinstance(loaders, (list, tuple)) else [loaders])
+    )
+    for loader in items:
+        sampler = getattr(loader, "sampler", None)
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        inner = getattr(batch_sampler, "sampler", None)
+        if isinstance(sampler, DistributedSampler) or isinstance(inner, DistributedSampler):
+            return True
+    return False
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
