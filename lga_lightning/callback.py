@@ -85,38 +85,12 @@ class NTKMetrics(Callback):
     ``trainer.datamodule.probe_batch(size=..., seed=...)`` when the datamodule offers it. The
     draw forks the RNGs (torch, numpy, random), so random transforms do not shift training.
 
-    **Several probe batches.** One probe batch and one initialisation give a noisy LGA (Kendall
-    0.42-0.51 between two initialisation seeds on 100 NAS-Bench-201 cells). With
-    ``num_probes=k > 1`` the callback draws ``k * probe_size`` samples in one class-balanced,
-    seeded draw and splits them, in draw order, into ``k`` disjoint probe batches of
-    ``probe_size`` (each class-balanced to within one sample when every class has enough
-    samples; the first equals the single probe of ``num_probes=1``), or splits ``probe=(x, y)``
-    tensors into ``k`` equal consecutive parts. Each measurement computes the kernel and the
-    metrics of every probe batch and logs their mean under the usual keys and their sample
-    standard deviation (``ddof=1``) under ``<key>_std``; the evolution metrics and the velocity
-    compare each probe batch's kernel with that same batch's initial (previous) kernel, then are
-    averaged alike. The spectrum (table and ``callback.spectra``) is the first probe batch's.
-    Every probe batch is stored in the state, so a resumed run measures the same ones. The cost
-    is ``k`` times one measurement.
-
-    **Multi-device.** Under DDP every rank runs the forward over the whole probe batch and
-    differentiates its shard of the rows; the kernel is assembled block-wise, so every rank holds
-    the same kernel and computes the same metrics, equal to a single-process run up to float
-    rounding; with ``num_probes > 1`` each probe batch is sharded so, one after the other, and
-    every rank takes part in every one. ``SyncBatchNorm`` layers normalise with the (whole,
-    identical) local probe batch during the measurement, and running statistics are rank 0's.
-    Strategies that shard parameters (FSDP, DeepSpeed, model parallel) are not supported.
-
-    **Cost.** One measurement costs ``n`` backward passes through the whole probe batch with
-    train-mode BatchNorm (coupled samples, O(n^2) work), or one batched per-sample-gradient pass
-    without it (``kernel_kwargs={"bn_mode": "eval"}``, O(n) work), plus ``n x P`` floats of
-    memory for ``J`` (P = number of selected parameters) and, when coupled, the graph of the probe
-    batch's forward. Measured by ``benchmarks/callback_overhead.py --threads 1`` (NB201 C=8 N=1,
-    2-core CPU, 1.58 ms of training per image, so 79 s per epoch of full CIFAR-10): coupled probe 64
-    took 2.4 s (3.0% of that epoch), coupled probe 256 (the paper's setting) 36.7 s (47%),
-    decoupled probe 256 0.7 s (0.9%). Choose the decoupled kernel or a smaller probe for frequent
-    measurements; the ``seconds`` column of the history says what each measurement took on your
-    hardware.
+    **Several probe batches** (``num_probes=k``): ``k`` disjoint class-balanced batches; every
+    metric is their mean and ``<key>_std`` their sample standard deviation. **Multi-device**: under
+    DDP every rank differentiates its shard of the kernel's rows and holds the whole kernel.
+    **Cost**: ``n`` full-batch backward passes with train-mode BatchNorm (O(n^2)), one batched
+    per-sample pass without (O(n)); the ``seconds`` column says what each took. Details and
+    measurements: ``docs/callback.md``.
 
     Logged keys (``<prefix>`` defaults to ``ntk/``):
 
