@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth, nb201_table
+from lga_lightning.ground_truth import NB201_COLUMNS, NASBench201, TableGroundTruth, nb201_table
 from lga_lightning.ground_truth.base import ArchNotFoundError
 from recipes._combine import combined_column
 from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
@@ -33,9 +33,20 @@ class StudyAnalysis:
         if self.own_epochs:
             return [float(r["epochs"][str(self.own_epochs)]["val_acc"]) for r in records]
         source = self.truth_source()
+        column = self.truth_column
+        if column is not None:
+            column = NB201_COLUMNS.get(column, column) if not self.table else column
+            if column not in source.columns:
+                raise ValueError(
+                    f"`truth_column` {self.truth_column!r} is not a column of {where(self)}; "
+                    f"it has {source.columns}."
+                )
         truth, missing = [], []
         for r in records:
             try:
+                if column is not None:
+                    truth.append(float(source.row(r["arch"])[column]))
+                    continue
                 truth.append(
                     source.accuracy(r["arch"], dataset=self.dataset, split=self.split, hp=self.hp)
                 )
@@ -105,11 +116,15 @@ class StudyAnalysis:
         if self.reference_hp:
             signs[f"benchmark_{self.reference_hp}ep"] = 1
         rows = correlation_table(self.columns(records), truth, signs, self.bootstrap)
-        where = self.benchmark or self.table or "NAS-Bench-201 table (embedded)"
+        query = (
+            f"column {self.truth_column}"
+            if self.truth_column
+            else f"{self.dataset}, split={self.split}, hp={self.hp}"
+        )
         source = (
             f"own training ({self.own_epochs} epochs)"
             if self.own_epochs
-            else f"{where} [{self.dataset}, split={self.split}, hp={self.hp}]"
+            else f"{where(self)} [{query}]"
         )
         print(f"\nRank correlation with accuracy from {source}, {len(records)} architectures")
         print(
@@ -152,3 +167,8 @@ def _get(record: dict[str, Any], *path: str) -> float:
             return math.nan
         node = node[key]
     return float(node)
+
+
+def where(study: Any) -> str:
+    """The ground truth's source, for messages and titles."""
+    return study.benchmark or study.table or "NAS-Bench-201 table (embedded)"

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from lga_lightning.init import initialize
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import ClassificationModule
 from lga_lightning.probe import draw_probe
@@ -64,6 +65,8 @@ class TrainAndMeasure:
         optimizer: ``params -> Optimizer``; default the paper's SGD.
         lr_scheduler: ``optimizer -> scheduler``, stepped once per epoch; default none.
         trainer_kwargs: extra ``Trainer`` arguments (``accelerator``, ``limit_train_batches``).
+        val_source: ``split`` (the datamodule's validation data) or ``test`` (its test data) for
+            ``val_acc``.
 
     Example:
         >>> import torch
@@ -88,8 +91,10 @@ class TrainAndMeasure:
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         trainer_kwargs: Mapping[str, Any] | None = None,
+        val_source: str = "split",
     ) -> None:
         self.meters = dict(meters)
+        self.val_source = val_source
         self.epochs = sorted(set(epochs))
         self.extra_epochs = sorted(set(extra_epochs))
         self.optimizer = optimizer
@@ -142,16 +147,28 @@ class TrainAndMeasure:
         if 0 in self.epochs or any(m.evolution_metrics for m in self.meters.values()):
             accuracy = math.nan
             if 0 in self.epochs:
-                results = trainer.validate(module, datamodule=datamodule, verbose=False)
+                results = trainer.validate(module, **self._val(datamodule), verbose=False)
                 accuracy = float(results[0]["val/acc"]) if results else math.nan
             self.record(network, 0, train_loss=math.nan, val_acc=accuracy)
         if self.train_epochs > 0:
             pl.seed_everything(seed, verbose=False)
             start, measuring = time.perf_counter(), sum(self.seconds.values())
-            trainer.fit(module, datamodule=datamodule)
+            if self.val_source == "test":
+                trainer.fit(
+                    module,
+                    train_dataloaders=datamodule.train_dataloader(),
+                    val_dataloaders=datamodule.test_dataloader(),
+                )
+            else:
+                trainer.fit(module, datamodule=datamodule)
             elapsed = time.perf_counter() - start
             self.seconds["train"] = elapsed - (sum(self.seconds.values()) - measuring)
         return self.entries
+
+    def _val(self, datamodule: pl.LightningDataModule) -> dict[str, Any]:
+        if self.val_source == "test":
+            return {"dataloaders": datamodule.test_dataloader()}
+        return {"datamodule": datamodule}
 
     def record(self, network: nn.Module, epoch: int, train_loss: float, val_acc: float) -> None:
         """Measure at ``epoch`` when scheduled and keep the entry."""
@@ -226,6 +243,8 @@ class StudyMeasurement:
             warnings.warn(message + "; set `--data.val_size` above 0 to record it.", stacklevel=2)
 
     def _probe(self, size: int) -> tuple[Tensor, Tensor]:
+        if self.probe_indices is not None or self.probe_file is not None:
+            return self._explicit_probe(size)
         if self.probe_split == "train":
             return draw_probe(self.data, size, seed=self.data_seed)[0]
         test = self.data.test_set
@@ -238,6 +257,35 @@ class StudyMeasurement:
         return torch.stack([x for x, _ in items]), torch.stack(
             [torch.as_tensor(y) for _, y in items]
         )
+
+    def _explicit_probe(self, size: int) -> tuple[Tensor, Tensor]:
+        """The first ``size`` samples of ``probe_indices`` (training split) or ``probe_file``."""
+        if self.probe_file is not None:
+            with np.load(self.probe_file) as arrays:
+                missing = [k for k in ("x", "y") if k not in arrays]
+                if missing:
+                    raise ValueError(
+                        f"`probe_file` {self.probe_file} lacks the arrays {missing}; save the "
+                        "probe with numpy.savez(path, x=images, y=labels)."
+                    )
+                x, y = torch.as_tensor(arrays["x"]), torch.as_tensor(arrays["y"]).long()
+        else:
+            train = self.data.train_set
+            bad = [i for i in self.probe_indices if not 0 <= i < len(train)]
+            if bad:
+                raise ValueError(
+                    f"`probe_indices` {bad[:5]} lie outside the training split's "
+                    f"{len(train)} samples."
+                )
+            items = [train[i] for i in self.probe_indices]
+            x = torch.stack([torch.as_tensor(item[0]) for item in items])
+            y = torch.as_tensor([int(item[1]) for item in items], dtype=torch.long)
+        if len(y) < size:
+            raise ValueError(
+                f"the explicit probe holds {len(y)} samples, fewer than the probe size {size}; "
+                "give more samples or lower `probe_sizes`."
+            )
+        return x[:size].float(), y[:size]
 
     def meters(self, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
         """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set.
@@ -302,6 +350,7 @@ class StudyMeasurement:
         model = self.space.build(
             self.space.decode(arch), num_classes=data.num_classes, in_channels=data.input_shape[0]
         )
+        initialize(model, self.init)
         record: dict[str, Any] = {
             "kind": "arch",
             "arch": arch,
@@ -319,6 +368,7 @@ class StudyMeasurement:
             optimizer=self.optimizer,
             lr_scheduler=self.lr_scheduler,
             trainer_kwargs=trainer_kwargs,
+            val_source=self.val_source,
         )
         entries = run.fit(model, data, num_classes=data.num_classes, seed=self.data_seed)
         losses = [e["train_loss"] for epoch, e in entries.items() if epoch > 0]

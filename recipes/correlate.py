@@ -138,6 +138,17 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             ``benchmark_<hp>ep``, "what that much training would tell you"; ``null`` for none.
         bootstrap: resamples of the 95% interval of each row's ``signed_tau`` (over
             architectures; 0 for none).
+        init: the networks' initialisation: ``pytorch`` (the layers' defaults, the paper's) or
+            ``kaiming_normal`` (fan-in, zero biases); the magnitude metrics depend on it.
+        probe_indices: an explicit probe: indices into the training split (its first
+            ``probe_size`` items for each probe size) instead of the seeded class-balanced draw.
+        probe_file: an explicit probe: an ``.npz`` with arrays ``x`` (images as the model takes
+            them) and ``y`` (labels), its first ``probe_size`` rows for each probe size.
+        val_source: where ``val_acc`` comes from: ``split`` (the datamodule's held-out part of
+            the training data) or ``test`` (its test arrays).
+        truth_column: read the ground truth from this column of ``table`` (or of the embedded
+            table, e.g. ``cifar10_valid_12ep`` is ``cifar10-valid/x-valid/12``) instead of the
+            column ``dataset``/``split``/``hp`` name.
 
     Example:
         >>> study = CorrelationStudy(first=2, epochs=[0], own_epochs=1, probe_sizes=[8])
@@ -184,6 +195,11 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         combine_by: Literal["log_ranks", "ranks"] = "log_ranks",
         reference_hp: str | None = "12",
         bootstrap: int = 1000,
+        init: Literal["pytorch", "kaiming_normal"] = "pytorch",
+        probe_indices: list[int] | None = None,
+        probe_file: str | None = None,
+        val_source: Literal["split", "test"] = "split",
+        truth_column: str | None = None,
     ) -> None:
         given = (("archs", archs), ("sample", sample), ("first", first))
         chosen = [name for name, v in given if v is not None]
@@ -222,6 +238,13 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         if proxy_batch < 2:
             raise ValueError(f"`proxy_batch` must be an integer >= 2, got {proxy_batch}.")
         self.combine = [parse_combination(text, epochs) for text in combine]
+        if probe_indices is not None and probe_file is not None:
+            raise ValueError("give the probe as `probe_indices` or `probe_file`, not both.")
+        if truth_column is not None and (benchmark or own_epochs):
+            raise ValueError(
+                "`truth_column` names a column of `table` (or of the embedded table); it does "
+                "not apply to `benchmark` or `own_epochs`."
+            )
         if not model_seeds or len(set(model_seeds)) != len(model_seeds):
             raise ValueError(
                 f"`model_seeds` must be a non-empty list of distinct integers, got {model_seeds}."
@@ -261,6 +284,11 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.combine_by = combine_by
         self.reference_hp = reference_hp
         self.bootstrap = bootstrap
+        self.init = init
+        self.probe_indices = None if probe_indices is None else [int(i) for i in probe_indices]
+        self.probe_file = probe_file
+        self.val_source = val_source
+        self.truth_column = truth_column
         self.implementation = implementation
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
@@ -297,6 +325,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             "num_threads": self.num_threads,
             "proxies": self.proxies,
             "proxy_batch": self.proxy_batch if self.proxies else None,
+            "init": self.init,
+            "probe": self.probe_indices or self.probe_file,
+            "val_source": self.val_source,
         }
 
     def architectures(self) -> list[str]:

@@ -386,3 +386,45 @@ def test_a_second_study_into_a_folder_in_use_is_refused(study, tmp_path, capsys)
     err = capsys.readouterr().err
     assert f"in use by process {os.getpid()}" in err and "output_dir" in err
     assert not (out / "raw.jsonl").exists()  # nothing measured, nothing written
+
+
+def test_a_study_of_another_protocol_sets_probe_init_validation_and_truth_column(tmp_path):
+    from lga_lightning.data import DigitsDataModule
+    from lga_lightning.functional import lga
+    from lga_lightning.init import initialize
+
+    dm = DigitsDataModule(resize=8, channels=3, batch_size=64)
+    dm.setup("fit")
+    x, y = dm.probe_batch(12, seed=3)  # an explicit probe, as another protocol would pick it
+    np.savez(tmp_path / "probe.npz", x=x.numpy(), y=y.numpy())
+    correlate.run(
+        [
+            "--data", "lga_lightning.data.DigitsDataModule",
+            "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
+            "--space.C", "4", "--space.N", "1",
+            "--archs", json.dumps(ARCHS[:3]),
+            "--epochs", "[0]", "--probe_sizes", "[10]", "--kernel_modes", "[train]",
+            "--probe_file", str(tmp_path / "probe.npz"),
+            "--init", "kaiming_normal", "--val_source", "test",
+            "--truth_column", "cifar10_valid_12ep", "--bootstrap", "0",
+            "--output_dir", str(tmp_path / "out"), "--plot", "false",
+        ]
+    )  # fmt: skip
+    records = {r["arch"]: r for r in raw_records(tmp_path)[1:]}
+    test_x = torch.stack([dm.test_set[i][0] for i in range(len(dm.test_set))])
+    test_y = torch.tensor([int(dm.test_set[i][1]) for i in range(len(dm.test_set))])
+    for arch in ARCHS[:3]:
+        torch.manual_seed(42)
+        net = initialize(
+            nb201.build(arch, C=4, N=1, num_classes=10, in_channels=3), "kaiming_normal"
+        )
+        entry = records[arch]["epochs"]["0"]
+        expected = lga(empirical_ntk(net, x[:10], implementation="loop"), y[:10])
+        assert entry["ntk"]["n10-train"]["lga"] == pytest.approx(expected, rel=1e-4)
+        with torch.no_grad():
+            accuracy = float((net.eval()(test_x).argmax(1) == test_y).float().mean())
+        assert entry["val_acc"] == pytest.approx(accuracy)
+    truth = [embedded_accuracy(a, "cifar10_valid_12ep") for a in ARCHS[:3]]
+    params = [records[a]["params"] for a in ARCHS[:3]]
+    row = csv_rows(tmp_path)[("params", "-", 0)]
+    assert float(row["kendall_tau"]) == pytest.approx(stats.kendalltau(params, truth)[0])
