@@ -218,8 +218,13 @@ def _fmt(value: float) -> str:
 def plot(rows: Sequence[Correlation], path: str | os.PathLike, title: str = "") -> Path:
     """Plot Kendall tau against the epoch, one line per quantity and setting, as a PNG.
 
-    Quantities that do not depend on the epoch (parameters, FLOPs) are drawn dashed.
+    Lines are spread a little along the epoch axis and each has its own marker, so quantities
+    with equal values (parameters and FLOPs often rank cells alike) stay visible; epoch-free
+    quantities are dashed; 95% bootstrap intervals are drawn when the rows have them. The title
+    is wrapped to the figure's width and the legend sits beside the axes.
     """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,27 +233,41 @@ def plot(rows: Sequence[Correlation], path: str | os.PathLike, title: str = "") 
     groups: dict[tuple[str, str], list[Correlation]] = {}
     for r in rows:
         groups.setdefault((r.quantity, r.setting), []).append(r)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (quantity, setting), group in groups.items():
-        group = sorted((r for r in group if not math.isnan(r.kendall_tau)), key=lambda r: r.epoch)
-        if not group:
-            continue
+    drawn = [
+        (key, sorted((r for r in group if not math.isnan(r.kendall_tau)), key=lambda r: r.epoch))
+        for key, group in groups.items()
+    ]
+    drawn = [(key, group) for key, group in drawn if group]
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    markers = "os^vD<>pPhX*"
+    colors = plt.get_cmap("tab20").colors
+    spread = 0.3 / max(len(drawn), 1)
+    for i, ((quantity, setting), group) in enumerate(drawn):
         label = quantity if setting == "-" else f"{quantity} [{setting}]"
-        style = "--" if quantity in ("params", "flops") else "-"
-        ax.plot(
-            [r.epoch for r in group],
-            [r.kendall_tau for r in group],
-            style,
-            marker="o",
-            label=label,
+        offset = (i - (len(drawn) - 1) / 2) * spread
+        x = [r.epoch + offset for r in group]
+        y = [r.kendall_tau for r in group]
+        style = (
+            "--" if quantity in ("params", "flops") or quantity.startswith("benchmark_") else "-"
         )
+        color = colors[i % len(colors)]
+        ax.plot(x, y, style, marker=markers[i % len(markers)], color=color, label=label)
+        low = [r.signed_tau_low * (r.expected_sign or 1) for r in group]
+        high = [r.signed_tau_high * (r.expected_sign or 1) for r in group]
+        if all(math.isfinite(v) for v in low + high):
+            bottom = [min(a, b) for a, b in zip(low, high, strict=True)]
+            top = [max(a, b) for a, b in zip(low, high, strict=True)]
+            ax.vlines(x, bottom, top, color=color, alpha=0.35, linewidth=1)
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlabel("epoch (0 = initialisation)")
     ax.set_ylabel("Kendall tau with accuracy")
-    ax.set_title(title or "Rank correlation with ground-truth accuracy")
-    epochs = sorted({r.epoch for r in rows})
-    ax.set_xticks(epochs)
-    ax.legend(fontsize=7, loc="best")
+    text = title or "Rank correlation with ground-truth accuracy"
+    ax.set_title("\n".join(textwrap.wrap(text, 90)), fontsize=10)
+    ax.set_xticks(sorted({r.epoch for r in rows}))
+    if drawn:
+        ax.legend(
+            fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(drawn) // 24
+        )
     fig.tight_layout()
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))

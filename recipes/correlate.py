@@ -70,6 +70,16 @@ from recipes._study import StudyMeasurement
 DEFAULT_SPACE = lazy_instance(NB201Space, C=16, N=5)
 
 
+SETTING_DEFAULTS: dict[str, Any] = {
+    "init": "pytorch",
+    "probe": None,
+    "val_source": "split",
+    "proxies": [],
+    "proxy_batch": None,
+}
+"""Fingerprint entries newer than some stored studies, with the value those studies ran with."""
+
+
 class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     """Measure NTK metrics of many architectures and correlate them with accuracy.
 
@@ -400,6 +410,8 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             return {}
         stored = json.loads(json.dumps(lines[0].get("fingerprint")))
         wanted = json.loads(json.dumps(header["fingerprint"]))
+        # settings added since a study was stored: absent there means it ran with the default
+        stored = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in wanted}, **(stored or {})}
         if lines[0].get("kind") != "study" or stored != wanted:
             diff = sorted(k for k in wanted if (stored or {}).get(k) != wanted[k])
             raise ValueError(
