@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 
 from lga_lightning import _history
@@ -94,7 +95,7 @@ def define_wandb_axis(trainer: pl.Trainer, prefix: str, keys: Sequence[str]) -> 
     """Plot ``<prefix><key>`` against ``<prefix>epoch`` in W&B."""
     axis = f"{prefix}epoch"
     for logger in trainer.loggers:
-        if type(logger).__name__ != "WandbLogger":
+        if not isinstance(logger, WandbLogger):
             continue
         experiment = logger.experiment
         define = getattr(experiment, "define_metric", None)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
-import glob
-import json
 import math
-import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,8 +14,9 @@ import pytest
 import torch
 import torchmetrics
 from _ddp import comparable_loader
+from _wandb import RecordingWandbLogger
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -211,57 +209,19 @@ def assert_close(got: dict[str, float], want: dict[str, float], rtol: float) -> 
             assert got[name] == pytest.approx(value, rel=rtol, abs=1e-6), name
 
 
-def wandb_records(run_file: str) -> list[Any]:
-    """Records of an offline W&B run file (LevelDB-style log of protobuf records)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = Path(run_file).read_bytes()
-    assert data[:4] == b":W&B"
-    pos, block, buf, records = 7, 32768, b"", []
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        if kind == 0:
-            continue
-        buf += chunk
-        if kind in (1, 4):  # a full record, or the last piece of one
-            record = pb.Record()
-            record.ParseFromString(buf)
-            records.append(record)
-            buf = b""
-    return records
-
-
-@pytest.fixture
-def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "wandb_dir"
-    directory.mkdir()
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(directory))
-    return directory
-
-
 # ---------------------------------------------------------------------------------------------
 # values in every logger, at the chosen epochs only
 
 
-def test_logged_values_match_an_independent_reference(tmp_path: Path, offline_wandb: Path) -> None:
-    import wandb
-
+def test_logged_values_match_an_independent_reference(tmp_path: Path) -> None:
     data = dataset()
     callback = NTKMetrics(epochs=[0, 1, 3], probe_size=24, probe_seed=3)
     snapshots = Snapshots()
     csv_logger = CSVLogger(tmp_path / "csv")
-    wandb_logger = WandbLogger(offline=True, save_dir=str(offline_wandb))
+    wandb_logger = RecordingWandbLogger()
     fit = trainer(tmp_path, max_epochs=3, callbacks=[callback, snapshots])
     fit.loggers = [csv_logger, wandb_logger]
     fit.fit(CNN(), DataLoader(data, batch_size=12, shuffle=True))
-    wandb.finish()
 
     # the probe: class-balanced, from the training data, 8 samples of each of the 3 classes
     x, y = callback.probe
@@ -292,39 +252,21 @@ def test_logged_values_match_an_independent_reference(tmp_path: Path, offline_wa
     # the monitorable value is the last measurement
     assert float(fit.callback_metrics["ntk/lga"]) == pytest.approx(want[3]["lga"], rel=1e-5)
 
-    # W&B offline run: scalars, metric axis and tables
-    run_dir = Path(glob.glob(str(offline_wandb / "wandb" / "offline-run-*"))[0])
-    records = wandb_records(str(next(run_dir.glob("run-*.wandb"))))
-    history = [
-        {
-            item.key or "/".join(item.nested_key): json.loads(item.value_json)
-            for item in r.history.item
-        }
-        for r in records
-        if r.WhichOneof("record_type") == "history"
-    ]
-    scalars = {int(h["ntk/epoch"]): h for h in history if "ntk/lga" in h}
-    assert sorted(scalars) == [0, 1, 3]
+    # W&B (what the logger is given): scalars, metric axis and tables
+    logged_wandb = [(m, step) for m, step in wandb_logger.metrics if "ntk/lga" in m]
+    scalars = {int(m["ntk/epoch"]): (m, step) for m, step in logged_wandb}
+    assert sorted(scalars) == [0, 1, 3] and len(logged_wandb) == 3
     for epoch in (0, 1, 3):
-        got = {k[4:]: float(v) for k, v in scalars[epoch].items() if k.startswith("ntk/")}
+        got = {k[4:]: float(v) for k, v in scalars[epoch][0].items() if k.startswith("ntk/")}
         assert_close(got, want[epoch], rtol=1e-5)
-    axes = {
-        r.metric.name: r.metric.step_metric
-        for r in records
-        if r.WhichOneof("record_type") == "metric"
-    }
-    assert axes["ntk/lga"] == "ntk/epoch"
-    tables = {}
-    for h in history:
-        for key in ("ntk/history", "ntk/spectrum"):
-            if f"{key}/path" in h:
-                tables.setdefault(key, []).append(
-                    json.loads((run_dir / "files" / h[f"{key}/path"]).read_text())
-                )
+    assert wandb_logger.axes["ntk/lga"] == "ntk/epoch"
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for table in wandb_logger.tables:
+        tables.setdefault(table["key"], []).append(table)
     assert len(tables["ntk/history"]) == 3 and len(tables["ntk/spectrum"]) == 3
     # the tables of a measurement are logged at the step of that measurement's scalars
-    table_steps = [h["trainer/global_step"] for h in history if "ntk/spectrum/path" in h]
-    assert table_steps == [scalars[e]["trainer/global_step"] for e in (0, 1, 3)] == [0, 3, 11]
+    table_steps = [t["step"] for t in tables["ntk/spectrum"]]
+    assert table_steps == [scalars[e][1] for e in (0, 1, 3)] == [0, 3, 11]
     last = tables["ntk/history"][-1]
     assert [row[last["columns"].index("epoch")] for row in last["data"]] == [0, 1, 3]
     lga = [row[last["columns"].index("lga")] for row in last["data"]]
@@ -698,8 +640,6 @@ def test_ddp_logs_the_values_of_one_process(tmp_path: Path) -> None:
 def test_runs_without_a_versioning_logger_do_not_overwrite_each_other(tmp_path):
     # W&B keeps everything in one save_dir, and no logger means default_root_dir: each run
     # gets its own folder there, so a second run leaves the first run's CSV as it was
-    from lightning.pytorch.loggers import WandbLogger
-
     def run(logger):
         callback = NTKMetrics(epochs=[0, 1], probe_size=8, plot=False)
         trainer(tmp_path, max_epochs=1, callbacks=[callback], logger=logger).fit(
@@ -712,7 +652,7 @@ def test_runs_without_a_versioning_logger_do_not_overwrite_each_other(tmp_path):
     assert Path(first._csv_path).parent.name == "version_0"
     assert Path(second._csv_path).parent.name == "version_1"
     assert len(read_csv(Path(first._csv_path))) == 2  # untouched by the second run
-    logger = WandbLogger(save_dir=str(tmp_path / "wb"), offline=True, project="p")
+    logger = RecordingWandbLogger(project="p", save_dir=str(tmp_path / "wb"))
     folder = Path(run(logger)._csv_path).parent
-    assert folder == tmp_path / "wb" / "p" / logger.version  # project / run id
+    assert folder == tmp_path / "wb" / "p" / "recorded-run"  # project / run id
     assert (folder / "ntk_metrics.csv").exists()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import glob
 import json
 import math
 from pathlib import Path
@@ -18,8 +17,9 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from _ddp import comparable_loader
+from _wandb import RecordingWandbLogger
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -104,37 +104,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def wandb_history(run_dir: Path) -> list[dict[str, Any]]:
-    """History records of an offline W&B run (LevelDB-style log of protobuf records)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = next(run_dir.glob("run-*.wandb")).read_bytes()
-    assert data[:4] == b":W&B"
-    pos, block, buf, rows = 7, 32768, b"", []
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:
-            pos += left
-            continue
-        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        if kind == 0:
-            continue
-        buf += chunk
-        if kind in (1, 4):  # a full record, or the last piece of one
-            record = pb.Record()
-            record.ParseFromString(buf)
-            buf = b""
-            if record.WhichOneof("record_type") == "history":
-                rows.append(
-                    {
-                        item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                        for item in record.history.item
-                    }
-                )
-    return rows
-
-
 def kernel_at(state: dict[str, torch.Tensor], x: torch.Tensor, **model_kw: Any) -> torch.Tensor:
     model = Net(**model_kw)
     model.load_state_dict(state)
@@ -166,21 +135,16 @@ def test_velocities_and_plot_helpers(tmp_path: Path) -> None:
 
 
 def test_step_schedule_velocity_and_plot(tmp_path: Path) -> None:
-    import wandb
-
-    wandb_dir = tmp_path / "wandb_dir"
-    wandb_dir.mkdir()
     data = dataset()  # 3 batches of 16: steps 1, 2, 3 in epoch 1; 4, 5, 6 in epoch 2
     callback = NTKMetrics(
         epochs=[0, 1, 2], every_n_steps=2, kernel_velocity=True, probe_size=12, log_spectrum=False
     )
     snapshots = StepSnapshots()
     csv_logger = CSVLogger(tmp_path / "csv")
-    wandb_logger = WandbLogger(offline=True, save_dir=str(wandb_dir))
+    wandb_logger = RecordingWandbLogger()
     fit = trainer(tmp_path, callbacks=[callback, snapshots], logger=[csv_logger, wandb_logger])
     pl.seed_everything(0)
     fit.fit(Net(), DataLoader(data, batch_size=16, shuffle=True))
-    wandb.finish()
 
     # schedule: epochs 0, 1, 2 and steps 2, 4, 6; step 6 ends epoch 2 and is measured once
     history = callback.history
@@ -215,11 +179,8 @@ def test_step_schedule_velocity_and_plot(tmp_path: Path) -> None:
     assert callback.plot_path == str(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(png.parent.glob(".ntk_evolution.png.*"))  # no temporary left behind
-    run_dir = Path(glob.glob(str(wandb_dir / "wandb" / "offline-run-*"))[0])
-    images = [h for h in wandb_history(run_dir) if "ntk/evolution/_type" in h]
-    assert len(images) == 1 and images[0]["ntk/evolution/count"] == 1
-    (name,) = images[0]["ntk/evolution/filenames"]
-    assert (run_dir / "files" / name).read_bytes() == png.read_bytes()
+    images = [i for i in wandb_logger.images if i["key"] == "ntk/evolution"]
+    assert len(images) == 1 and images[0]["images"] == [str(png)]
 
 
 def test_step_schedule_with_gradient_accumulation(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import WandbLogger
+from _wandb import RecordingWandbLogger
 
 from lga_lightning import empirical_ntk, ntk_metrics
 from lga_lightning.data import DigitsDataModule
@@ -214,40 +214,6 @@ def test_rerun_on_other_data_is_refused(tmp_path):
     with pytest.raises(ValueError, match="holds a different search.*data:.*resize=16"):
         fit(tmp_path, RandomSearch(num_candidates=1), data=other)
     fit(tmp_path, RandomSearch(num_candidates=1))  # the stored settings still resume
-
-
-class RecordingWandbLogger(WandbLogger):
-    """A W&B logger that records what it is given instead of sending it to W&B.
-
-    LGASearch logs its leaderboard table and scatter plot only to a ``WandbLogger``; this test
-    double is one, and keeps every ``log_metrics`` / ``log_table`` / ``log_image`` call (W&B's
-    own offline file format is internal and not read here).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(offline=True, project="lga-test")
-        self.metrics: list[tuple[dict[str, float], int | None]] = []
-        self.tables: list[dict[str, Any]] = []
-        self.images: list[dict[str, Any]] = []
-
-    @property
-    def experiment(self) -> None:  # Lightning touches it at setup: no W&B run is started
-        return None
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.metrics.append((dict(metrics), step))
-
-    def log_table(self, key: str, columns: Any = None, data: Any = None, **kwargs: Any) -> None:
-        self.tables.append({"key": key, "columns": list(columns), "data": [list(r) for r in data]})
-
-    def log_image(self, key: str, images: list[Any], step: int | None = None, **kw: Any) -> None:
-        self.images.append({"key": key, "images": list(images)})
-
-    def finalize(self, status: str) -> None:
-        pass
 
 
 def test_wandb_logger_receives_table_curves_and_scatter(tmp_path):
