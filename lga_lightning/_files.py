@@ -53,11 +53,8 @@ def atomic_open(
         'x,y\n'
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    fd, tmp = _temporary(path)
     try:
-        os.fchmod(fd, new_file_mode())
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, newline=newline, encoding=encoding) as f:
             yield f
@@ -82,15 +79,23 @@ def atomic_temp_path(path: str | os.PathLike) -> str:
         >>> os.path.basename(tmp).startswith(".plot.png.")
         True
     """
-    path = os.fspath(path)
+    fd, tmp = _temporary(os.fspath(path))
+    os.close(fd)
+    return tmp
+
+
+def _temporary(path: str) -> tuple[int, str]:
+    """An open new temporary file beside ``path`` (its folder created), ordinary permissions."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, new_file_mode())
-    finally:
+    except BaseException:
         os.close(fd)
-    return tmp
+        os.remove(tmp)
+        raise
+    return fd, tmp
 
 
 class OutputDirError(ValueError):
