@@ -33,7 +33,9 @@ def run_dir(trainer: Any) -> str:
     """
     chosen = getattr(trainer, _ATTRIBUTE, None)
     if chosen is None:
-        chosen = trainer.strategy.broadcast(_choose(trainer) if trainer.is_global_zero else None)
+        log_dir = trainer.log_dir or trainer.default_root_dir  # a collective itself: every rank
+        mine = _choose(trainer, log_dir) if trainer.is_global_zero else None
+        chosen = trainer.strategy.broadcast(mine, src=0)
         setattr(trainer, _ATTRIBUTE, chosen)
     return chosen
 
@@ -43,8 +45,7 @@ def use_run_dir(trainer: Any, folder: str) -> None:
     setattr(trainer, _ATTRIBUTE, folder)
 
 
-def _choose(trainer: Any) -> str:
-    log_dir = trainer.log_dir or trainer.default_root_dir
+def _choose(trainer: Any, log_dir: str) -> str:
     if trainer.loggers:
         logger = trainer.loggers[0]
         if isinstance(logger, (CSVLogger, TensorBoardLogger)):

@@ -611,8 +611,12 @@ class NTKMetrics(Callback):
         probes = draw_probe(
             source, self.probe_size, self.probe_seed, self.num_probes, self.batch_unpack
         )
-        if distributed_ready(trainer.world_size):
-            probes = trainer.strategy.broadcast(probes, src=0)
+        if distributed_ready(trainer.world_size):  # every rank measures rank 0's samples
+            x = torch.cat([xj for xj, _ in probes])
+            y = torch.cat([yj for _, yj in probes])
+            x, y = trainer.strategy.broadcast((x, y), src=0)
+            parts = zip(x.chunk(len(probes)), y.chunk(len(probes)), strict=True)
+            probes = [(xj.clone(), yj.clone()) for xj, yj in parts]
         self.meter.set_probes(probes)
 
     # ---------------------------------------------------------------------------------------
