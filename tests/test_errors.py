@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,25 +301,45 @@ CASES = [
 ]
 
 
+@dataclass
+class Ran:
+    tmp: Path
+    before: set[Path]
+    before_bytes: dict[Path, bytes]
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> dict[str, Ran]:
+    """Every case run once, two at a time (each is mostly interpreter start-up)."""
+
+    def run(case: Case) -> Ran:
+        tmp = tmp_path_factory.mktemp(case.id)
+        case.setup(tmp)
+        args = case.args(tmp)  # writes the case's config and files
+        before = {p.relative_to(tmp) for p in tmp.rglob("*")}
+        before_bytes = {p: (tmp / p).read_bytes() for p in before if (tmp / p).is_file()}
+        return Ran(tmp, before, before_bytes, run_recipe(case.recipe, args, tmp))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip([c.id for c in CASES], pool.map(run, CASES), strict=True))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_user_error_is_one_line_and_exit_2(case: Case, tmp_path):
-    case.setup(tmp_path)
-    args = case.args(tmp_path)  # writes the case's config and files
-    before = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
-    before_bytes = {p: (tmp_path / p).read_bytes() for p in before if (tmp_path / p).is_file()}
-    result = run_recipe(case.recipe, args, tmp_path)
+def test_user_error_is_one_line_and_exit_2(case: Case, ran: dict[str, Ran]):
+    tmp, result = ran[case.id].tmp, ran[case.id].result
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr[-3000:]
     assert len(lines) == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     prog = f"lga-{case.recipe}"
     assert lines[0].startswith(f"{prog}: error: "), lines[0]
-    for text in case.expect(tmp_path):
+    for text in case.expect(tmp):
         assert text in lines[0], (text, lines[0])
     # nothing was trained or written, nothing lost: only the case's own files, unchanged
-    assert {p.relative_to(tmp_path) for p in tmp_path.rglob("*")} == before
-    for path, data in before_bytes.items():
-        assert (tmp_path / path).read_bytes() == data
+    assert {p.relative_to(tmp) for p in tmp.rglob("*")} == ran[case.id].before
+    for path, data in ran[case.id].before_bytes.items():
+        assert (tmp / path).read_bytes() == data
 
 
 def test_traceback_on_request(tmp_path):
