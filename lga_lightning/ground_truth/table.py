@@ -23,11 +23,11 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lga_lightning._files import atomic_open
 from lga_lightning.ground_truth.base import (
     DATASETS,
     ArchNotFoundError,
@@ -296,18 +296,11 @@ def export_table(
     for row in rows:
         for name, (dataset, split, hp) in zip(names, queries, strict=True):
             row[name] = ground_truth.accuracy(row[ARCH_COLUMNS[0]], dataset, split, hp)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            if path.suffix.lower() == ".json":
-                json.dump(rows, f, indent=1)
-            else:
-                writer = csv.DictWriter(f, fieldnames=[ARCH_COLUMNS[0], *names])
-                writer.writeheader()
-                writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as f:
+        if path.suffix.lower() == ".json":
+            json.dump(rows, f, indent=1)
+        else:
+            writer = csv.DictWriter(f, fieldnames=[ARCH_COLUMNS[0], *names])
+            writer.writeheader()
+            writer.writerows(rows)
     return path
