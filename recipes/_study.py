@@ -64,7 +64,8 @@ class TrainAndMeasure:
             study's own ground truth).
         optimizer: ``params -> Optimizer``; default the paper's SGD.
         lr_scheduler: ``optimizer -> scheduler``, stepped once per epoch; default none.
-        trainer_kwargs: extra ``Trainer`` arguments (``accelerator``, ``limit_train_batches``).
+        trainer_kwargs: extra ``Trainer`` arguments (``accelerator``, ``limit_train_batches``;
+            ``callbacks`` run after the measurements).
         val_source: ``split`` (the datamodule's validation data) or ``test`` (its test data) for
             ``val_acc``.
 
@@ -141,7 +142,7 @@ class TrainAndMeasure:
                 "num_sanity_val_steps": 0,
                 **self.trainer_kwargs,
                 "max_epochs": self.train_epochs,
-                "callbacks": [_EpochMeasurements(self)],
+                "callbacks": [_EpochMeasurements(self), *self.trainer_kwargs.get("callbacks", [])],
             }
         )
         if 0 in self.epochs or any(m.evolution_metrics for m in self.meters.values()):
