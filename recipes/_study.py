@@ -300,7 +300,7 @@ class StudyMeasurement:
         for size, probe in probes.items():
             if size == -1:
                 continue
-            for mode in self.kernel_modes:
+            for mode in self.bn_modes:
                 meter = NTKMeter(
                     self.metrics,
                     kernel_kwargs={

@@ -32,7 +32,7 @@ under ``per_seed``; the cost is one full measurement per seed.
 
 ``setting`` names the kernel variant: ``n<probe size>-<bn mode>``, e.g. ``n256-train`` (the
 paper's coupled, train-mode BatchNorm kernel) or ``n64-eval`` (decoupled, BN running statistics,
-several times cheaper); sweep them with ``probe_sizes`` and ``kernel_modes``.
+several times cheaper); sweep them with ``probe_sizes`` and ``bn_modes``.
 
 Example::
 
@@ -97,7 +97,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             ``mean``, ``trace``; ``kernel_distance``, ``kernel_correlation``,
             ``relative_kernel_difference`` compare with the epoch-0 kernel).
         probe_sizes: probe batch sizes to measure with (the paper: 256).
-        kernel_modes: BatchNorm mode of the kernel: ``train`` (batch statistics, couples the
+        bn_modes: BatchNorm mode of the kernel: ``train`` (batch statistics, couples the
             samples, the paper's) and/or ``eval`` (running statistics, decoupled, cheaper).
         probe_split: where the probe comes from: ``train`` (class-balanced training images, the
             paper at initialisation) or ``test`` (the first test images, the paper after
@@ -177,7 +177,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         epochs: list[int] = [0, 1],  # noqa: B006 - jsonargparse shows the default
         metrics: list[str] = list(SCALAR_METRICS),  # noqa: B006, B008
         probe_sizes: list[int] = [256],  # noqa: B006
-        kernel_modes: list[Literal["train", "eval"]] = ["train"],  # noqa: B006
+        bn_modes: list[Literal["train", "eval"]] = ["train"],  # noqa: B006
         probe_split: Literal["train", "test"] = "train",
         model_seeds: list[int] = [42],  # noqa: B006
         data_seed: int = 42,
@@ -275,7 +275,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.epochs = sorted(set(epochs))
         self.metrics = list(dict.fromkeys(metrics))
         self.probe_sizes = sorted(set(probe_sizes))
-        self.kernel_modes = list(dict.fromkeys(kernel_modes))
+        self.bn_modes = list(dict.fromkeys(bn_modes))
         self.probe_split = probe_split
         self.model_seeds, self.data_seed = [int(seed) for seed in model_seeds], data_seed
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
@@ -309,7 +309,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     @property
     def settings(self) -> list[str]:
         """Kernel settings measured, ``n<probe size>-<bn mode>``."""
-        return [f"n{size}-{mode}" for size in self.probe_sizes for mode in self.kernel_modes]
+        return [f"n{size}-{mode}" for size in self.probe_sizes for mode in self.bn_modes]
 
     @property
     def train_epochs(self) -> int:

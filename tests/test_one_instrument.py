@@ -81,7 +81,7 @@ def study_record(tmp_path) -> dict:
         epochs=[0],
         metrics=METRICS,
         probe_sizes=[PROBE_SIZE],
-        kernel_modes=["train"],
+        bn_modes=["train"],
         model_seeds=[derive_seed(SEARCH_SEED, "init", 0)],
         data_seed=PROBE_SEED,
         own_epochs=1,

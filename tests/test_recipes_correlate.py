@@ -46,7 +46,7 @@ def args_for(tmp_path, archs=ARCHS, extra=()):
         "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
         "--space.C", "4", "--space.N", "1",
         "--archs", json.dumps(list(archs)),
-        "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--kernel_modes", "[train, eval]",
+        "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--bn_modes", "[train, eval]",
         "--limit_train_batches", "3",
         "--table", str(table),
         "--output_dir", str(tmp_path / "out"),
@@ -177,7 +177,7 @@ def test_flops_counted_by_hand():
 # several model seeds
 
 SEEDS = [42, 7]
-SEED_ARGS = ["--model_seeds", json.dumps(SEEDS), "--kernel_modes", "[train]"]
+SEED_ARGS = ["--model_seeds", json.dumps(SEEDS), "--bn_modes", "[train]"]
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_seed_study_resumes_and_refuses_other_seeds(seeds_study, tmp_path, capsy
     log = capsys.readouterr().out
     assert log.count("[4/6]") == 1 and "[1/6]" not in log
     assert csv_rows(tmp_path) == csv_rows(source)
-    for extra in (["--kernel_modes", "[train]"], ["--model_seeds", "[7, 42]"]):
+    for extra in (["--bn_modes", "[train]"], ["--model_seeds", "[7, 42]"]):
         with pytest.raises(SystemExit) as exit_info:
             correlate.run(args_for(tmp_path, extra=extra))
         assert exit_info.value.code == 2
@@ -304,7 +304,7 @@ def test_zero_cost_proxies_combinations_and_the_embedded_ground_truth(tmp_path, 
             "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
             "--space.C", "4", "--space.N", "1",
             "--archs", json.dumps(ARCHS),
-            "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--kernel_modes", "[train]",
+            "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--bn_modes", "[train]",
             "--metrics", "[lga, condition_number]",
             "--proxies", "[synflow, naswot]", "--proxy_batch", "16",
             "--combine", '["lga@1+params", "synflow+naswot"]',
@@ -403,7 +403,7 @@ def test_a_study_of_another_protocol_sets_probe_init_validation_and_truth_column
             "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
             "--space.C", "4", "--space.N", "1",
             "--archs", json.dumps(ARCHS[:3]),
-            "--epochs", "[0]", "--probe_sizes", "[10]", "--kernel_modes", "[train]",
+            "--epochs", "[0]", "--probe_sizes", "[10]", "--bn_modes", "[train]",
             "--probe_file", str(tmp_path / "probe.npz"),
             "--init", "kaiming_normal", "--val_source", "test",
             "--truth_column", "cifar10_valid_12ep", "--bootstrap", "0",
