@@ -121,3 +121,24 @@ def local_batchnorm(module: nn.Module) -> Iterator[None]:
     finally:
         for m in swapped:
             m.__class__ = nn.SyncBatchNorm
+
+
+def close_spawned_gloo_group(trainer: object) -> None:
+    """At the end of a ``ddp_spawn`` worker's fit, close the gloo process group on every rank.
+
+    A spawned worker that exits while its peer's gloo connection threads still run can abort
+    (``terminate called without an active exception``) after all the work is done. The spawn
+    launcher starts new workers (and a new group) for every Trainer call, so closing the group in
+    step at teardown loses nothing. Other launchers and backends are left alone.
+    """
+    strategy = getattr(trainer, "strategy", None)
+    launcher = type(getattr(strategy, "launcher", None)).__name__
+    if (
+        launcher == "_MultiProcessingLauncher"
+        and dist.is_available()
+        and dist.is_initialized()
+        and dist.get_backend() == "gloo"
+        and dist.get_world_size() > 1
+    ):
+        dist.barrier()
+        dist.destroy_process_group()

@@ -38,6 +38,7 @@ from lga_lightning._callback_logging import (
     plot_name,
 )
 from lga_lightning._distributed import (
+    close_spawned_gloo_group,
     distributed_ready,
     gather_kernel,
     local_batchnorm,
@@ -473,6 +474,14 @@ class NTKMetrics(Callback):
         if last and self.is_scheduled(trainer.current_epoch + 1):
             return  # on_train_epoch_end measures these very weights as the epoch
         self._measure(trainer, pl_module, _fractional_epoch(trainer, batch_idx, last), False)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Close a ``ddp_spawn`` gloo group on every rank in step after a fit.
+
+        See :func:`lga_lightning._distributed.close_spawned_gloo_group`.
+        """
+        if stage == "fit":
+            close_spawned_gloo_group(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Plot the evolution (rank 0); forget that the state came from a checkpoint."""

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lga_lightning._describe import describe
+from lga_lightning._distributed import close_spawned_gloo_group
 from lga_lightning._lock import OutputLock
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.meter import NTKMeter
@@ -376,8 +377,12 @@ class LGASearch(pl.LightningModule):
         self._finish()
 
     def teardown(self, stage: str) -> None:
-        """Release the results directory."""
+        """Release the results directory; close a ``ddp_spawn`` gloo group in step.
+
+        See :func:`lga_lightning._distributed.close_spawned_gloo_group`.
+        """
         self._release()
+        close_spawned_gloo_group(self._trainer)
 
     def _release(self) -> None:
         lock = getattr(self, "_lock", None)
