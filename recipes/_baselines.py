@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import Tensor, nn
-from torch.nn.modules.conv import _ConvNd
+from torch import nn
+
+from lga_lightning.proxies.size import flops
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -22,11 +21,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one image through every convolution and linear layer.
 
-    Counted with forward hooks on a single input of shape ``(1, *input_shape)``: a convolution
-    costs ``out_elements * in_channels / groups * prod(kernel_size)``, a linear layer
-    ``out_elements * in_features``; biases, normalisation, activations and pooling are not
-    counted (the convention of NAS-Bench-201's "FLOPs"). The model's mode flags and BatchNorm
-    statistics are left unchanged.
+    The count of :func:`lga_lightning.proxies.flops` (forward hooks on conv and linear layers,
+    NAS-Bench-201's convention) for a zero input of shape ``(1, *input_shape)``; the model's mode
+    flags and BatchNorm statistics are left unchanged.
 
     Args:
         model: the network.
@@ -40,32 +37,5 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         >>> count_flops(net, (3, 4, 4)) == 8 * 16 * 3 * 9 + 8 * 16 * 10
         True
     """
-    total = 0
-
-    def conv_hook(module: _ConvNd, _: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal total
-        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
-        total += out[0].numel() * per_output
-
-    def linear_hook(module: nn.Linear, _: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal total
-        total += out[0].numel() * module.in_features
-
-    handles = []
-    for module in model.modules():
-        if isinstance(module, _ConvNd):
-            handles.append(module.register_forward_hook(conv_hook))
-        elif isinstance(module, nn.Linear):
-            handles.append(module.register_forward_hook(linear_hook))
-    modes = {m: m.training for m in model.modules()}
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, training in modes.items():
-            module.training = training
-    return int(total)
+    return int(flops(model, torch.zeros(1, *input_shape, device=device)))

@@ -26,7 +26,7 @@ def flops(model: nn.Module, x: Tensor, y: Tensor | None = None) -> float:
 
     A convolution costs ``output elements * in_channels / groups * kernel area``, a linear layer
     ``output elements * in_features``; biases, normalisation, activations and pooling cost
-    nothing (NAS-Bench-201's convention, the same count as ``recipes._baselines.count_flops``).
+    nothing (NAS-Bench-201's convention; ``lga-correlate`` reports this count as ``flops``).
     Run in eval mode without gradients on a zero input; mode flags and buffers are left as they
     were. ``y`` is not used.
 
