@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from lga_lightning.functional import (
@@ -29,7 +28,13 @@ from lga_lightning.functional import (
     kernel_distance,
     ntk_metrics,
 )
-from lga_lightning.kernel import _BN_MODES, _IMPLEMENTATIONS, _OUTPUTS, empirical_ntk
+from lga_lightning.kernel import (
+    _BN_MODES,
+    _IMPLEMENTATIONS,
+    _OUTPUTS,
+    _model_device,
+    empirical_ntk,
+)
 from lga_lightning.probe import BatchUnpack, Probes, draw_probe
 from lga_lightning.proxies import PROXIES
 
@@ -75,6 +80,7 @@ class NTKMeter:
     kernel with that batch's own earlier kernel.
 
     Example:
+        >>> import torch
         >>> _ = torch.manual_seed(0)
         >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> meter = NTKMeter(metrics=["lga", "trace"], track_evolution=True)
@@ -205,8 +211,7 @@ class NTKMeter:
         return new
 
     def _kernel(self, model: nn.Module, x: Tensor) -> Tensor:
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        return empirical_ntk(model, x.to(device), **self.kernel_kwargs)
+        return empirical_ntk(model, x, **self.kernel_kwargs)  # moves x to the model's device
 
     def _values(self, model: nn.Module, kernel: Tensor | None, index: int) -> dict[str, float]:
         with warnings.catch_warnings(record=True) as caught:
@@ -217,7 +222,7 @@ class NTKMeter:
                 self._add_seconds("kernel", time.perf_counter() - start)
             if self.proxies:
                 x, y = self.probes[index]
-                device = next((p.device for p in model.parameters()), torch.device("cpu"))
+                device = _model_device(model)
                 x, y = x.to(device), y.to(device)
                 for name in self.proxies:
                     start = time.perf_counter()
