@@ -27,6 +27,7 @@ from lga_lightning.search.strategies import (
     Plain,
     RandomSearch,
     RegularizedEvolution,
+    SingleJob,
     Strategy,
     SuccessiveHalving,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Ranking",
     "RegularizedEvolution",
     "ResultsStore",
+    "SingleJob",
     "StoreMismatchError",
     "Strategy",
     "SuccessiveHalving",

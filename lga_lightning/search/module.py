@@ -12,6 +12,7 @@ measuring core :class:`~lga_lightning.meter.NTKMeter`.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -42,7 +43,7 @@ from lga_lightning.search.runner import CandidateRun, StateFiles, build_candidat
 from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.seeding import derive_seed, seed_global
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
-from lga_lightning.search.strategies import Job, Plain, RandomSearch, Strategy
+from lga_lightning.search.strategies import Job, Plain, RandomSearch, SingleJob, Strategy
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.spaces.base import SearchSpace
 
@@ -250,7 +251,7 @@ class LGASearch(pl.LightningModule):
             self.ground_truth_query,
         )
         store_path = os.path.join(self.results_dir, STORE_NAME)
-        header = self._header()
+        header = self.header(getattr(trainer, "datamodule", None))
         stored_header, stored = ResultsStore(store_path).read() if self._rank == 0 else (None, [])
         stored_header, stored = trainer.strategy.broadcast((stored_header, stored), src=0)
         if stored_header is not None:
@@ -401,6 +402,39 @@ class LGASearch(pl.LightningModule):
         scheduler = getattr(self, "scheduler", None)
         return scheduler.records if scheduler is not None else []
 
+    def save_state(self) -> bool:
+        """Save the state of the candidate this process trains, to continue it after a restart.
+
+        Returns:
+            Whether a state was saved (not when no candidate is training or it diverged).
+        """
+        run = self._run
+        if run is None or run.diverged:
+            return False
+        self._states.save(run)
+        return True
+
+    def for_job(self, job: Job, results_dir: str) -> LGASearch:
+        """A copy of this search that trains only ``job`` and writes to ``results_dir``.
+
+        Everything that decides the numbers (seed, ranking, probe, kernel, optimizer) is kept, so
+        the job's records equal those this search writes for the same candidate; nothing is
+        printed. One Ray Tune trial runs such a copy (:mod:`lga_lightning.tune`).
+
+        Example:
+            >>> from lga_lightning.spaces import NB201Space
+            >>> search = LGASearch(NB201Space(C=4, N=1), probe_size=8)
+            >>> arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+            >>> one = search.for_job(Job(3, arch, 1, (1,)), "/tmp/cand3")
+            >>> one.strategy, one.probe_size, one.verbose
+            (SingleJob(candidate=3, epochs=1, measure=[1]), 8, False)
+        """
+        clone = copy.deepcopy(self)
+        clone.strategy = SingleJob(job)
+        clone.results_dir_arg = results_dir
+        clone.progress = clone.verbose = False
+        return clone
+
     def _schedule(self) -> None:
         """Fill free processes with the strategy's next jobs; stop the Trainer when done."""
         assigned = self.scheduler.fill()
@@ -511,7 +545,11 @@ class LGASearch(pl.LightningModule):
             records = [r for part in parts for r in part]
         return sorted(records, key=lambda r: (int(r["candidate"]), int(r["epoch"])))
 
-    def _header(self) -> dict[str, Any]:
+    def header(self, datamodule: Any = None) -> dict[str, Any]:
+        """The store's first line: every setting that decides the records.
+
+        A rerun with other settings must not mix its records with these (see ``check_header``).
+        """
         return {
             "kind": "search",
             "version": 1,
@@ -527,7 +565,7 @@ class LGASearch(pl.LightningModule):
             "kernel_kwargs": {k: describe(v) for k, v in sorted(self.kernel_kwargs.items())},
             "max_loss": self.max_loss if math.isfinite(self.max_loss) else None,
             # what candidates train on and how: a rerun with other values must not mix results
-            "data": describe(getattr(self.trainer, "datamodule", None)),
+            "data": describe(datamodule),
             "num_classes": self.num_classes,
             "build_kwargs": {k: describe(v) for k, v in sorted(self.build_kwargs.items())},
             "optimizer": describe(self.optimizer_factory),

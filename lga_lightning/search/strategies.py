@@ -6,7 +6,8 @@ A strategy talks to :class:`~lga_lightning.search.LGASearch` through three membe
   architecture ``arch`` up to ``epochs`` epochs, recording measurements at ``measure``), or
   ``None`` when it must first see the results of the jobs already proposed;
 * :meth:`Strategy.report` receives every measurement record (``candidate``, ``epoch``,
-  ``status``, ``score``: higher is better, ``-inf`` for failed candidates);
+  ``status``, ``score``: higher is better, ``-inf`` for failed candidates); a record whose
+  status is in :data:`ENDING_STATUSES` ends its job before its last epoch;
 * :attr:`Strategy.done` says the search is over.
 
 Strategies are deterministic functions of the search seed and of the records reported, and the
@@ -26,6 +27,10 @@ from typing import Any
 
 from lga_lightning.search.seeding import python_rng
 from lga_lightning.spaces.base import SearchSpace
+
+ENDING_STATUSES = ("diverged", "stopped", "failed")
+"""Statuses that end a job early: the candidate diverged, a scheduler stopped it (Ray Tune's
+ASHA), or its training failed for good."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +116,12 @@ class Strategy:
         return job
 
     def report(self, record: Mapping[str, Any]) -> None:
-        """Receive one measurement record; a job ends with its last epoch or with divergence."""
+        """Receive one measurement record; a job ends with its last epoch or an ending status."""
         job = self._pending.get(int(record["candidate"]))
         if job is None:
             raise ValueError(f"record for candidate {record['candidate']} that has no job.")
         self._on_record(job, record)
-        if int(record["epoch"]) >= job.epochs or record.get("status") == "diverged":
+        if int(record["epoch"]) >= job.epochs or record.get("status") in ENDING_STATUSES:
             del self._pending[job.candidate]
             self._finish(job, record)
 
@@ -247,6 +252,40 @@ class Plain(Strategy):
             "epochs": self.epochs,
             "measure_at": list(self.measure_at),
         }
+
+
+class SingleJob(Strategy):
+    """Exactly one given job: what one Ray Tune trial trains (see :mod:`lga_lightning.tune`).
+
+    Args:
+        job: the job, with its candidate index (its seeds derive from it).
+
+    Example:
+        >>> from lga_lightning.spaces import NB201Space
+        >>> arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+        >>> s = SingleJob(Job(7, arch, 2, (1, 2)))
+        >>> s.bind(NB201Space(), seed=0)
+        >>> s.propose().candidate, s.propose(), s.total_evaluations
+        (7, None, 2)
+    """
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+        self.epochs = job.epochs
+        self.total_evaluations = len(job.measure)
+        self.total_epochs = job.epochs
+
+    def _next(self) -> Job | None:
+        self.finished = True
+        return self.job
+
+    def _finish(self, job: Job, record: Mapping[str, Any]) -> None:
+        pass
+
+    def _config(self) -> dict[str, Any]:
+        job = self.job
+        return {"candidate": job.candidate, "epochs": job.epochs, "measure": list(job.measure)}
 
 
 class RandomSearch(Plain):

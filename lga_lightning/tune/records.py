@@ -1,0 +1,152 @@
+"""The driver's side of a Tune search: every trial's records into one results store.
+
+:class:`SearchRecords` is a Tune ``Callback``: each record a trial reports is appended to the
+search's ``results.jsonl`` (once, however often Tune delivers it: a restored trial may repeat its
+last epoch), printed, and logged to the search's Lightning loggers; a trial that fails for good
+gets a ``failed`` record, so it ranks last. Its state (saved with Tune's experiment, restored by
+``Tuner.restore``) carries the state of an ASHA scheduler, which Tune does not save itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+from ray.tune import Callback
+from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
+
+from lga_lightning.search.progress import summary_line
+from lga_lightning.search.store import STORE_NAME, Record, ResultsStore
+from lga_lightning.search.writer import ResultsWriter
+from lga_lightning.tune.trial import record_of
+
+
+class SearchRecords(Callback):
+    """Write, print and log every record the trials report (driver process).
+
+    Args:
+        writer: the search's results writer (its store is opened in :meth:`setup`).
+        header: the store's header line.
+        signal: the ranking signal's name (printed).
+        values: the NTK metrics and proxies of a record (nan in a ``failed`` record).
+        canonical: ``arch string -> canonical form`` of the search space (for a failed trial).
+        scheduler: the Tune scheduler, whose state is saved with this callback's when it is an
+            ASHA scheduler.
+        verbose: print one line per record.
+    """
+
+    def __init__(
+        self,
+        writer: ResultsWriter,
+        header: dict[str, Any],
+        signal: str,
+        values: Sequence[str],
+        canonical: Any,
+        scheduler: TrialScheduler | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.writer = writer
+        self.header = header
+        self.signal = signal
+        self.values = tuple(values)
+        self.canonical = canonical
+        self.scheduler = scheduler
+        self.verbose = verbose
+        self.records: list[Record] = []
+        self.loggers: list[Logger] = []
+        self._seen: set[tuple[int, Any]] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["loggers"] = []  # live logger runs stay with the process that started them
+        return state
+
+    def setup(self, **info: Any) -> None:
+        """Open the store (appending; the records it holds count as delivered)."""
+        store = ResultsStore(os.path.join(self.writer.results_dir, STORE_NAME))
+        self.records = store.open(self.header)
+        self.writer.store = store
+        self._seen = {_key(r) for r in self.records}
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        """Store, print and log a trial's new record."""
+        record = record_of(result)
+        if record is not None:
+            self.add(record)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial failed for good (its retries spent): a ``failed`` record ranks it last."""
+        config = trial.config
+        last = [r for r in self.records if int(r["candidate"]) == int(config["candidate"])]
+        record: Record = {
+            "kind": "measurement",
+            "candidate": int(config["candidate"]),
+            "arch": str(config["arch"]),
+            "canonical": self.canonical(str(config["arch"])),
+            "epoch": max((int(r["epoch"]) for r in last), default=0),
+            **dict.fromkeys(self.values, math.nan),
+            "train_loss": math.nan,
+            "val_acc": math.nan,
+            "status": "failed",
+            "signal": math.nan,
+            "score": -math.inf,
+            "error": _error_line(trial),
+        }
+        self.add(record)
+
+    def add(self, record: Record) -> None:
+        """Append ``record`` unless it was stored before."""
+        key = _key(record)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.records.append(record)
+        self.writer.append(record)
+        if self.verbose:
+            print(summary_line(record, self.signal), flush=True)
+        if self.loggers and record.get("status") != "failed":
+            self.writer.log_record(self.loggers, record, [], 0, self.records)
+
+    def close(self) -> None:
+        """Close the store."""
+        if self.writer.store is not None:
+            self.writer.store.close()
+            self.writer.store = None
+
+    def get_state(self) -> dict[str, Any] | None:
+        """The ASHA scheduler's rungs (Tune saves this with the experiment)."""
+        if isinstance(self.scheduler, AsyncHyperBandScheduler):
+            return {"scheduler": copy.deepcopy(vars(self.scheduler))}
+        return None
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`get_state` saved."""
+        if state and "scheduler" in state and self.scheduler is not None:
+            vars(self.scheduler).update(state["scheduler"])
+
+
+def _key(record: Record) -> tuple[int, Any]:
+    if record.get("status") == "failed":
+        return int(record["candidate"]), "failed"
+    return int(record["candidate"]), int(record["epoch"])
+
+
+def _error_line(trial: Any) -> str:
+    """The last line of a trial's error (``RuntimeError: ...``), from Tune's error file."""
+    texts = []
+    path = getattr(trial, "error_file", None)  # the driver's copy, written before the callback
+    if path and os.path.exists(path):
+        with open(path) as f:
+            texts.append(f.read())
+    with contextlib.suppress(Exception):  # the storage's copy, once synced
+        texts.append(str(trial.get_error() or ""))
+    for text in texts:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return "the trial failed (see its error.txt in the Tune experiment folder)"

@@ -1,0 +1,200 @@
+"""``lga-tune``: an ``lga-search`` config run on Ray Tune, candidates early-stopped by LGA.
+
+Any ``lga-search`` config runs as it is (``model``, ``data``, ``trainer``); a ``tune`` section
+says how (:class:`~lga_lightning.tune.TuneSearch`: scheduler, rungs, resources, cluster)::
+
+    lga-tune --config configs/tune_digits.yaml
+    lga-tune --config configs/demo.yaml --tune.scheduler asha --tune.eta 2
+    lga-tune --config configs/tune_nb201_cifar10.yaml --tune.address auto
+
+Needs the ``ray`` extra (``pip install "lga-lightning[ray]"``). Results go to ``model.results_dir``
+or ``<trainer.default_root_dir>/lga_tune``; rerunning the same command after a crash restores the
+experiment there. Each trial's ``Trainer`` gets the ``trainer`` options that concern one device
+(``accelerator``, ``precision``, ``limit_train_batches``, ...); the ``trainer.logger`` (W&B, ...)
+logs the whole search as one run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Literal, Optional
+
+import lightning.pytorch as pl
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.cli import ArgsType
+
+from lga_lightning._files import check_output_dir
+from lga_lightning._lock import OutputLock
+from recipes._cli import run_user_errors
+from recipes.search import TRAINER_DEFAULTS, SearchCLI, lga_search
+
+PROG = "lga-tune"
+
+DRIVER_ONLY = frozenset(
+    {
+        "logger",
+        "callbacks",
+        "default_root_dir",
+        "max_epochs",
+        "enable_checkpointing",
+        "enable_progress_bar",
+        "enable_model_summary",
+        "num_sanity_val_steps",
+        "use_distributed_sampler",
+    }
+)
+"""Trainer options that concern the driver, not a trial's Trainer."""
+
+
+def tune_options(
+    scheduler: Literal["asha", "hyperband", "none"] = "asha",
+    min_epochs: int = 1,
+    eta: int = 3,
+    searcher: Optional[Any] = None,  # noqa: UP045 - jsonargparse reads the annotation
+    num_candidates: Optional[int] = None,  # noqa: UP045
+    cpu: float = 1.0,
+    gpu: float = 0.0,
+    max_concurrent_trials: Optional[int] = None,  # noqa: UP045
+    max_failures: int = 1,
+    address: Optional[str] = None,  # noqa: UP045
+    num_cpus: Optional[int] = None,  # noqa: UP045
+    num_gpus: Optional[int] = None,  # noqa: UP045
+) -> dict[str, Any]:
+    """The ``tune`` section: how the search runs on Ray Tune.
+
+    Args:
+        scheduler: ``asha`` (asynchronous successive halving on the ranking signal),
+            ``hyperband`` or ``none`` (every candidate trains its full budget).
+        min_epochs: epochs before the first comparison (ASHA's grace period).
+        eta: keep the top ``1/eta`` at each rung; rungs are ``eta`` times apart.
+        searcher: one of Tune's searchers (``class_path``, e.g.
+            ``ray.tune.search.optuna.OptunaSearch``) instead of the model's strategy.
+        num_candidates: trials a Tune searcher suggests (default: the strategy's).
+        cpu: CPUs per trial (and its torch threads).
+        gpu: GPUs per trial; fractions share a GPU (``0.5``: two trials per GPU).
+        max_concurrent_trials: trials at once (default: as many as the resources allow).
+        max_failures: retries of a failed trial before it ranks last.
+        address: ``auto`` (or ``ray://host:port``) to use a running Ray cluster; default: a
+            local Ray started for this search.
+        num_cpus: CPUs of the local Ray (default: all of this machine's).
+        num_gpus: GPUs of the local Ray (default: all of this machine's).
+
+    Returns:
+        The options, as keyword arguments of :class:`~lga_lightning.tune.TuneSearch`.
+    """
+    return dict(locals())
+
+
+def trial_trainer_options(trainer: dict[str, Any]) -> dict[str, Any]:
+    """The ``trainer`` options each trial's ``Trainer`` gets: those set away from the defaults.
+
+    Raises:
+        ValueError: the config asks for several devices or a strategy per trial.
+
+    Example:
+        >>> trial_trainer_options({"accelerator": "cpu", "devices": 1, "max_epochs": -1,
+        ...                        "precision": None, "limit_train_batches": 4})
+        {'accelerator': 'cpu', 'limit_train_batches': 4}
+    """
+    defaults = {
+        name: p.default for name, p in inspect.signature(pl.Trainer.__init__).parameters.items()
+    }
+    devices, strategy = trainer.get("devices", 1), trainer.get("strategy", "auto")
+    if devices not in (1, "1", "auto", None) or strategy not in ("auto", None):
+        raise ValueError(
+            f"trainer.devices={devices!r}, trainer.strategy={strategy!r}: on Ray Tune each trial "
+            "trains one candidate on one device; remove them and set tune.cpu / tune.gpu (and "
+            "tune.num_gpus for a local Ray) instead."
+        )
+    skip = {*DRIVER_ONLY, "devices", "strategy", "num_nodes"}
+    return {
+        k: v
+        for k, v in trainer.items()
+        if k not in skip and k in defaults and v != defaults[k] and v is not None
+    }
+
+
+class TuneCLI(SearchCLI):
+    """``lga-search``'s CLI with a ``tune`` section; nothing is fitted in this process.
+
+    Example:
+        >>> issubclass(TuneCLI, SearchCLI)
+        True
+    """
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        """Add the ``tune`` section."""
+        parser.add_function_arguments(tune_options, "tune")
+        super().add_arguments_to_parser(parser)
+
+    def check_config(self, config: Any) -> None:
+        """Check the results directory (writable, not in use) before anything is built."""
+        model, trainer = config.get("model") or {}, config.get("trainer") or {}
+        root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
+        check_output_dir(root, "trainer.default_root_dir")
+        folder = results_dir(model, trainer)
+        option = "model.results_dir" if model.get("results_dir") else "trainer.default_root_dir"
+        check_output_dir(folder, option)
+        OutputLock(folder, option=f"`{option}`").check()
+        trial_trainer_options(dict(trainer))
+
+
+def results_dir(model: Any, trainer: Any) -> str:
+    """Where the search writes: ``model.results_dir``, else ``<default_root_dir>/lga_tune``."""
+    root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
+    return model.get("results_dir") or os.path.join(root, "lga_tune")
+
+
+def build_cli(args: ArgsType = None) -> TuneCLI:
+    """Parse ``args`` (default: the command line); build the search, the data and the loggers."""
+    return TuneCLI(
+        lga_search,
+        LightningDataModule,
+        subclass_mode_data=True,
+        trainer_defaults=TRAINER_DEFAULTS,
+        seed_everything_default=False,
+        save_config_callback=None,
+        auto_configure_optimizers=False,
+        parser_kwargs={"exit_on_error": False, "prog": PROG},
+        args=args,
+        run=False,
+    )
+
+
+def run(args: ArgsType = None) -> Any:
+    """Run ``lga-tune`` in-process: parse, search on Ray Tune, print the leaderboard.
+
+    Returns:
+        The finished :class:`~lga_lightning.tune.TuneSearch` (``.leaderboard``, ``.summary``).
+    """
+
+    def body() -> Any:
+        try:
+            from lga_lightning.tune import TuneSearch
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+        cli = build_cli(args)
+        config = cli.config
+        options = dict(cli.config_init["tune"])
+        search = TuneSearch(
+            cli.model,
+            cli.datamodule,
+            trainer=trial_trainer_options(dict(config["trainer"])),
+            loggers=cli.trainer.loggers,
+            results_dir=results_dir(config["model"], config["trainer"]),
+            **options,
+        )
+        search.fit()
+        return search
+
+    return run_user_errors(PROG, body, args)
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point of the ``lga-tune`` console script."""
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""The Ray Tune backend on a local Ray with 2 CPUs: same records, ASHA's decisions, crash safety.
+
+Marked ``ray`` and ``slow`` by the root conftest (``.ci/run`` installs the ``ray`` extra first).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import ray
+from _wandb import RecordingWandbLogger
+from ray import cloudpickle
+from ray.tune.search import Searcher
+
+from lga_lightning.data import DigitsDataModule
+from lga_lightning.search import LGASearch, Plain, RandomSearch, RegularizedEvolution
+from lga_lightning.search.scheduler import Scheduler
+from lga_lightning.search.store import ResultsStore
+from lga_lightning.spaces import NB201Space
+from lga_lightning.tune import StrategySearcher, TuneSearch
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAL_TRAINER = {"accelerator": "cpu", "limit_train_batches": 4, "limit_val_batches": 2}
+TIMING = ("seconds", "ntk_seconds", "process")
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers get this module's classes
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _data() -> DigitsDataModule:
+    return DigitsDataModule(channels=3, batch_size=64)
+
+
+def _search(strategy, space=None, **kwargs) -> LGASearch:
+    return LGASearch(
+        space or NB201Space(C=4, N=1),
+        strategy,
+        probe_size=16,
+        progress=False,
+        verbose=False,
+        **kwargs,
+    )
+
+
+def _comparable(record: dict) -> dict:
+    """A record without its timings, nan as a token (nan != nan)."""
+    return {
+        k: ("nan" if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in record.items()
+        if k not in TIMING
+    }
+
+
+def _by_key(records) -> dict:
+    return {(int(r["candidate"]), int(r["epoch"])): _comparable(r) for r in records}
+
+
+def test_records_equal_the_in_process_search(local_ray, tmp_path):
+    strategy = lambda: Plain(num_candidates=3, epochs=2, measure_at=(0, 1, 2))  # noqa: E731
+    in_process = _search(strategy(), results_dir=str(tmp_path / "in_process"))
+    trainer = pl.Trainer(
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+        **TRIAL_TRAINER,
+    )
+    trainer.fit(in_process, datamodule=_data())
+
+    tuned = TuneSearch(
+        _search(strategy()),
+        _data(),
+        scheduler="none",
+        trainer={k: v for k, v in TRIAL_TRAINER.items()},
+        results_dir=str(tmp_path / "tune"),
+        verbose=False,
+    )
+    tuned.fit()
+
+    expected = _by_key(in_process.records)
+    assert len(expected) == 9  # 3 candidates x epochs 0, 1, 2
+    assert _by_key(tuned.records) == expected
+    assert [r["candidate"] for r in tuned.leaderboard] == [
+        r["candidate"] for r in in_process.leaderboard
+    ]
+
+
+def _asha_by_hand(records, rungs, eta):
+    """Replay ASHA over the records in the order the driver received them.
+
+    A record at rung ``r`` is stopped when its score is below the ``1 - 1/eta`` percentile of
+    the scores recorded at ``r`` before it; otherwise it is promoted.
+    """
+    recorded = {r: [] for r in rungs}
+    stopped, promoted = set(), set()
+    for record in records:
+        epoch, candidate = int(record["epoch"]), int(record["candidate"])
+        if epoch not in recorded:
+            continue
+        before = recorded[epoch]
+        cutoff = np.nanpercentile(before, (1 - 1 / eta) * 100) if before else None
+        (stopped if cutoff is not None and record["score"] < cutoff else promoted).add(
+            (candidate, epoch)
+        )
+        before.append(record["score"])
+    return stopped, promoted
+
+
+def test_asha_promotes_what_a_hand_computation_promotes(local_ray, tmp_path):
+    tuned = TuneSearch(
+        _search(RandomSearch(num_candidates=8, epochs=4)),
+        _data(),
+        scheduler="asha",
+        min_epochs=1,
+        eta=2,
+        trainer=dict(TRIAL_TRAINER),
+        results_dir=str(tmp_path),
+        verbose=False,
+    )
+    assert tuned.rungs == [1, 2, 4]
+    tuned.fit()
+    records = tuned.records  # the driver's arrival order, which is ASHA's
+    assert all(math.isfinite(r["score"]) for r in records)
+    stopped, promoted = _asha_by_hand(records, rungs=(1, 2), eta=2)
+    reached = {}
+    for r in records:
+        reached[int(r["candidate"])] = max(reached.get(int(r["candidate"]), 0), int(r["epoch"]))
+    for candidate, epoch in stopped:
+        assert reached[candidate] == epoch, f"candidate {candidate} went on after rung {epoch}"
+    for candidate, epoch in promoted:
+        assert reached[candidate] > epoch, f"candidate {candidate} stopped at rung {epoch}"
+    assert stopped, "ASHA stopped nobody: the test would not tell promotion from stopping"
+    assert len({c for c, _ in promoted if c in reached}) >= 1
+    # the leaderboard ranks survivors of more rungs first
+    epochs = [row["epoch"] for row in tuned.leaderboard]
+    assert epochs == sorted(epochs, reverse=True)
+
+
+def test_strategy_searcher_proposes_what_the_in_process_scheduler_proposes():
+    space = NB201Space(C=4, N=1)
+
+    def evolution():
+        return RegularizedEvolution(num_candidates=7, population_size=3, sample_size=2)
+
+    searcher = StrategySearcher(evolution(), space, seed=5)
+    scheduler = Scheduler(evolution(), space, seed=5, processes=1)
+    rng = np.random.default_rng(0)
+    for step in range(7):
+        job = scheduler.fill()[0]
+        config = searcher.suggest(f"t{step}")
+        assert config["candidate"] == job.candidate and config["arch"] == space.encode(job.arch)
+        record = {
+            "candidate": job.candidate,
+            "epoch": 1,
+            "status": "ok",
+            "score": float(rng.normal()),
+            "process": 0,
+        }
+        scheduler.add(record)
+        searcher.on_trial_complete(f"t{step}", {"record": record})
+    assert searcher.suggest("t7") == Searcher.FINISHED
+    assert searcher.strategy.population == scheduler.strategy.population
+
+
+class FlakySpace(NB201Space):
+    """NB201 whose ``build`` fails: always for ``broken``, once (per marker file) for ``flaky``."""
+
+    def __init__(self, broken: str, flaky: str, marker: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.broken, self.flaky, self.marker = broken, flaky, marker
+
+    def build(self, arch, **kwargs):
+        if self.encode(arch) == self.broken:
+            raise RuntimeError("this cell cannot be built (a test failure)")
+        if self.encode(arch) == self.flaky and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            raise RuntimeError("a passing failure (the test's flaky cell)")
+        return super().build(arch, **kwargs)
+
+
+def test_a_failed_trial_is_retried_and_otherwise_ranked_last(local_ray, tmp_path):
+    archs = [NB201Space().sample(seed) for seed in range(3)]
+    space = FlakySpace(archs[1], archs[2], str(tmp_path / "flaky-once"), C=4, N=1)
+    logger = RecordingWandbLogger(save_dir=str(tmp_path))
+    tuned = TuneSearch(
+        _search(Plain(archs=archs, epochs=1), space=space),
+        _data(),
+        scheduler="none",
+        max_failures=1,
+        trainer=dict(TRIAL_TRAINER),
+        loggers=[logger],
+        results_dir=str(tmp_path / "search"),
+        verbose=False,
+    )
+    tuned.fit()
+    rows = {row["arch"]: row for row in tuned.leaderboard}
+    assert rows[archs[2]]["status"] == "ok"  # failed once, retried, measured
+    assert (tmp_path / "flaky-once").exists()
+    assert rows[archs[1]]["status"] == "failed" and rows[archs[1]]["rank"] == 3
+    assert "cannot be built" in rows[archs[1]]["error"]
+    assert tuned.summary["failed"] == 1
+    # one W&B run for the search: each measurement, then the leaderboard table
+    logged = [key for metrics, _ in logger.metrics for key in metrics]
+    assert "candidate/0000/lga" in logged and "candidate/0002/lga" in logged
+    assert [t["key"] for t in logger.tables] == ["search/leaderboard"]
+
+
+class ListSearcher(Searcher):
+    """A minimal Tune searcher: the architectures of its parameter space's ``arch`` choice, in
+    a seeded order."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.rng = np.random.default_rng(seed)
+        self.choices: list[str] = []
+
+    def set_search_properties(self, metric, mode, config, **spec):
+        super().set_search_properties(metric, mode, config, **spec)
+        self.choices = list(config["arch"].categories)
+        return True
+
+    def suggest(self, trial_id):
+        return {"arch": str(self.rng.choice(self.choices))}
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        pass
+
+
+def test_one_of_tunes_own_searchers_numbers_its_candidates(local_ray, tmp_path):
+    tuned = TuneSearch(
+        _search(RandomSearch(num_candidates=3, epochs=2)),
+        _data(),
+        scheduler="hyperband",
+        eta=2,
+        searcher=ListSearcher(seed=1),
+        num_candidates=3,
+        trainer=dict(TRIAL_TRAINER),
+        results_dir=str(tmp_path),
+        verbose=False,
+    )
+    tuned.fit()
+    assert sorted(int(r["candidate"]) for r in tuned.leaderboard) == [0, 1, 2]
+    assert {r["status"] for r in tuned.leaderboard} == {"ok"}
+    # every trial reported each epoch once, across HyperBand's pauses and resumptions
+    for result_file in (tmp_path / "tune").glob("cand*/result.json"):
+        epochs = [json.loads(line)["epoch"] for line in result_file.read_text().splitlines()]
+        assert epochs == sorted(set(epochs))
+
+
+def _write_config(path: Path, root: Path) -> Path:
+    path.write_text(
+        f"""
+model:
+  space: {{class_path: lga_lightning.spaces.NB201Space, init_args: {{C: 4, N: 1}}}}
+  strategy:
+    class_path: lga_lightning.search.RandomSearch
+    init_args: {{num_candidates: 5, epochs: 3}}
+  probe_size: 16
+data:
+  class_path: lga_lightning.data.DigitsDataModule
+  init_args: {{channels: 3, batch_size: 64}}
+trainer:
+  accelerator: cpu
+  limit_train_batches: 4
+  limit_val_batches: 2
+  default_root_dir: {root}
+tune:
+  scheduler: asha
+  eta: 3
+  max_concurrent_trials: 1
+  num_cpus: 2
+"""
+    )
+    return path
+
+
+def _measurements(store: Path) -> int:
+    if not store.exists():
+        return 0
+    return store.read_text().count('"kind": "measurement"')
+
+
+def test_driver_sigkill_then_rerun_restores_the_search(local_ray, tmp_path):
+    from recipes.tune import run
+
+    killed = _write_config(tmp_path / "killed.yaml", tmp_path / "killed")
+    command = [sys.executable, "-m", "recipes.tune", "--config", str(killed)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    store = tmp_path / "killed" / "lga_tune" / "results.jsonl"
+    driver = subprocess.Popen(
+        command, cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 240
+        while _measurements(store) < 3 and driver.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert driver.poll() is None, "the search ended before it could be killed"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # what Ray left behind, as a dead node would
+    assert 3 <= _measurements(store) < 9
+
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "restoring the Tune experiment" in rerun.stdout
+
+    reference = _write_config(tmp_path / "reference.yaml", tmp_path / "reference")
+    uninterrupted = run(["--config", str(reference)])
+
+    _, records = ResultsStore(store).read()
+    keys = [(int(r["candidate"]), int(r["epoch"])) for r in records]
+    assert len(keys) == len(set(keys)), "a measurement was stored twice"
+    assert _by_key(records) == _by_key(uninterrupted.records)
+    resumed = json.loads((store.parent / "leaderboard.json").read_text())["leaderboard"]
+    assert [_comparable(r) for r in resumed] == [
+        _comparable(r) for r in uninterrupted.leaderboard
+    ]
+    # no candidate got a second trial, no trial reported an epoch twice
+    trial_dirs = sorted((store.parent / "tune").glob("cand*"))
+    assert len(trial_dirs) == 5
+    for trial_dir in trial_dirs:
+        lines = (trial_dir / "result.json").read_text().splitlines()
+        epochs = [json.loads(line)["epoch"] for line in lines]
+        assert epochs == sorted(set(epochs)), f"{trial_dir.name} trained an epoch twice"
