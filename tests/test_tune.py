@@ -38,7 +38,13 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers get t
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        ignore_reinit_error=True,
+    )
     yield
     ray.shutdown()
 
