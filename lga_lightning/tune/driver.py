@@ -11,6 +11,7 @@ restores it. Details: ``docs/tune.md``.
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -175,6 +176,9 @@ class TuneSearch:
         self.leaderboard: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
         self.records: list[Record] = []
+        self.startup_seconds: list[float] = []
+        """Seconds from each trial's start to its first training batch (see SearchRecords)."""
+        self._callback: SearchRecords | None = None
 
     # ------------------------------------------------------------------ the run
     def fit(self) -> dict[str, Any]:
@@ -256,6 +260,7 @@ class TuneSearch:
             verbose=self.verbose,
         )
         records.loggers = self.loggers
+        self._callback = records
         return tune.Tuner(
             trainable,
             param_space=self._param_space(),
@@ -325,6 +330,7 @@ class TuneSearch:
             if isinstance(callback, SearchRecords):
                 callback.loggers = self.loggers
                 callback.verbose = self.verbose
+                self._callback = callback
 
     def _report_errors(self, results: Any) -> None:
         errors = [r for r in results if r.error is not None]
@@ -344,9 +350,19 @@ class TuneSearch:
         self.summary = writer.finish(records, self.loggers)
         self.summary["done"] = True
         self.leaderboard = writer.leaderboard
+        if self._callback is not None:
+            self.startup_seconds = list(self._callback.startup_seconds)
+            self._callback.close()
         if self.verbose:
             print(lb.format_table(self.leaderboard, (search.ranking.name,)), flush=True)
             print(summary_text(self.summary), flush=True)
+            if self.startup_seconds:
+                print(
+                    f"trial start-up (trial start to its first batch): median "
+                    f"{statistics.median(self.startup_seconds):.2f} s over "
+                    f"{len(self.startup_seconds)} trial starts",
+                    flush=True,
+                )
         return self.summary
 
 

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,13 @@ class TuneReport(Checkpoint):
 
     def __init__(self, known: int = 0) -> None:
         self.known = known
+        self.first_batch_at: float | None = None
+        self._told = False
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        """Note when training starts (the trial's start-up ends there)."""
+        if self.first_batch_at is None:
+            self.first_batch_at = time.time()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Report the records the search wrote in this epoch (the last with a checkpoint)."""
@@ -153,11 +161,15 @@ class TuneReport(Checkpoint):
         if not new:
             return
         pl_module.save_state()  # no-op when the job has ended
-        for record in new[:-1]:
-            tune.report(result_of(record))
+        results = [result_of(record) for record in new]
+        if not self._told and self.first_batch_at is not None:
+            results[0]["first_batch_at"] = self.first_batch_at  # for the start-up time
+            self._told = True
+        for result in results[:-1]:
+            tune.report(result)
         with tempfile.TemporaryDirectory(prefix="lga-checkpoint-") as folder:
             _copy_results(str(pl_module.results_dir), folder)
-            tune.report(result_of(new[-1]), checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report(results[-1], checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def candidate_trial(config: dict[str, Any], settings: TrialSettings) -> None:
