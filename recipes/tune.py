@@ -170,11 +170,11 @@ def run(args: ArgsType = None) -> Any:
     """
 
     def body() -> Any:
+        cli = build_cli(args)  # parses (and --print_config works) without Ray
         try:
             from lga_lightning.tune import TuneSearch
         except ImportError as err:
             raise ValueError(str(err)) from None
-        cli = build_cli(args)
         config = cli.config
         options = dict(cli.config_init["tune"])
         search = TuneSearch(

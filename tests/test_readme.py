@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from recipes import correlate, linearize, search, train
+from recipes import correlate, linearize, search, train, tune
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -27,6 +27,7 @@ RUNNERS = {
     "lga-search": search.run,
     "lga-correlate": correlate.run,
     "lga-linearize": linearize.run,
+    "lga-tune": tune.run,
 }
 
 
