@@ -185,7 +185,9 @@ def run(args: ArgsType = None) -> Any:
             results_dir=results_dir(config["model"], config["trainer"]),
             **options,
         )
-        search.fit()
+        summary = search.fit()
+        if not summary.get("done", True):
+            raise SystemExit(130)  # Ctrl+C: Tune saved the experiment; the message says how on
         return search
 
     return run_user_errors(PROG, body, args)

@@ -349,3 +349,33 @@ def test_driver_sigkill_then_rerun_restores_the_search(local_ray, tmp_path):
         lines = (trial_dir / "result.json").read_text().splitlines()
         epochs = [json.loads(line)["epoch"] for line in lines]
         assert epochs == sorted(set(epochs)), f"{trial_dir.name} trained an epoch twice"
+
+
+def test_ctrl_c_writes_the_partial_leaderboard_and_a_rerun_finishes(tmp_path):
+    config = _write_config(tmp_path / "interrupted.yaml", tmp_path / "run")
+    command = [sys.executable, "-m", "recipes.tune", "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    store = tmp_path / "run" / "lga_tune" / "results.jsonl"
+    driver = subprocess.Popen(
+        command, cwd=ROOT, env=env, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 240
+        while _measurements(store) < 2 and driver.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert driver.poll() is None, "the search ended before it could be interrupted"
+        driver.send_signal(signal.SIGINT)
+        out, _ = driver.communicate(timeout=120)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, out[-3000:]
+    assert "Rerun the same command to continue" in out
+    partial = json.loads((store.parent / "leaderboard.json").read_text())
+    assert partial["summary"]["done"] is False and partial["leaderboard"]
+
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    final = json.loads((store.parent / "leaderboard.json").read_text())
+    assert final["summary"]["done"] is True and len(final["leaderboard"]) == 5
+    assert not list((store.parent / "tune").glob("cand*/checkpoint_*")), "checkpoints kept"

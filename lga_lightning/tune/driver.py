@@ -11,6 +11,7 @@ restores it. Details: ``docs/tune.md``.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -191,11 +192,16 @@ class TuneSearch:
         check_ground_truth(search.ground_truth, search.ground_truth_query)
         os.makedirs(self.results_dir, exist_ok=True)
         with OutputLock(self.results_dir, option="`results_dir`"):
-            self._start_ray()
-            tuner = self._tuner()
-            results = tuner.fit()
+            started = self._start_ray()
+            try:
+                results = self._tuner().fit()
+            finally:
+                if started:
+                    ray.shutdown()  # the local Ray this search started
             self._report_errors(results)
-            return self._finish()
+            terminal = results.num_terminated + results.num_errors
+            done = terminal == len(results) and len(results) >= int(self.num_candidates)
+            return self._finish(done)
 
     def header(self) -> dict[str, Any]:
         """The store's header: the search's settings, the backend and the scheduler's rungs."""
@@ -208,12 +214,13 @@ class TuneSearch:
         )
         return header
 
-    def _start_ray(self) -> None:
+    def _start_ray(self) -> bool:
+        """Connect to Ray, starting a local one unless it runs; whether this started one."""
         # A snapshot of the experiment follows every trial checkpoint (what makes a restore lose
         # nothing); Tune would warn about that on every report.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         if ray.is_initialized():
-            return
+            return False
         if self.address:
             ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         else:
@@ -231,6 +238,7 @@ class TuneSearch:
                 f"each trial {self.cpu:g} CPU, {self.gpu:g} GPU",
                 flush=True,
             )
+        return True
 
     def _tuner(self) -> tune.Tuner:
         experiment = os.path.join(self.results_dir, EXPERIMENT)
@@ -332,6 +340,17 @@ class TuneSearch:
                 callback.verbose = self.verbose
                 self._callback = callback
 
+    def _delete_trial_checkpoints(self) -> None:
+        """The search is over: its trials' last checkpoints (weights, optimizer) go."""
+        experiment = os.path.join(self.results_dir, EXPERIMENT)
+        for trial in os.listdir(experiment):
+            folder = os.path.join(experiment, trial)
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if name.startswith("checkpoint_"):
+                    shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
     def _report_errors(self, results: Any) -> None:
         errors = [r for r in results if r.error is not None]
         if errors and self.verbose:
@@ -341,15 +360,24 @@ class TuneSearch:
                 flush=True,
             )
 
-    def _finish(self) -> dict[str, Any]:
-        header, records = ResultsStore(os.path.join(self.results_dir, STORE_NAME)).read()
+    def _finish(self, done: bool) -> dict[str, Any]:
+        _, records = ResultsStore(os.path.join(self.results_dir, STORE_NAME)).read()
         self.records = records
         search = self.search
         search.ranking.rescore(records)
         writer = self._writer()
         self.summary = writer.finish(records, self.loggers)
-        self.summary["done"] = True
+        self.summary["done"] = done
         self.leaderboard = writer.leaderboard
+        if done and not search.keep_checkpoints:
+            self._delete_trial_checkpoints()
+        if not done:
+            print(
+                f"the search was interrupted with {len(records)} measurements stored in "
+                f"{self.results_dir}; the leaderboard so far is written there. Rerun the same "
+                "command to continue.",
+                flush=True,
+            )
         if self._callback is not None:
             self.startup_seconds = list(self._callback.startup_seconds)
             self._callback.close()
