@@ -146,16 +146,20 @@ class SearchCLI(ThreadsMixin, LightningCLI):
         ResultsStore(os.path.join(folder, STORE_NAME)).read()  # a damaged line is named now
 
 
-def build_cli(args: ArgsType = None) -> SearchCLI:
+def build_cli(
+    args: ArgsType = None, cli_class: type[SearchCLI] | None = None, prog: str = PROG
+) -> SearchCLI:
     """Parse ``args`` (default: the command line) and instantiate the search, data and trainer.
 
     Args:
         args: e.g. ``["--config", "configs/demo.yaml"]``; default ``sys.argv[1:]``.
+        cli_class: the CLI class (default :class:`SearchCLI`; ``lga-tune`` adds a section).
+        prog: the program name in messages.
 
     Returns:
         The CLI, with ``model`` (the search), ``datamodule`` and ``trainer``.
     """
-    return SearchCLI(
+    return (cli_class or SearchCLI)(
         lga_search,
         LightningDataModule,
         subclass_mode_data=True,
@@ -163,7 +167,7 @@ def build_cli(args: ArgsType = None) -> SearchCLI:
         seed_everything_default=False,
         save_config_callback=None,
         auto_configure_optimizers=False,
-        parser_kwargs={"exit_on_error": False, "prog": PROG},
+        parser_kwargs={"exit_on_error": False, "prog": prog},
         args=args,
         run=False,
     )

@@ -21,13 +21,13 @@ import os
 from typing import Any, Literal, Optional
 
 import lightning.pytorch as pl
-from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import ArgsType
 
 from lga_lightning._files import check_output_dir
 from lga_lightning._lock import OutputLock
+from recipes import search as search_recipe
 from recipes._cli import run_user_errors
-from recipes.search import TRAINER_DEFAULTS, SearchCLI, lga_search
+from recipes.search import TRAINER_DEFAULTS, SearchCLI
 
 PROG = "lga-tune"
 
@@ -57,6 +57,7 @@ def tune_options(
     gpu: float = 0.0,
     max_concurrent_trials: Optional[int] = None,  # noqa: UP045
     max_failures: int = 1,
+    reuse_processes: bool = True,
     address: Optional[str] = None,  # noqa: UP045
     num_cpus: Optional[int] = None,  # noqa: UP045
     num_gpus: Optional[int] = None,  # noqa: UP045
@@ -73,8 +74,11 @@ def tune_options(
         num_candidates: trials a Tune searcher suggests (default: the strategy's).
         cpu: CPUs per trial (and its torch threads).
         gpu: GPUs per trial; fractions share a GPU (``0.5``: two trials per GPU).
-        max_concurrent_trials: trials at once (default: as many as the resources allow).
+        max_concurrent_trials: trials at once (default: as many as the cluster's resources allow
+            when the search starts; set it for a cluster that grows).
         max_failures: retries of a failed trial before it ranks last.
+        reuse_processes: a worker trains trial after trial in one process (no new Python,
+            torch and Lightning per candidate).
         address: ``auto`` (or ``ray://host:port``) to use a running Ray cluster; default: a
             local Ray started for this search.
         num_cpus: CPUs of the local Ray (default: all of this machine's).
@@ -148,18 +152,9 @@ def results_dir(model: Any, trainer: Any) -> str:
 
 def build_cli(args: ArgsType = None) -> TuneCLI:
     """Parse ``args`` (default: the command line); build the search, the data and the loggers."""
-    return TuneCLI(
-        lga_search,
-        LightningDataModule,
-        subclass_mode_data=True,
-        trainer_defaults=TRAINER_DEFAULTS,
-        seed_everything_default=False,
-        save_config_callback=None,
-        auto_configure_optimizers=False,
-        parser_kwargs={"exit_on_error": False, "prog": PROG},
-        args=args,
-        run=False,
-    )
+    cli = search_recipe.build_cli(args, TuneCLI, PROG)
+    assert isinstance(cli, TuneCLI)
+    return cli
 
 
 def run(args: ArgsType = None) -> Any:

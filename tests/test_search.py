@@ -40,10 +40,9 @@ def datamodule() -> DigitsDataModule:
     return DigitsDataModule(channels=3, batch_size=128)
 
 
-def fit(
-    root: Path, strategy, logger: Any = False, space=None, data=None, **kwargs
-) -> tuple[LGASearch, pl.Trainer]:
-    search = LGASearch(
+def make_search(strategy, space=None, **kwargs) -> LGASearch:
+    """A small, quiet search: NB201 C=4 N=1 cells, a 16-sample probe."""
+    return LGASearch(
         space or NB201Space(C=4, N=1),
         strategy,
         probe_size=16,
@@ -51,6 +50,18 @@ def fit(
         verbose=False,
         **kwargs,
     )
+
+
+def fit(
+    root: Path,
+    strategy,
+    logger: Any = False,
+    space=None,
+    data=None,
+    trainer_kwargs: dict | None = None,
+    **kwargs,
+) -> tuple[LGASearch, pl.Trainer]:
+    search = make_search(strategy, space, **kwargs)
     trainer = pl.Trainer(
         max_epochs=-1,
         logger=logger,
@@ -59,6 +70,7 @@ def fit(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(root),
+        **(trainer_kwargs or {}),
     )
     trainer.fit(search, datamodule=data or datamodule())
     return search, trainer

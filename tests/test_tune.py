@@ -14,16 +14,16 @@ import sys
 import time
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import ray
 from _wandb import RecordingWandbLogger
 from ray import cloudpickle
 from ray.tune.search import Searcher
+from test_search import fit, make_search
 
 from lga_lightning.data import DigitsDataModule
-from lga_lightning.search import LGASearch, Plain, RandomSearch, RegularizedEvolution
+from lga_lightning.search import Plain, RandomSearch, RegularizedEvolution
 from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.store import ResultsStore
 from lga_lightning.spaces import NB201Space
@@ -53,12 +53,13 @@ def _data() -> DigitsDataModule:
     return DigitsDataModule(channels=3, batch_size=64)
 
 
-def _search(strategy, space=None, **kwargs) -> LGASearch:
-    return LGASearch(
-        space or NB201Space(C=4, N=1),
-        strategy,
-        probe_size=16,
-        progress=False,
+def _tuned(strategy, results_dir: Path, space=None, **kwargs) -> TuneSearch:
+    """A quiet TuneSearch of a small search on the digits, trials limited like TRIAL_TRAINER."""
+    return TuneSearch(
+        make_search(strategy, space),
+        _data(),
+        trainer=dict(TRIAL_TRAINER),
+        results_dir=str(results_dir),
         verbose=False,
         **kwargs,
     )
@@ -79,27 +80,15 @@ def _by_key(records) -> dict:
 
 def test_records_equal_the_in_process_search(local_ray, tmp_path):
     strategy = lambda: Plain(num_candidates=3, epochs=2, measure_at=(0, 1, 2))  # noqa: E731
-    in_process = _search(strategy(), results_dir=str(tmp_path / "in_process"))
-    trainer = pl.Trainer(
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=str(tmp_path),
-        **TRIAL_TRAINER,
+    in_process, _ = fit(
+        tmp_path,
+        strategy(),
+        data=_data(),
+        trainer_kwargs=TRIAL_TRAINER,
+        results_dir=str(tmp_path / "in_process"),
     )
-    trainer.fit(in_process, datamodule=_data())
 
-    tuned = TuneSearch(
-        _search(strategy()),
-        _data(),
-        scheduler="none",
-        trainer={k: v for k, v in TRIAL_TRAINER.items()},
-        results_dir=str(tmp_path / "tune"),
-        verbose=False,
-    )
+    tuned = _tuned(strategy(), tmp_path / "tune", scheduler="none")
     tuned.fit()
 
     expected = _by_key(in_process.records)
@@ -132,16 +121,7 @@ def _asha_by_hand(records, rungs, eta):
 
 
 def test_asha_promotes_what_a_hand_computation_promotes(local_ray, tmp_path):
-    tuned = TuneSearch(
-        _search(RandomSearch(num_candidates=8, epochs=4)),
-        _data(),
-        scheduler="asha",
-        min_epochs=1,
-        eta=2,
-        trainer=dict(TRIAL_TRAINER),
-        results_dir=str(tmp_path),
-        verbose=False,
-    )
+    tuned = _tuned(RandomSearch(num_candidates=8, epochs=4), tmp_path, min_epochs=1, eta=2)
     assert tuned.rungs == [1, 2, 4]
     tuned.fit()
     records = tuned.records  # the driver's arrival order, which is ASHA's
@@ -207,15 +187,13 @@ def test_a_failed_trial_is_retried_and_otherwise_ranked_last(local_ray, tmp_path
     archs = [NB201Space().sample(seed) for seed in range(3)]
     space = FlakySpace(archs[1], archs[2], str(tmp_path / "flaky-once"), C=4, N=1)
     logger = RecordingWandbLogger(save_dir=str(tmp_path))
-    tuned = TuneSearch(
-        _search(Plain(archs=archs, epochs=1), space=space),
-        _data(),
+    tuned = _tuned(
+        Plain(archs=archs, epochs=1),
+        tmp_path / "search",
+        space=space,
         scheduler="none",
         max_failures=1,
-        trainer=dict(TRIAL_TRAINER),
         loggers=[logger],
-        results_dir=str(tmp_path / "search"),
-        verbose=False,
     )
     tuned.fit()
     rows = {row["arch"]: row for row in tuned.leaderboard}
@@ -252,16 +230,13 @@ class ListSearcher(Searcher):
 
 
 def test_one_of_tunes_own_searchers_numbers_its_candidates(local_ray, tmp_path):
-    tuned = TuneSearch(
-        _search(RandomSearch(num_candidates=3, epochs=2)),
-        _data(),
+    tuned = _tuned(
+        RandomSearch(num_candidates=3, epochs=2),
+        tmp_path,
         scheduler="hyperband",
         eta=2,
         searcher=ListSearcher(seed=1),
         num_candidates=3,
-        trainer=dict(TRIAL_TRAINER),
-        results_dir=str(tmp_path),
-        verbose=False,
     )
     tuned.fit()
     assert sorted(int(r["candidate"]) for r in tuned.leaderboard) == [0, 1, 2]
@@ -305,22 +280,38 @@ def _measurements(store: Path) -> int:
     return store.read_text().count('"kind": "measurement"')
 
 
+def _lga_tune(config: Path) -> tuple[list[str], dict[str, str]]:
+    """The ``lga-tune`` command for ``config``, and its environment (this checkout first)."""
+    command = [sys.executable, "-m", "recipes.tune", "--config", str(config)]
+    return command, {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _start_driver(command, env, store: Path, measurements: int, stdout) -> subprocess.Popen:
+    """Start ``lga-tune`` in its own session; return once ``store`` holds ``measurements``."""
+    driver = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        text=True,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 240
+    while _measurements(store) < measurements and driver.poll() is None:
+        assert time.time() < deadline, "no measurement within 4 minutes"
+        time.sleep(0.2)
+    assert driver.poll() is None, "the search ended before the test could stop it"
+    return driver
+
+
 def test_driver_sigkill_then_rerun_restores_the_search(local_ray, tmp_path):
     from recipes.tune import run
 
-    killed = _write_config(tmp_path / "killed.yaml", tmp_path / "killed")
-    command = [sys.executable, "-m", "recipes.tune", "--config", str(killed)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command, env = _lga_tune(_write_config(tmp_path / "killed.yaml", tmp_path / "killed"))
     store = tmp_path / "killed" / "lga_tune" / "results.jsonl"
-    driver = subprocess.Popen(
-        command, cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    driver = _start_driver(command, env, store, measurements=3, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 240
-        while _measurements(store) < 3 and driver.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert driver.poll() is None, "the search ended before it could be killed"
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
     finally:
@@ -352,19 +343,10 @@ def test_driver_sigkill_then_rerun_restores_the_search(local_ray, tmp_path):
 
 
 def test_ctrl_c_writes_the_partial_leaderboard_and_a_rerun_finishes(tmp_path):
-    config = _write_config(tmp_path / "interrupted.yaml", tmp_path / "run")
-    command = [sys.executable, "-m", "recipes.tune", "--config", str(config)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command, env = _lga_tune(_write_config(tmp_path / "interrupted.yaml", tmp_path / "run"))
     store = tmp_path / "run" / "lga_tune" / "results.jsonl"
-    driver = subprocess.Popen(
-        command, cwd=ROOT, env=env, start_new_session=True, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    driver = _start_driver(command, env, store, measurements=2, stdout=subprocess.PIPE)
     try:
-        deadline = time.time() + 240
-        while _measurements(store) < 2 and driver.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert driver.poll() is None, "the search ended before it could be interrupted"
         driver.send_signal(signal.SIGINT)
         out, _ = driver.communicate(timeout=120)
     finally:

@@ -91,8 +91,11 @@ class TuneSearch:
         num_candidates: trials a Tune searcher suggests (default: the strategy's).
         cpu: CPUs per trial (also its torch threads).
         gpu: GPUs per trial; a fraction (``0.25``) packs trials on one GPU.
-        max_concurrent_trials: trials at once (default: as many as the resources allow).
+        max_concurrent_trials: trials at once (default: as many as the cluster's resources
+            allow when the search starts; set it for a cluster that grows).
         max_failures: retries of a failed trial (from its last checkpoint) before it ranks last.
+        reuse_processes: a worker process trains trial after trial (Tune's ``reuse_actors``),
+            instead of a new process, with its imports, per trial.
         address: the Ray cluster (``"auto"``: the running one; default: start a local Ray).
         num_cpus: CPUs of the local Ray (default: all).
         num_gpus: GPUs of the local Ray (default: all).
@@ -127,6 +130,7 @@ class TuneSearch:
         gpu: float = 0.0,
         max_concurrent_trials: int | None = None,
         max_failures: int = 1,
+        reuse_processes: bool = True,
         address: str | None = None,
         num_cpus: int | None = None,
         num_gpus: int | None = None,
@@ -166,6 +170,7 @@ class TuneSearch:
         self.cpu, self.gpu = float(cpu), float(gpu)
         self.max_concurrent_trials = max_concurrent_trials
         self.max_failures = int(max_failures)
+        self.reuse_processes = bool(reuse_processes)
         self.address = address
         self.num_cpus, self.num_gpus = num_cpus, num_gpus
         self.trainer = _check_trainer_options(dict(trainer or {}))
@@ -278,9 +283,10 @@ class TuneSearch:
                 scheduler=scheduler,
                 search_alg=self._searcher(),
                 num_samples=int(self.num_candidates),
-                max_concurrent_trials=self.max_concurrent_trials,
+                max_concurrent_trials=self.max_concurrent_trials or self._slots(),
                 trial_name_creator=trial_name,
                 trial_dirname_creator=trial_name,
+                reuse_actors=self.reuse_processes,
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT,
@@ -291,6 +297,18 @@ class TuneSearch:
                 verbose=0,
             ),
         )
+
+    def _slots(self) -> int:
+        """Trials the cluster's resources run at once.
+
+        Without a limit Tune keeps one trial of a custom searcher pending at a time, so short
+        trials would run one after the other.
+        """
+        resources = ray.cluster_resources()
+        slots = int(resources.get("CPU", 1) // self.cpu)
+        if self.gpu > 0:
+            slots = min(slots, int(resources.get("GPU", 0) // self.gpu))
+        return max(1, slots)
 
     def _scheduler(self) -> TrialScheduler:
         if not isinstance(self.scheduler, str):
@@ -386,7 +404,8 @@ class TuneSearch:
             print(summary_text(self.summary), flush=True)
             if self.startup_seconds:
                 print(
-                    f"trial start-up (trial start to its first batch): median "
+                    f"trial start-up (to the first batch; a new worker from its process start): "
+                    f"median "
                     f"{statistics.median(self.startup_seconds):.2f} s over "
                     f"{len(self.startup_seconds)} trial starts",
                     flush=True,

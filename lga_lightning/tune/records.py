@@ -13,7 +13,6 @@ import contextlib
 import copy
 import math
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,10 +60,9 @@ class SearchRecords(Callback):
         self.records: list[Record] = []
         self.loggers: list[Logger] = []
         self.startup_seconds: list[float] = []
-        """Per trial start: seconds from the trial's start (as the driver sees it) to its first
-        training batch (process, imports, data, model; what Ray adds per candidate)."""
+        """Per trial start: seconds from the trial's start to its first training batch (for a
+        new worker process from the process's start: Python, imports, data, model)."""
         self._seen: set[tuple[int, Any]] = set()
-        self._started: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -78,15 +76,10 @@ class SearchRecords(Callback):
         self.writer.store = store
         self._seen = {_key(r) for r in self.records}
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """Note the trial's start (for :attr:`startup_seconds`)."""
-        self._started[trial.trial_id] = time.time()
-
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         """Store, print and log a trial's new record."""
-        started = self._started.pop(trial.trial_id, None)
-        if started is not None and "first_batch_at" in result:
-            self.startup_seconds.append(float(result["first_batch_at"]) - started)
+        if "startup_seconds" in result:
+            self.startup_seconds.append(float(result["startup_seconds"]))
         record = record_of(result)
         if record is not None:
             self.add(record)

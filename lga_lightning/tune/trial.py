@@ -10,6 +10,7 @@ its last checkpoint and trains no epoch twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -143,15 +144,16 @@ class TuneReport(Checkpoint):
         known: records already reported (those restored from the checkpoint).
     """
 
-    def __init__(self, known: int = 0) -> None:
+    def __init__(self, known: int = 0, started_at: float | None = None) -> None:
         self.known = known
-        self.first_batch_at: float | None = None
+        self.started_at = started_at
+        self.startup_seconds: float | None = None
         self._told = False
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
         """Note when training starts (the trial's start-up ends there)."""
-        if self.first_batch_at is None:
-            self.first_batch_at = time.time()
+        if self.startup_seconds is None and self.started_at is not None:
+            self.startup_seconds = time.time() - self.started_at
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Report the records the search wrote in this epoch (the last with a checkpoint)."""
@@ -162,8 +164,8 @@ class TuneReport(Checkpoint):
             return
         pl_module.save_state()  # no-op when the job has ended
         results = [result_of(record) for record in new]
-        if not self._told and self.first_batch_at is not None:
-            results[0]["first_batch_at"] = self.first_batch_at  # for the start-up time
+        if not self._told and self.startup_seconds is not None:
+            results[0]["startup_seconds"] = self.startup_seconds
             self._told = True
         for result in results[:-1]:
             tune.report(result)
@@ -179,6 +181,7 @@ def candidate_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         config: the job (:func:`job_config`), suggested by the search's searcher.
         settings: everything shared by the trials.
     """
+    started_at = _start_time()
     torch.set_num_threads(max(1, int(settings.threads)))
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -195,9 +198,30 @@ def candidate_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             **TRAINER_DEFAULTS,
             **settings.trainer,
             default_root_dir=folder,
-            callbacks=[TuneReport(known=_stored_records(folder))],
+            callbacks=[TuneReport(known=_stored_records(folder), started_at=started_at)],
         )
         trainer.fit(search, datamodule=settings.datamodule)
+
+
+_trials_in_this_process = 0
+
+
+def _start_time() -> float:
+    """When this trial started, for its start-up time.
+
+    For a worker process's first trial: the process's start (a new worker pays for starting
+    Python and importing torch and Lightning); for the next trials of a reused worker: now.
+    """
+    global _trials_in_this_process
+    _trials_in_this_process += 1
+    if _trials_in_this_process == 1:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open("/proc/self/stat") as f:
+                ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: start time
+            with open("/proc/stat") as f:
+                boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+            return boot + ticks / os.sysconf("SC_CLK_TCK")
+    return time.time()
 
 
 def _stored_records(folder: str) -> int:
