@@ -593,8 +593,9 @@ class LGASearch(pl.LightningModule):
             self.summary = {"done": self.strategy.done}
             return
         self.ranking.rescore(self.records)  # a combination: against every candidate measured
-        self.summary = self._writer.finish(self.records, self.trainer.loggers)
-        self.summary["done"] = self.strategy.done
+        self.summary = self._writer.finish(
+            self.records, self.trainer.loggers, done=self.strategy.done
+        )
         self.leaderboard = self._writer.leaderboard
         if self.strategy.done and not self.keep_checkpoints:
             self._states.clear()

@@ -102,11 +102,17 @@ class ResultsWriter:
         for logger in loggers:
             logger.log_metrics(scalars, step=self.step)
 
-    def finish(self, records: Sequence[Record], loggers: Sequence[Logger]) -> dict[str, Any]:
-        """Close the store, write the leaderboard files, log them; return the summary."""
+    def finish(
+        self, records: Sequence[Record], loggers: Sequence[Logger], done: bool = True
+    ) -> dict[str, Any]:
+        """Close the store, write the leaderboard files, log them; return the summary.
+
+        ``done`` (the search is over, not interrupted) goes into the summary as ``"done"``.
+        """
         truth = self.true_accuracy if self.ground_truth is not None else None
         self.leaderboard = lb.build(list(records), truth)
         self.summary = lb.summary(self.leaderboard, self.best_known(), self.signal)
+        self.summary["done"] = bool(done)
         if self.store is not None:
             self.store.close()
             self.store = None

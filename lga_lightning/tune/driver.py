@@ -384,8 +384,7 @@ class TuneSearch:
         search = self.search
         search.ranking.rescore(records)
         writer = self._writer()
-        self.summary = writer.finish(records, self.loggers)
-        self.summary["done"] = done
+        self.summary = writer.finish(records, self.loggers, done=done)
         self.leaderboard = writer.leaderboard
         if done and not search.keep_checkpoints:
             self._delete_trial_checkpoints()
