@@ -74,3 +74,17 @@ def test_tune_mistakes_get_one_line(override, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lga-tune: error: ")
     assert message in err[0]
+
+
+def test_a_results_dir_holding_another_search_is_refused(tmp_path, capsys):
+    store = tmp_path / "lga_tune" / "results.jsonl"
+    store.parent.mkdir(parents=True)
+    store.write_text(
+        '{"kind": "search", "seed": 99}\n{"kind": "measurement", "candidate": 0, "epoch": 1}\n'
+    )
+    path = next(p for p in TUNE_CONFIGS if p.name == "tune_digits.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        tune.main(["--config", str(path), "--trainer.default_root_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a different search" in err[0] and "seed: stored 99" in err[0]

@@ -30,7 +30,7 @@ from ray.tune.search import Searcher
 from lga_lightning._lock import OutputLock
 from lga_lightning.search import LGASearch
 from lga_lightning.search import leaderboard as lb
-from lga_lightning.search.store import STORE_NAME, Record, ResultsStore
+from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
 from lga_lightning.search.strategies import Plain, RegularizedEvolution, Strategy
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.tune.records import SearchRecords
@@ -197,6 +197,11 @@ class TuneSearch:
         check_ground_truth(search.ground_truth, search.ground_truth_query)
         os.makedirs(self.results_dir, exist_ok=True)
         with OutputLock(self.results_dir, option="`results_dir`"):
+            # a restored experiment keeps its own settings: refuse other ones now
+            store = os.path.join(self.results_dir, STORE_NAME)
+            stored, _ = ResultsStore(store).read()
+            if stored is not None:
+                check_header(stored, self.header(), store)
             started = self._start_ray()
             try:
                 results = self._tuner().fit()
