@@ -100,6 +100,19 @@ def test_records_equal_the_in_process_search(local_ray, tmp_path):
     ]
 
 
+def test_evolution_on_tune_evolves_as_in_process(local_ray, tmp_path):
+    def evolution():
+        return RegularizedEvolution(num_candidates=7, population_size=3, sample_size=2)
+
+    in_process, _ = fit(
+        tmp_path, evolution(), data=_data(), trainer_kwargs=TRIAL_TRAINER, results_dir=None
+    )
+    tuned = _tuned(evolution(), tmp_path / "tune", scheduler="none")
+    tuned.fit()
+    assert _by_key(tuned.records) == _by_key(in_process.records)  # children included
+    assert len(tuned.records) == 7
+
+
 def _asha_by_hand(records, rungs, eta):
     """Replay ASHA over the records in the order the driver received them.
 
