@@ -5,6 +5,8 @@ Marked ``ray`` and ``slow`` by the root conftest.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from test_configs import CONFIGS, files, recipe_of, tiny_config  # noqa: F401 - files: a fixture
@@ -88,3 +90,21 @@ def test_a_results_dir_holding_another_search_is_refused(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a different search" in err[0] and "seed: stored 99" in err[0]
+
+
+def test_stored_measurements_without_their_tune_experiment_are_refused(tmp_path, capsys):
+    path = next(p for p in TUNE_CONFIGS if p.name == "tune_digits.yaml")
+    args = ["--config", str(path), "--trainer.default_root_dir", str(tmp_path)]
+    cli = tune.build_cli(args)
+    from lga_lightning.tune import TuneSearch
+
+    search = TuneSearch(cli.model, cli.datamodule, results_dir=str(tmp_path / "lga_tune"))
+    store = tmp_path / "lga_tune" / "results.jsonl"
+    store.parent.mkdir(parents=True)
+    line = json.dumps({"kind": "measurement", "candidate": 0, "epoch": 1})
+    store.write_text(json.dumps(search.header()) + "\n" + line + "\n")
+    with pytest.raises(SystemExit) as exit_info:
+        tune.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no Tune experiment" in err[-1]

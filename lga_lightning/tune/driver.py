@@ -202,6 +202,13 @@ class TuneSearch:
             stored, _ = ResultsStore(store).read()
             if stored is not None:
                 check_header(stored, self.header(), store)
+                experiment = os.path.join(self.results_dir, EXPERIMENT)
+                if not tune.Tuner.can_restore(experiment):
+                    raise ValueError(
+                        f"{store} holds measurements but {experiment} holds no Tune experiment "
+                        "to restore them with; give this search another `results_dir` (or "
+                        "delete that one to start afresh)."
+                    )
             started = self._start_ray()
             try:
                 results = self._tuner().fit()
