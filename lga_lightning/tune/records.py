@@ -38,6 +38,17 @@ class SearchRecords(Callback):
         scheduler: the Tune scheduler, whose state is saved with this callback's when it is an
             ASHA scheduler.
         verbose: print one line per record.
+
+    Example:
+        >>> import tempfile
+        >>> writer = ResultsWriter(tempfile.mkdtemp(), metrics=("lga",), signal="lga")
+        >>> records = SearchRecords(writer, {"kind": "search"}, "lga", ("lga",), str,
+        ...                         verbose=False)
+        >>> records.setup()
+        >>> record = {"kind": "measurement", "candidate": 0, "epoch": 1, "lga": 0.5}
+        >>> records.add(record); records.add(record)  # delivered twice, stored once
+        >>> len(records.records)
+        1
     """
 
     def __init__(
