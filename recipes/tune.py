@@ -59,6 +59,7 @@ def tune_options(
     max_failures: int = 1,
     reuse_processes: bool = True,
     address: Optional[str] = None,  # noqa: UP045
+    storage: Optional[str] = None,  # noqa: UP045
     num_cpus: Optional[int] = None,  # noqa: UP045
     num_gpus: Optional[int] = None,  # noqa: UP045
 ) -> dict[str, Any]:
@@ -81,6 +82,9 @@ def tune_options(
             torch and Lightning per candidate).
         address: ``auto`` (or ``ray://host:port``) to use a running Ray cluster; default: a
             local Ray started for this search.
+        storage: where Tune keeps its experiment and the trials' checkpoints, seen by every node
+            (default: the results folder; e.g. ``s3://bucket/lga`` when the nodes share no
+            folder).
         num_cpus: CPUs of the local Ray (default: all of this machine's).
         num_gpus: GPUs of the local Ray (default: all of this machine's).
 

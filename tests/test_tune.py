@@ -107,10 +107,14 @@ def test_evolution_on_tune_evolves_as_in_process(local_ray, tmp_path):
     in_process, _ = fit(
         tmp_path, evolution(), data=_data(), trainer_kwargs=TRIAL_TRAINER, results_dir=None
     )
-    tuned = _tuned(evolution(), tmp_path / "tune", scheduler="none")
+    shared = tmp_path / "shared"  # Tune's experiment apart from the results (a cluster's storage)
+    tuned = _tuned(evolution(), tmp_path / "tune", scheduler="none", storage=str(shared))
     tuned.fit()
     assert _by_key(tuned.records) == _by_key(in_process.records)  # children included
     assert len(tuned.records) == 7
+    assert len(list((shared / "tune").glob("cand*"))) == 7
+    assert (tmp_path / "tune" / "leaderboard.csv").is_file()
+    assert not (tmp_path / "tune" / "tune").exists()
 
 
 def _asha_by_hand(records, rungs, eta):

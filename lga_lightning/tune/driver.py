@@ -45,7 +45,7 @@ from lga_lightning.tune.trial import (
 SchedulerName = Literal["asha", "hyperband", "none"]
 
 EXPERIMENT = "tune"
-"""Tune's experiment folder inside ``results_dir``."""
+"""The name of Tune's experiment folder (inside ``results_dir`` unless ``storage`` says)."""
 
 
 def rung_epochs(scheduler: str, min_epochs: int, max_epochs: int, eta: int) -> list[int]:
@@ -102,8 +102,11 @@ class TuneSearch:
         trainer: options of each trial's ``Trainer`` (``accelerator``, ``precision``,
             ``limit_train_batches``, ...).
         loggers: Lightning loggers of the search (one run): every record, the leaderboard table.
-        results_dir: where the store, leaderboard and Tune's experiment go (default: the
+        results_dir: where the store and the leaderboard go, on the driver (default: the
             search's ``results_dir``, else ``lga_runs/tune``).
+        storage: where Tune keeps the experiment and the trials' checkpoints, seen by every
+            node (default: ``results_dir``; a shared folder or ``s3://bucket/path`` on a cluster
+            whose nodes do not share the results folder).
         verbose: print one line per record and the final leaderboard.
 
     Example:
@@ -137,6 +140,7 @@ class TuneSearch:
         trainer: dict[str, Any] | None = None,
         loggers: Sequence[Logger] = (),
         results_dir: str | None = None,
+        storage: str | None = None,
         verbose: bool = True,
     ) -> None:
         self.search = search
@@ -178,6 +182,11 @@ class TuneSearch:
         self.results_dir = os.path.abspath(
             results_dir or search.results_dir_arg or os.path.join("lga_runs", "tune")
         )
+        self.storage = storage or self.results_dir
+        if "://" not in self.storage:
+            self.storage = os.path.abspath(self.storage)
+        self.experiment = f"{self.storage.rstrip('/')}/{EXPERIMENT}"
+        """Tune's experiment: a folder, or a URI such as ``s3://bucket/path/tune``."""
         self.verbose = verbose
         self.leaderboard: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
@@ -202,12 +211,11 @@ class TuneSearch:
             stored, _ = ResultsStore(store).read()
             if stored is not None:
                 check_header(stored, self.header(), store)
-                experiment = os.path.join(self.results_dir, EXPERIMENT)
-                if not tune.Tuner.can_restore(experiment):
+                if not tune.Tuner.can_restore(self.experiment):
                     raise ValueError(
-                        f"{store} holds measurements but {experiment} holds no Tune experiment "
-                        "to restore them with; give this search another `results_dir` (or "
-                        "delete that one to start afresh)."
+                        f"{store} holds measurements but {self.experiment} holds no Tune "
+                        "experiment to restore them with; give this search another "
+                        "`results_dir` (or delete that one to start afresh)."
                     )
             started = self._start_ray()
             try:
@@ -258,7 +266,7 @@ class TuneSearch:
         return True
 
     def _tuner(self) -> tune.Tuner:
-        experiment = os.path.join(self.results_dir, EXPERIMENT)
+        experiment = self.experiment
         settings = TrialSettings(
             self.search, self.datamodule, self.trainer, threads=max(1, int(self.cpu))
         )
@@ -302,7 +310,7 @@ class TuneSearch:
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT,
-                storage_path=self.results_dir,
+                storage_path=self.storage,
                 callbacks=[records],
                 failure_config=tune.FailureConfig(max_failures=self.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -372,7 +380,9 @@ class TuneSearch:
 
     def _delete_trial_checkpoints(self) -> None:
         """The search is over: its trials' last checkpoints (weights, optimizer) go."""
-        experiment = os.path.join(self.results_dir, EXPERIMENT)
+        experiment = self.experiment
+        if not os.path.isdir(experiment):
+            return  # a URI: the storage's own retention applies
         for trial in os.listdir(experiment):
             folder = os.path.join(experiment, trial)
             if not os.path.isdir(folder):
@@ -386,7 +396,7 @@ class TuneSearch:
         if errors and self.verbose:
             print(
                 f"{len(errors)} trial(s) failed after {self.max_failures} retries; they rank "
-                f"last. Their logs: {os.path.join(self.results_dir, EXPERIMENT)}",
+                f"last. Their logs: {self.experiment}",
                 flush=True,
             )
 
