@@ -56,13 +56,9 @@ def _data() -> DigitsDataModule:
 
 def _tuned(strategy, results_dir: Path, space=None, **kwargs) -> TuneSearch:
     """A quiet TuneSearch of a small search on the digits, trials limited like TRIAL_TRAINER."""
+    kwargs.setdefault("trainer", dict(TRIAL_TRAINER))
     return TuneSearch(
-        make_search(strategy, space),
-        _data(),
-        trainer=dict(TRIAL_TRAINER),
-        results_dir=str(results_dir),
-        verbose=False,
-        **kwargs,
+        make_search(strategy, space), _data(), results_dir=str(results_dir), verbose=False, **kwargs
     )
 
 
@@ -389,3 +385,20 @@ def test_ctrl_c_writes_the_partial_leaderboard_and_a_rerun_finishes(tmp_path):
     final = json.loads((store.parent / "leaderboard.json").read_text())
     assert final["summary"]["done"] is True and len(final["leaderboard"]) == 5
     assert not list((store.parent / "tune").glob("cand*/checkpoint_*")), "checkpoints kept"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"trainer": {"limit_train_batchs": 2}}, "not arguments of lightning.pytorch.Trainer"),
+        ({"trainer": {"max_epochs": 3}}, "are set by the trials themselves"),
+        ({"scheduler": "median"}, "is not one of 'asha', 'hyperband', 'none'"),
+        ({"gpu": -1.0}, "resources per trial must be cpu > 0 and gpu >= 0"),
+        ({"eta": 1}, "eta=1 must be at least 2"),
+        ({"searcher": "optuna"}, "searcher must be a ray.tune.search.Searcher"),
+    ],
+    ids=["unknown-option", "fixed-option", "scheduler", "gpu", "eta", "searcher"],
+)
+def test_tune_search_refuses_bad_arguments_before_starting_ray(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _tuned(RandomSearch(num_candidates=2, epochs=2), tmp_path, **kwargs)

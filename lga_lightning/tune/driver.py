@@ -10,12 +10,14 @@ restores it. Details: ``docs/tune.md``.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import lightning.pytorch as pl
 import ray
 from lightning.pytorch.loggers import Logger
 from ray import tune
@@ -203,6 +205,7 @@ class TuneSearch:
             The summary (chosen architecture, its true accuracy and regrets when known).
         """
         search = self.search
+        search.check_data(self.datamodule)
         check_ground_truth(search.ground_truth, search.ground_truth_query)
         os.makedirs(self.results_dir, exist_ok=True)
         with OutputLock(self.results_dir, option="`results_dir`"):
@@ -464,11 +467,19 @@ def _check_strategy(
 
 
 def _check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Names only: values such as ``accelerator="gpu"`` may not work on the driver's node."""
     fixed = sorted(set(options) & {*TRAINER_DEFAULTS, "default_root_dir", "callbacks"})
     if fixed:
         raise ValueError(
             f"trainer options {fixed} are set by the trials themselves (one device each, no "
             "logger; the search stops itself); remove them."
+        )
+    known = inspect.signature(pl.Trainer.__init__).parameters
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"trainer options {unknown} are not arguments of lightning.pytorch.Trainer; "
+            "check their spelling."
         )
     return options
 
