@@ -19,8 +19,7 @@ RAY_PATHS = ("lga_lightning/tune", "tests/test_tune")
 
 if not HAS_RAY and os.environ.get("LGA_REQUIRE_RAY") == "1":
     raise RuntimeError(
-        "LGA_REQUIRE_RAY=1 but Ray is not installed; install the extra: "
-        "pip install -e '.[ray]'"
+        "LGA_REQUIRE_RAY=1 but Ray is not installed; install the extra: pip install -e '.[ray]'"
     )
 
 collect_ignore_glob = [] if HAS_RAY else ["lga_lightning/tune/*", "tests/test_tune*.py"]

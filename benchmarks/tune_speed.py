@@ -148,8 +148,10 @@ def main() -> None:
         f"{args.candidates} candidates (NB201 C=8 N=1, digits 16x16, probe 64), "
         f"up to {args.epochs} epochs each; one torch thread per process"
     )
-    print(f"{'run':<40} {'wall s':>8} {'ratio':>6} {'epochs':>7} {'kernels':>8} "
-          f"{'start-up s, median/max':>23} {'peak MB':>8}")
+    print(
+        f"{'run':<40} {'wall s':>8} {'ratio':>6} {'epochs':>7} {'kernels':>8} "
+        f"{'start-up s, median/max':>23} {'peak MB':>8}"
+    )
     for label, seconds, records, startup, peak in rows:
         start_text = f"{startup[0]:.2f} / {startup[1]:.2f}" if startup is not None else "-"
         print(

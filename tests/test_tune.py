@@ -350,9 +350,7 @@ def test_driver_sigkill_then_rerun_restores_the_search(local_ray, tmp_path):
     assert len(keys) == len(set(keys)), "a measurement was stored twice"
     assert _by_key(records) == _by_key(uninterrupted.records)
     resumed = json.loads((store.parent / "leaderboard.json").read_text())["leaderboard"]
-    assert [_comparable(r) for r in resumed] == [
-        _comparable(r) for r in uninterrupted.leaderboard
-    ]
+    assert [_comparable(r) for r in resumed] == [_comparable(r) for r in uninterrupted.leaderboard]
     # no epoch of any candidate was reported twice, across all its trials (a trial started after
     # the experiment's last snapshot is started again on restore; it had reported nothing)
     reported: dict[int, list[int]] = {}

@@ -24,7 +24,7 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the installation
     raise ImportError(
         f"lga_lightning.tune needs Ray Tune ({err}); install it with "
-        "`pip install \"lga-lightning[ray]\"`."
+        '`pip install "lga-lightning[ray]"`.'
     ) from err
 
 from lga_lightning.tune.driver import TuneSearch, rung_epochs

@@ -482,4 +482,3 @@ def _check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
             "check their spelling."
         )
     return options
-

@@ -187,4 +187,3 @@ def arch_param_space(space: SearchSpace) -> dict[str, Any]:
     from ray import tune
 
     return {"arch": tune.choice([space.encode(a) for a in space.enumerate()])}
-
