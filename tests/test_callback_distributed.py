@@ -53,6 +53,9 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
             results[f"{output}-{bn_mode}"] = gather_kernel(jac, N, WORLD, rank, output)
         results["restored"] = torch.equal(bn.running_mean, own)
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        # Leave together: a rank that exits while its peer's gloo threads still talk to it can
+        # abort the peer ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
