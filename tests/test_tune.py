@@ -76,7 +76,11 @@ def _by_key(records) -> dict:
 
 
 def test_records_equal_the_in_process_search(local_ray, tmp_path):
-    strategy = lambda: Plain(num_candidates=3, epochs=2, measure_at=(0, 1, 2))  # noqa: E731
+    archs = [NB201Space().sample(seed) for seed in (3, 4, 5)]  # a fixed list of cells
+
+    def strategy():
+        return Plain(archs=archs, epochs=2, measure_at=(0, 1, 2))
+
     in_process, _ = fit(
         tmp_path,
         strategy(),
