@@ -126,14 +126,27 @@ class SearchCLI(ThreadsMixin, LightningCLI):
         self.model.check_data(self.datamodule)
         return super().instantiate_trainer(**kwargs)
 
-    def check_config(self, config: Any) -> None:
-        """Check the results directory before any work: writable, not in use, store readable."""
+    results_subdir = "lga_search"
+    """The results folder in ``trainer.default_root_dir`` when ``model.results_dir`` is unset."""
+
+    def check_output(self, config: Any) -> tuple[str, str]:
+        """Check that the root and results folders can be written.
+
+        Returns:
+            The results folder and the option that names it (for messages).
+        """
         model, trainer = config.get("model") or {}, config.get("trainer") or {}
         root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
         check_output_dir(root, "trainer.default_root_dir")
-        folder = model.get("results_dir") or os.path.join(root, "lga_search")
+        folder = results_dir(model, trainer, self.results_subdir)
         option = "model.results_dir" if model.get("results_dir") else "trainer.default_root_dir"
         check_output_dir(folder, option)
+        return folder, option
+
+    def check_config(self, config: Any) -> None:
+        """Check the results directory before any work: writable, not in use, store readable."""
+        folder, option = self.check_output(config)
+        trainer = config.get("trainer") or {}
         if trainer.get("use_distributed_sampler") is True:
             raise ValueError(
                 "trainer.use_distributed_sampler: true would give each process a shard of the "
@@ -144,6 +157,17 @@ class SearchCLI(ThreadsMixin, LightningCLI):
             return  # a DDP worker: the launching process holds the lock
         OutputLock(folder, option=f"`{option}`").check()
         ResultsStore(os.path.join(folder, STORE_NAME)).read()  # a damaged line is named now
+
+
+def results_dir(model: Any, trainer: Any, subdir: str = SearchCLI.results_subdir) -> str:
+    """Where a search writes: ``model.results_dir``, else ``<default_root_dir>/<subdir>``.
+
+    Example:
+        >>> results_dir({}, {"default_root_dir": "runs"}), results_dir({"results_dir": "r"}, {})
+        ('runs/lga_search', 'r')
+    """
+    root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
+    return model.get("results_dir") or os.path.join(root, subdir)
 
 
 def build_cli(

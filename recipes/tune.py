@@ -17,17 +17,15 @@ logs the whole search as one run.
 from __future__ import annotations
 
 import inspect
-import os
 from typing import Any, Literal, Optional
 
 import lightning.pytorch as pl
 from lightning.pytorch.cli import ArgsType
 
-from lga_lightning._files import check_output_dir
 from lga_lightning._lock import OutputLock
 from recipes import search as search_recipe
 from recipes._cli import run_user_errors
-from recipes.search import TRAINER_DEFAULTS, SearchCLI
+from recipes.search import SearchCLI
 
 PROG = "lga-tune"
 
@@ -136,22 +134,13 @@ class TuneCLI(SearchCLI):
         parser.add_function_arguments(tune_options, "tune")
         super().add_arguments_to_parser(parser)
 
+    results_subdir = "lga_tune"
+
     def check_config(self, config: Any) -> None:
         """Check the results directory (writable, not in use) before anything is built."""
-        model, trainer = config.get("model") or {}, config.get("trainer") or {}
-        root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
-        check_output_dir(root, "trainer.default_root_dir")
-        folder = results_dir(model, trainer)
-        option = "model.results_dir" if model.get("results_dir") else "trainer.default_root_dir"
-        check_output_dir(folder, option)
+        folder, option = self.check_output(config)
         OutputLock(folder, option=f"`{option}`").check()
-        trial_trainer_options(dict(trainer))
-
-
-def results_dir(model: Any, trainer: Any) -> str:
-    """Where the search writes: ``model.results_dir``, else ``<default_root_dir>/lga_tune``."""
-    root = trainer.get("default_root_dir") or TRAINER_DEFAULTS["default_root_dir"]
-    return model.get("results_dir") or os.path.join(root, "lga_tune")
+        trial_trainer_options(dict(config.get("trainer") or {}))
 
 
 def build_cli(args: ArgsType = None) -> TuneCLI:
@@ -181,7 +170,9 @@ def run(args: ArgsType = None) -> Any:
             cli.datamodule,
             trainer=trial_trainer_options(dict(config["trainer"])),
             loggers=cli.trainer.loggers,
-            results_dir=results_dir(config["model"], config["trainer"]),
+            results_dir=search_recipe.results_dir(
+                config["model"], config["trainer"], TuneCLI.results_subdir
+            ),
             **options,
         )
         summary = search.fit()

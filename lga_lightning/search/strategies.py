@@ -281,7 +281,7 @@ class SingleJob(Strategy):
         return self.job
 
     def _finish(self, job: Job, record: Mapping[str, Any]) -> None:
-        pass
+        """Nothing to decide: the only job is over."""
 
     def _config(self) -> dict[str, Any]:
         job = self.job

@@ -10,6 +10,7 @@ restores it. Details: ``docs/tune.md``.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import shutil
@@ -270,8 +271,12 @@ class TuneSearch:
 
     def _tuner(self) -> tune.Tuner:
         experiment = self.experiment
+        # Trials need no ground truth (records do not depend on it); the NB201 table would add
+        # 3 MB to what every trial fetches and copies.
+        template = copy.copy(self.search)
+        template.ground_truth = None
         settings = TrialSettings(
-            self.search, self.datamodule, self.trainer, threads=max(1, int(self.cpu))
+            template, self.datamodule, self.trainer, threads=max(1, int(self.cpu))
         )
         trainable = tune.with_resources(
             tune.with_parameters(candidate_trial, settings=settings),

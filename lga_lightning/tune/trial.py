@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from ray import tune
 
 from lga_lightning.search import LGASearch
-from lga_lightning.search.store import STORE_NAME, Record
+from lga_lightning.search.store import STORE_NAME, Record, ResultsStore
 from lga_lightning.search.strategies import Job
 from lga_lightning.spaces.base import SearchSpace
 
@@ -225,11 +225,8 @@ def _start_time() -> float:
 
 
 def _stored_records(folder: str) -> int:
-    path = os.path.join(folder, STORE_NAME)
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return max(0, sum(1 for line in f if line.strip()) - 1)  # minus the header
+    """Records in the candidate's store restored from a checkpoint (0 without one)."""
+    return len(ResultsStore(os.path.join(folder, STORE_NAME)).read()[1])
 
 
 def _copy_results(source: str, target: str) -> None:
