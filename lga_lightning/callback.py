@@ -10,7 +10,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -37,19 +37,12 @@ from lga_lightning._callback_logging import (
     log_measurement,
     plot_name,
 )
-from lga_lightning._distributed import (
-    close_spawned_gloo_group,
-    distributed_ready,
-    gather_kernel,
-    local_batchnorm,
-    rank_zero_buffers,
-    shard_rows,
-)
+from lga_lightning._distributed import close_spawned_gloo_group
 from lga_lightning._rundir import run_dir
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
-from lga_lightning.kernel import ntk_jacobian
 from lga_lightning.meter import NTKMeter
-from lga_lightning.probe import BatchUnpack, draw_probe
+from lga_lightning.probe import DEFAULT_PROBE_SEED, DEFAULT_PROBE_SIZE, BatchUnpack
+from lga_lightning.session import MeasurementSession, check_dtype
 
 _STATE_VERSION = 2
 _KERNEL_HINT = (
@@ -206,9 +199,9 @@ class NTKMetrics(Callback):
         epochs: Sequence[int] | None = None,
         every_n_epochs: int | None = None,
         every_n_steps: int | None = None,
-        probe_size: int = 256,
+        probe_size: int = DEFAULT_PROBE_SIZE,
         probe: tuple[Tensor, Tensor] | Dataset | None = None,
-        probe_seed: int = 0,
+        probe_seed: int = DEFAULT_PROBE_SEED,
         num_probes: int = 1,
         batch_unpack: BatchUnpack | None = None,
         metrics: Sequence[str] = SCALAR_METRICS,
@@ -223,6 +216,8 @@ class NTKMetrics(Callback):
         proxies: Sequence[str] = (),
         state_key: str | None = None,
         verbose: bool = False,
+        meter: NTKMeter | None = None,
+        kernel_dtype: torch.dtype | str | None = None,
     ) -> None:
         super().__init__()
         self.every_n_steps = (
@@ -251,22 +246,36 @@ class NTKMetrics(Callback):
         ):
             if not isinstance(flag, bool):
                 raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
-        self.meter = NTKMeter(
-            metrics,
-            track_evolution=track_evolution,
-            kernel_velocity=kernel_velocity,
-            spectrum=log_spectrum,
-            off_diagonal_lga=off_diagonal_lga,
-            proxies=proxies,
-            kernel_kwargs=kernel_kwargs,
-        )
+        if meter is None:
+            meter = NTKMeter(
+                metrics,
+                track_evolution=track_evolution,
+                kernel_velocity=kernel_velocity,
+                spectrum=log_spectrum,
+                off_diagonal_lga=off_diagonal_lga,
+                proxies=proxies,
+                kernel_kwargs=kernel_kwargs,
+            )
+        else:
+            _check_meter_alone(
+                meter,
+                metrics=(metrics, SCALAR_METRICS),
+                track_evolution=(track_evolution, True),
+                kernel_velocity=(kernel_velocity, False),
+                log_spectrum=(log_spectrum, True),
+                off_diagonal_lga=(off_diagonal_lga, False),
+                proxies=(tuple(proxies), ()),
+                kernel_kwargs=(kernel_kwargs, None),
+            )
+        self.meter = meter
+        self.kernel_dtype = check_dtype("kernel_dtype", kernel_dtype)
         self.kernel_kwargs = self.meter.kernel_kwargs
         self.metrics = self.meter.metrics
-        self.track_evolution = track_evolution
-        self.kernel_velocity = kernel_velocity
-        self.log_spectrum = log_spectrum
+        self.track_evolution = self.meter.track_evolution
+        self.kernel_velocity = self.meter.kernel_velocity
+        self.log_spectrum = self.meter.keep_spectrum
         self.plot = plot
-        self.off_diagonal_lga = off_diagonal_lga
+        self.off_diagonal_lga = self.meter.off_diagonal_lga
         self.verbose = verbose
         if not isinstance(prefix, str):
             raise ValueError(f"`prefix` must be a string such as 'ntk/', got {prefix!r}.")
@@ -287,6 +296,7 @@ class NTKMetrics(Callback):
         self._loaded_state = False
         self._warned: set[str] = set()
         self._csv_path: str | None = None
+        self._sessions: dict[int, MeasurementSession] = {}
 
     # ---------------------------------------------------------------------------------------
     # schedule and state
@@ -433,7 +443,7 @@ class NTKMetrics(Callback):
             define_wandb_axis(trainer, self.prefix, [*self.meter.keys, "seconds"])
 
         if fresh and self.meter.needs_initial_kernel and not self.is_scheduled(0):
-            self.meter.set_initial(self._target(pl_module), self._kernel_fn(trainer))
+            self._session(trainer).set_initial(self._target(pl_module))
         if (
             _at_epoch_boundary(trainer)
             and self.is_scheduled(completed)
@@ -506,7 +516,7 @@ class NTKMetrics(Callback):
         epoch: float,
         from_epoch_end: bool,
     ) -> None:
-        values = self.meter.measure(self._target(pl_module), epoch, self._kernel_fn(trainer))
+        values = self._session(trainer).measure(self._target(pl_module), epoch)
         for message in self.meter.pop_warnings():
             self._warn_once(f"NTKMetrics: {message}", NTKMetricWarning)
         seconds = values.pop("seconds")
@@ -523,29 +533,20 @@ class NTKMetrics(Callback):
             if self.verbose:
                 rank_zero_info(f"NTKMetrics: {_history.format_row(row)}")
 
-    def _kernel_fn(self, trainer: pl.Trainer) -> Callable[[nn.Module, Tensor], Tensor]:
-        """The meter's kernel function: sharded over the ranks, identical on every rank."""
-
-        def kernel(module: nn.Module, probe_x: Tensor) -> Tensor:
-            x = trainer.precision_plugin.convert_input(probe_x.to(trainer.strategy.root_device))
-            n = x.shape[0]
-            world, rank = trainer.world_size, trainer.global_rank
-            sharded = distributed_ready(world)
-            rows = shard_rows(n, world, rank) if sharded else None
-            try:
-                with (
-                    rank_zero_buffers(module, world),
-                    local_batchnorm(module),
-                    torch.enable_grad(),
-                ):
-                    jac = ntk_jacobian(module, x, rows=rows, **self.kernel_kwargs)
-            except (ValueError, NotImplementedError) as err:
-                message = f"NTKMetrics could not compute the NTK of {_name(module)}: {err} "
-                message += _KERNEL_HINT
-                raise type(err)(message) from err
-            return gather_kernel(jac, n, world, rank, self.kernel_kwargs.get("output", "sum"))
-
-        return kernel
+    def _session(self, trainer: pl.Trainer) -> MeasurementSession:
+        """The run's measurement session: rows sharded over the ranks, kernel >= float32."""
+        session = self._sessions.get(id(trainer))
+        if session is None:
+            session = MeasurementSession(
+                self.meter,
+                trainer,
+                shard=True,
+                kernel_dtype=self.kernel_dtype,
+                error_context="NTKMetrics could not compute the NTK: ",
+                error_hint=_KERNEL_HINT,
+            )
+            self._sessions = {id(trainer): session}
+        return session
 
     def _target(self, pl_module: pl.LightningModule) -> nn.Module:
         if self.submodule is None:
@@ -617,16 +618,10 @@ class NTKMetrics(Callback):
         source = given if given is not None else getattr(trainer, "datamodule", None)
         if not callable(getattr(source, "probe_batch", None)) and given is None:
             source = train_dataset(trainer)
-        probes = draw_probe(
+        # every rank measures rank 0's samples
+        self._session(trainer).draw_probes(
             source, self.probe_size, self.probe_seed, self.num_probes, self.batch_unpack
         )
-        if distributed_ready(trainer.world_size):  # every rank measures rank 0's samples
-            x = torch.cat([xj for xj, _ in probes])
-            y = torch.cat([yj for _, yj in probes])
-            x, y = trainer.strategy.broadcast((x, y), src=0)
-            parts = zip(x.chunk(len(probes)), y.chunk(len(probes)), strict=True)
-            probes = [(xj.clone(), yj.clone()) for xj, yj in parts]
-        self.meter.set_probes(probes)
 
     # ---------------------------------------------------------------------------------------
     # checks and messages
@@ -687,3 +682,21 @@ def _fractional_epoch(trainer: pl.Trainer, batch_idx: int, last: bool) -> float:
 
 def _name(module: nn.Module) -> str:
     return type(module).__name__
+
+
+def _check_meter_alone(meter: NTKMeter, **given: tuple[Any, Any]) -> None:
+    """With ``meter=``, the meter's own options rule: refuse the keywords that would be ignored."""
+    if not isinstance(meter, NTKMeter):
+        raise ValueError(f"`meter` must be an NTKMeter, got {type(meter).__name__}.")
+    clashing = [name for name, (value, default) in given.items() if _differs(value, default)]
+    if clashing:
+        raise ValueError(
+            f"NTKMetrics(meter=...) takes the measurement's options from the meter, but "
+            f"{clashing} were given too; pass them to NTKMeter(...) instead."
+        )
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return tuple(value) != tuple(default)
+    return value != default

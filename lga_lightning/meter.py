@@ -32,10 +32,9 @@ from lga_lightning.kernel import (
     _BN_MODES,
     _IMPLEMENTATIONS,
     _OUTPUTS,
-    _model_device,
     empirical_ntk,
 )
-from lga_lightning.probe import BatchUnpack, Probes, draw_probe
+from lga_lightning.probe import BatchUnpack, Probes, draw_probe, to_model
 from lga_lightning.proxies import PROXIES
 
 KernelFn = Callable[[nn.Module, Tensor], Tensor]
@@ -211,7 +210,7 @@ class NTKMeter:
         return new
 
     def _kernel(self, model: nn.Module, x: Tensor) -> Tensor:
-        return empirical_ntk(model, x, **self.kernel_kwargs)  # moves x to the model's device
+        return empirical_ntk(model, to_model(x, model), **self.kernel_kwargs)
 
     def _values(self, model: nn.Module, kernel: Tensor | None, index: int) -> dict[str, float]:
         with warnings.catch_warnings(record=True) as caught:
@@ -222,8 +221,8 @@ class NTKMeter:
                 self._add_seconds("kernel", time.perf_counter() - start)
             if self.proxies:
                 x, y = self.probes[index]
-                device = _model_device(model)
-                x, y = x.to(device), y.to(device)
+                x = to_model(x, model)
+                y = y.to(x.device)
                 for name in self.proxies:
                     start = time.perf_counter()
                     values[name] = float(PROXIES[name](model, x, y))

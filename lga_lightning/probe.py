@@ -18,6 +18,29 @@ from torch.utils.data import Dataset, IterableDataset, Subset, TensorDataset
 
 BatchUnpack = Callable[[Any], tuple[Tensor, Tensor]]
 
+DEFAULT_PROBE_SIZE = 64
+"""Probe samples every surface draws by default (the paper uses 256: ``probe_size=256``; the
+train-mode kernel costs ``probe_size`` full-batch backward passes, so 256 takes minutes on a CPU)."""
+
+DEFAULT_PROBE_SEED = 42
+"""Seed of every surface's default probe draw (the paper's data seed)."""
+
+
+def to_model(x: Tensor, model: torch.nn.Module) -> Tensor:
+    """``x`` on ``model``'s device; floating inputs also in the dtype of its parameters.
+
+    Example:
+        >>> net = torch.nn.Linear(3, 1).double()
+        >>> ids = torch.zeros(2, dtype=torch.long)
+        >>> to_model(torch.zeros(2, 3), net).dtype, to_model(ids, net).dtype
+        (torch.float64, torch.int64)
+    """
+    for p in model.parameters():
+        if x.is_floating_point() and p.is_floating_point():
+            return x.to(device=p.device, dtype=p.dtype)
+        return x.to(p.device)
+    return x
+
 
 def default_batch_unpack(batch: Any) -> tuple[Tensor, Tensor]:
     """Split a batch or a dataset item into ``(inputs, labels)``.

@@ -27,6 +27,7 @@ from lga_lightning.init import initialize
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import ClassificationModule
 from lga_lightning.probe import draw_probe
+from lga_lightning.session import MeasurementSession
 from recipes._baselines import count_flops, count_parameters
 from recipes._files import append_jsonl
 
@@ -40,8 +41,16 @@ class _EpochMeasurements(Callback):
     def __init__(self, study: TrainAndMeasure) -> None:
         self.study = study
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Epoch 0 inside the fit: the weights before any step, in the Trainer's precision, as
+        # NTKMetrics measures them.
+        if self.study.measure_at_start:
+            self.study.trainer = trainer
+            self.study.record(pl_module.model, 0, math.nan, self.study.initial_val_acc)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
+        self.study.trainer = trainer
         metrics = trainer.callback_metrics
         loss = metrics.get("train/loss_epoch", metrics.get("train/loss"))
         accuracy = metrics.get("val/acc")
@@ -102,6 +111,9 @@ class TrainAndMeasure:
         self.lr_scheduler = lr_scheduler
         self.trainer_kwargs = dict(trainer_kwargs or {})
         self.entries: dict[int, dict[str, Any]] = {}
+        self.trainer: pl.Trainer | None = None
+        self.measure_at_start = False
+        self.initial_val_acc = math.nan
         self.seconds: dict[str, float] = {}
         """Wall time by signal over the whole run: ``train`` (fit, measurements excluded),
         ``kernel`` (every setting's kernels and metrics) and each proxy."""
@@ -145,12 +157,16 @@ class TrainAndMeasure:
                 "callbacks": [_EpochMeasurements(self), *self.trainer_kwargs.get("callbacks", [])],
             }
         )
+        self.trainer, self.measure_at_start = None, False
         if 0 in self.epochs or any(m.evolution_metrics for m in self.meters.values()):
             accuracy = math.nan
             if 0 in self.epochs:
                 results = trainer.validate(module, **self._val(datamodule), verbose=False)
                 accuracy = float(results[0]["val/acc"]) if results else math.nan
-            self.record(network, 0, train_loss=math.nan, val_acc=accuracy)
+            self.initial_val_acc = accuracy
+            self.measure_at_start = self.train_epochs > 0
+            if not self.measure_at_start:
+                self.record(network, 0, train_loss=math.nan, val_acc=accuracy)
         if self.train_epochs > 0:
             pl.seed_everything(seed, verbose=False)
             start, measuring = time.perf_counter(), sum(self.seconds.values())
@@ -177,7 +193,8 @@ class TrainAndMeasure:
         if epoch in self.epochs or epoch == 0:
             values = {}
             for setting, meter in self.meters.items():
-                values[setting] = meter.measure(network, epoch)
+                session = MeasurementSession(meter, self.trainer, shard=False)
+                values[setting] = session.measure(network, epoch)
                 for name, seconds in meter.last_seconds.items():
                     self.seconds[name] = self.seconds.get(name, 0.0) + seconds
             if epoch in self.epochs:

@@ -35,7 +35,7 @@ from lga_lightning._lock import OutputLock
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import paper_sgd
-from lga_lightning.probe import default_batch_unpack
+from lga_lightning.probe import DEFAULT_PROBE_SEED, DEFAULT_PROBE_SIZE, default_batch_unpack
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.progress import Progress, summary_line
 from lga_lightning.search.ranking import RECORD_QUANTITIES, CombineBy, Mode, Ranking, Signal
@@ -45,6 +45,7 @@ from lga_lightning.search.seeding import derive_seed, seed_global
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
 from lga_lightning.search.strategies import Job, Plain, RandomSearch, SingleJob, Strategy
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
+from lga_lightning.session import MeasurementSession
 from lga_lightning.spaces.base import SearchSpace
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -143,8 +144,8 @@ class LGASearch(pl.LightningModule):
         combine_by: CombineBy = "log_ranks",
         metrics: Sequence[str] = DEFAULT_METRICS,
         proxies: Sequence[str] = (),
-        probe_size: int = 64,
-        probe_seed: int = 42,
+        probe_size: int = DEFAULT_PROBE_SIZE,
+        probe_seed: int = DEFAULT_PROBE_SEED,
         kernel_kwargs: dict[str, Any] | None = None,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
@@ -261,6 +262,10 @@ class LGASearch(pl.LightningModule):
         self.scheduler = Scheduler(self.strategy, self.space, self.seed, self._world, stored)
         self.leaderboard, self.summary = [], {}
         self.meter.set_probes([])
+        # Every process trains its own candidate, so kernels are never sharded across ranks.
+        self._session = MeasurementSession(
+            self.meter, trainer, shard=False, error_context="LGASearch: "
+        )
         self._run = None
         self._warn_epoch_limit()
         self._schedule()
@@ -486,7 +491,7 @@ class LGASearch(pl.LightningModule):
         values = dict.fromkeys((*self.metrics, *self.proxies), math.nan)
         if not run.diverged:
             self._ensure_probe()
-            measured = self.meter.measure(run.model, run.epoch)
+            measured = self._session.measure(run.model, run.epoch)
             values = {name: measured[name] for name in values}
             for message in self.meter.pop_warnings():
                 warnings.warn(
@@ -534,7 +539,7 @@ class LGASearch(pl.LightningModule):
         source = getattr(self.trainer, "datamodule", None)
         if not callable(getattr(source, "probe_batch", None)):
             source = self.trainer.train_dataloader.dataset
-        self.meter.draw_probes(source, self.probe_size, self.probe_seed)
+        self._session.draw_probes(source, self.probe_size, self.probe_seed)
 
     # ------------------------------------------------------------------ collectives, output
     def _gather(self, records: list[Record]) -> list[Record]:
