@@ -20,7 +20,7 @@ BatchUnpack = Callable[[Any], tuple[Tensor, Tensor]]
 
 DEFAULT_PROBE_SIZE = 64
 """Probe samples every surface draws by default (the paper uses 256: ``probe_size=256``; the
-train-mode kernel costs ``probe_size`` full-batch backward passes, so 256 takes minutes on a CPU)."""
+train-mode kernel costs ``probe_size`` full-batch backward passes: 256 take minutes on a CPU)."""
 
 DEFAULT_PROBE_SEED = 42
 """Seed of every surface's default probe draw (the paper's data seed)."""

@@ -193,7 +193,8 @@ def test_computed_in_restores_low_precision_weights_bit_for_bit_and_keeps_parame
     with computed_in(model, torch.float32):
         assert all(p.dtype == torch.float32 for p in model.parameters())
     assert [id(p) for p in model.parameters()] == [id(p) for p in params]
-    assert all(torch.equal(p, b) and p.dtype == torch.bfloat16 for p, b in zip(params, before))
+    pairs = zip(params, before, strict=True)
+    assert all(torch.equal(p, b) and p.dtype == torch.bfloat16 for p, b in pairs)
 
 
 def test_an_explicit_kernel_dtype_is_used_and_a_bad_one_is_refused():
