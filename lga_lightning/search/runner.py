@@ -101,12 +101,20 @@ class StateFiles:
         if not usable:
             return
         path = self.path(run.job.candidate, usable[-1])
-        state = torch.load(path, map_location=device, weights_only=True)
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        if run.scheduler is not None and state["scheduler"]:
-            run.scheduler.load_state_dict(state["scheduler"])
-        run.epoch, run.steps = int(state["epoch"]), int(state["steps"])
+        try:  # weights_only: tensors and plain data, nothing that runs
+            state = torch.load(path, map_location=device, weights_only=True)
+            run.model.load_state_dict(state["model"])
+            run.optimizer.load_state_dict(state["optimizer"])
+            if run.scheduler is not None and state["scheduler"]:
+                run.scheduler.load_state_dict(state["scheduler"])
+            run.epoch, run.steps = int(state["epoch"]), int(state["steps"])
+        except Exception as err:  # a damaged or foreign file fails in many ways
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(
+                f"refused the candidate state {path} ({type(err).__name__}: {first[:200]}); "
+                "nothing in it was run. Delete it to train that candidate afresh from its "
+                "previous state."
+            ) from None
 
     def clear(self) -> None:
         """Delete every state file (the search is over)."""
