@@ -21,12 +21,21 @@ class StudyAnalysis:
     """The analysing half of :class:`recipes.correlate.CorrelationStudy` (its attributes)."""
 
     def truth_source(self) -> Any:
-        """The ground truth: the benchmark file, the table, or the embedded NB201 table."""
+        """The ground truth: the benchmark file, the table, or the embedded NB201 table.
+
+        Read once: the start-up check's copy serves the analysis.
+        """
+        cached = getattr(self, "_truth_source", None)
+        if cached is not None:
+            return cached
         if self.benchmark:
-            return NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
-        if self.table:
-            return TableGroundTruth(self.table)
-        return nb201_table()
+            source: Any = NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
+        elif self.table:
+            source = TableGroundTruth(self.table)
+        else:
+            source = nb201_table()
+        self._truth_source = source
+        return source
 
     def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
         """The accuracy of each record's architecture (NaN where the source has none)."""
