@@ -13,6 +13,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -183,6 +184,15 @@ def crafted_npz(tmp: Path) -> str:
     payload[0] = Payload(tmp / "marker")
     np.savez(path, train_x=payload, train_y=np.zeros(1, np.int64))
     return str(path)
+
+
+def garbage_lock(tmp: Path) -> None:
+    """A lock file naming no process, as fresh as one a starting run is filling."""
+    path = tmp / "runs" / "lga_search" / ".lock"
+    path.parent.mkdir(parents=True)
+    path.write_text("garbage")
+    future = time.time() + 3600  # stays "fresh" however long the case waits to run
+    os.utime(path, (future, future))
 
 
 def damaged_benchmark(tmp: Path) -> str:
@@ -420,10 +430,7 @@ CASES = [
         "search",
         lambda t: search_config(t),
         lambda t: ["runs/lga_search/.lock names no process", "it holds 'garbage'", "delete"],
-        setup=lambda t: (
-            (t / "runs/lga_search").mkdir(parents=True)
-            or (t / "runs/lga_search/.lock").write_text("garbage")
-        ),
+        setup=garbage_lock,
     ),
 ]
 

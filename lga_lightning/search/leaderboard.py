@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from lga_lightning._files import atomic_open, atomic_temp_path
+from lga_lightning._files import atomic_open, atomic_temp_path, named
 from lga_lightning.search.strategies import record_score
 
 Row = dict[str, Any]
@@ -201,6 +201,26 @@ def scatter(path: str, rows: Sequence[Row], signal: str) -> str | None:
     Uses matplotlib's Agg backend (no display needed). Returns the path, or ``None`` when no
     candidate has a finite signal.
     """
+    fig = figure(rows, signal)
+    if fig is None:
+        return None
+    tmp = atomic_temp_path(path)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise named(err, path) from err
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def figure(rows: Sequence[Row], signal: str) -> Any:
+    """The scatter plot's matplotlib ``Figure``, or ``None`` when no signal is finite."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -223,12 +243,4 @@ def scatter(path: str, rows: Sequence[Row], signal: str) -> str | None:
         ax.set_title(f"{signal} vs {label} ({len(xs)} candidates)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = atomic_temp_path(path)
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    return path
+    return fig

@@ -8,7 +8,6 @@ ground truth is read through the :class:`~lga_lightning.ground_truth.GroundTruth
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from lga_lightning.ground_truth import GroundTruth
 from lga_lightning.search import leaderboard as lb
+from lga_lightning.search.outputs import recover, write_outputs
 from lga_lightning.search.store import Record, ResultsStore
 
 
@@ -58,7 +58,12 @@ class ResultsWriter:
         self._axes_defined: set[int] = set()
 
     def open(self, store_path: str, header: Mapping[str, Any]) -> None:
-        """Open the store for appending (writing ``header`` to a new one)."""
+        """Open the store for appending (writing ``header`` to a new one).
+
+        What a killed run left half written (temporary files, a partial leaderboard set) is
+        removed first; the folder is this run's (its lock is held).
+        """
+        recover(self.results_dir)
         self.store = ResultsStore(store_path)
         self.store.open(dict(header))
 
@@ -116,14 +121,7 @@ class ResultsWriter:
         if self.store is not None:
             self.store.close()
             self.store = None
-        lb.write_csv(os.path.join(self.results_dir, "leaderboard.csv"), self.leaderboard)
-        lb.write_json(
-            os.path.join(self.results_dir, "leaderboard.json"),
-            {"summary": self.summary, "leaderboard": self.leaderboard},
-        )
-        image = lb.scatter(
-            os.path.join(self.results_dir, "scatter.png"), self.leaderboard, self.signal
-        )
+        image = write_outputs(self.results_dir, self.leaderboard, self.summary, self.signal)
         self.step += 1
         self._log_final(loggers, image, self.step)
         return self.summary

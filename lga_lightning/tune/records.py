@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import Logger
 from ray.tune import Callback
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
+from lga_lightning.search.outputs import recover
 from lga_lightning.search.progress import summary_line
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore
 from lga_lightning.search.writer import ResultsWriter
@@ -81,7 +82,11 @@ class SearchRecords(Callback):
         return state
 
     def setup(self, **info: Any) -> None:
-        """Open the store (appending; the records it holds count as delivered)."""
+        """Open the store (appending; the records it holds count as delivered).
+
+        What a killed driver left half written is removed first (the driver holds the lock).
+        """
+        recover(self.writer.results_dir)
         store = ResultsStore(os.path.join(self.writer.results_dir, STORE_NAME))
         self.records = store.open(self.header)
         self.writer.store = store
