@@ -194,3 +194,25 @@ def test_a_search_on_a_full_disk_names_the_path_and_its_rerun_completes(tmp_path
         assert {p.name for p in results.iterdir()} >= set(OUTPUTS)
         expected = reference / "runs" / "lga_search" / "leaderboard.json"
         assert _comparable(results / "leaderboard.json") == _comparable(expected)
+
+
+def test_a_nan_signal_stored_as_ok_ranks_last_as_undefined_with_one_warning():
+    from lga_lightning.search import leaderboard as lb
+
+    records = [
+        {"candidate": 0, "epoch": 1, "status": "ok", "signal": float("nan"), "arch": "a"},
+        {"candidate": 1, "epoch": 1, "status": "ok", "signal": 0.3, "score": 0.3, "arch": "b"},
+        {"candidate": 2, "epoch": 1, "status": "diverged", "signal": 0.1, "arch": "c"},
+        {"candidate": 3, "epoch": 1, "status": "failed", "signal": float("nan"), "arch": "d"},
+    ]
+    with pytest.warns(UserWarning, match="candidate 0 .* ranks last as 'undefined'") as warned:
+        rows = lb.build(records)
+    assert len(warned) == 1
+    assert [(r["arch"], r["status"]) for r in rows][0] == ("b", "ok")
+    assert {r["arch"]: r["status"] for r in rows}["a"] == "undefined"
+    summary = lb.summary(rows)
+    assert {k: summary[k] for k in ("failed", "diverged", "undefined")} == {
+        "failed": 1,
+        "diverged": 1,
+        "undefined": 1,
+    }

@@ -20,6 +20,7 @@ import csv
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -60,6 +61,16 @@ def build(
         seconds[c] = seconds.get(c, 0.0) + float(rec.get("seconds", 0.0) or 0.0)
         if c not in last or int(rec["epoch"]) >= int(last[c]["epoch"]):
             last[c] = dict(rec)
+    for row in last.values():
+        if row.get("status", "ok") == "ok" and "signal" in row and not _finite(row["signal"]):
+            # a stored record whose signal is nan or inf cannot be ranked: say so
+            warnings.warn(
+                f"candidate {row['candidate']} ({row.get('arch')}): its signal is "
+                f"{row.get('signal')!r} at epoch {row['epoch']}; it ranks last as 'undefined'.",
+                stacklevel=2,
+            )
+            row["status"] = "undefined"
+            row["score"] = -math.inf
     rows = sorted(last.values(), key=_order)
     for i, row in enumerate(rows, start=1):
         row.pop("kind", None)
@@ -102,7 +113,8 @@ def summary(
     """
     out: dict[str, Any] = {"signal": signal, "candidates": len(rows)}
     ok = [r for r in rows if r.get("status") == "ok"]
-    out["failed"] = len(rows) - len(ok)
+    for status in ("failed", "diverged", "undefined", "stopped"):
+        out[status] = sum(1 for r in rows if r.get("status") == status)
     if not ok:  # nothing to choose: every candidate diverged or has no defined signal
         return out
     best = ok[0]

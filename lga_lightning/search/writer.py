@@ -199,7 +199,7 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     Example:
         >>> summary_text({})
         'no candidate was evaluated'
-        >>> summary_text({"candidates": 2, "failed": 2, "signal": "lga"})[:60]
+        >>> summary_text({"candidates": 2, "diverged": 2, "signal": "lga"})[:60]
         'no architecture chosen: all 2 candidates failed (diverged, o'
     """
     if "best_arch" not in summary:
@@ -213,8 +213,11 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     text = (
         f"best: candidate {summary['best_candidate']} {summary['best_arch']} "
         f"({summary['signal']} score {summary['best_score']:.4g}); "
-        f"{summary['candidates']} candidates, {summary['failed']} failed"
+        f"{summary['candidates']} candidates"
     )
+    counts = [f"{summary[k]} {k}" for k in ("failed", "diverged", "undefined") if summary.get(k)]
+    if counts:
+        text += f" ({', '.join(counts)})"
     if "best_true_acc" in summary:
         text += (
             f"; true accuracy {summary['best_true_acc']:.2f}, regret vs evaluated "
