@@ -8,9 +8,10 @@ gets the permissions of any new file (``0o666`` less the umask), not ``mkstemp``
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 
@@ -61,10 +62,81 @@ def atomic_open(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise named(err, path) from err
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def named(error: OSError, path: str | os.PathLike) -> OSError:
+    """``error`` with ``path`` as its file name when it names none (a full disk's write does not).
+
+    Example:
+        >>> import errno
+        >>> named(OSError(errno.ENOSPC, "No space left on device"), "/r/a.csv").filename
+        '/r/a.csv'
+    """
+    if error.filename is not None or error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror or str(error), os.fspath(path))
+
+
+def write_temporary(
+    path: str | os.PathLike,
+    dump: Callable[[Any], None],
+    mode: str = "w",
+    newline: str | None = None,
+) -> str:
+    """Write a complete temporary file beside ``path`` (flushed, synced); return its name.
+
+    The caller renames it onto ``path`` (with others, for a set of files written together). On
+    an error the temporary file is removed, and an ``OSError`` names ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> tmp = write_temporary(p, lambda f: f.write("x"))
+        >>> os.replace(tmp, p); open(p).read()
+        'x'
+    """
+    path = os.fspath(path)
+    fd, tmp = _temporary(path)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, newline=newline, encoding=encoding) as f:
+            dump(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise named(err, path) from err
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return tmp
+
+
+def remove_temporaries(directory: str | os.PathLike, names: Iterable[str]) -> list[str]:
+    """Remove the temporary files (``.<name>.*.tmp``) a killed run left beside ``names``.
+
+    Call it while holding the folder (its lock): no other writer is using them.
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for name in names:
+        for tmp in glob.glob(os.path.join(glob.escape(os.fspath(directory)), f".{name}.*.tmp")):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+                removed.append(tmp)
+    return removed
 
 
 def atomic_temp_path(path: str | os.PathLike) -> str:

@@ -129,11 +129,10 @@ class OutputLock:
     # -------------------------------------------------------------------------------------------
 
     def _stale(self, holder: dict[str, Any]) -> bool:
-        pid, host = holder.get("pid"), holder.get("host")
-        if not isinstance(pid, int) or not isinstance(host, str):
+        if not _names_a_process(holder):
             # written by a process that died between creating and filling the file, or damaged
             return _age(self.path) > _GUARD_SECONDS
-        return host == socket.gethostname() and not _alive(pid)
+        return holder["host"] == socket.gethostname() and not _alive(holder["pid"])
 
     def _take_over(self, holder: dict[str, Any]) -> None:
         """Remove a stale lock file, one process at a time (a guard file serialises them)."""
@@ -149,18 +148,41 @@ class OutputLock:
         os.close(fd)
         try:
             if self.holder() == holder:  # nobody took it over meanwhile
-                warnings.warn(
-                    f"{self.path}: taking over the lock of process {holder.get('pid')} on "
-                    f"{holder.get('host')}, which no longer exists (it was stopped before it "
-                    "could release the folder).",
-                    stacklevel=4,
-                )
+                if _names_a_process(holder):
+                    what = (
+                        f"the lock of process {holder.get('pid')} on {holder.get('host')}, "
+                        "which no longer exists (it was stopped before it could release the "
+                        "folder)"
+                    )
+                else:
+                    what = (
+                        f"a lock file that names no process ({self._found()}, untouched for "
+                        f"over {_GUARD_SECONDS:.0f} s: left by a run killed while taking the "
+                        "folder, or damaged)"
+                    )
+                warnings.warn(f"{self.path}: taking over {what}.", stacklevel=4)
                 self.path.unlink()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 guard.unlink()
 
+    def _found(self) -> str:
+        """What an unreadable lock file holds, in a few words."""
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "it is gone"
+        if not text.strip():
+            return "it is empty"
+        return f"it holds {text[:40]!r}{'...' if len(text) > 40 else ''}"
+
     def _message(self, holder: dict[str, Any]) -> str:
+        if not _names_a_process(holder):
+            return (
+                f"{self.path} names no process ({self._found()}): a run may be taking "
+                f"{self.directory} this instant; retry in {_GUARD_SECONDS:.0f} s (an older such "
+                f"file is taken over), or delete {self.path} if no run uses the folder."
+            )
         pid, host = holder.get("pid", "?"), holder.get("host", "?")
         started = holder.get("started")
         since = (
@@ -173,6 +195,11 @@ class OutputLock:
             f"{self.path}{since}); wait for that run to finish or stop it, or choose another "
             f"{self.option}. If no such process is running, delete {self.path}."
         )
+
+
+def _names_a_process(holder: dict[str, Any]) -> bool:
+    pid, host = holder.get("pid"), holder.get("host")
+    return type(pid) is int and isinstance(host, str)
 
 
 def _alive(pid: int) -> bool:

@@ -21,12 +21,21 @@ class StudyAnalysis:
     """The analysing half of :class:`recipes.correlate.CorrelationStudy` (its attributes)."""
 
     def truth_source(self) -> Any:
-        """The ground truth: the benchmark file, the table, or the embedded NB201 table."""
+        """The ground truth: the benchmark file, the table, or the embedded NB201 table.
+
+        Read once: the start-up check's copy serves the analysis.
+        """
+        cached = getattr(self, "_truth_source", None)
+        if cached is not None:
+            return cached
         if self.benchmark:
-            return NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
-        if self.table:
-            return TableGroundTruth(self.table)
-        return nb201_table()
+            source: Any = NASBench201(self.benchmark, trust_file=self.trust_benchmark_file)
+        elif self.table:
+            source = TableGroundTruth(self.table)
+        else:
+            source = nb201_table()
+        self._truth_source = source
+        return source
 
     def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
         """The accuracy of each record's architecture (NaN where the source has none)."""
@@ -127,6 +136,7 @@ class StudyAnalysis:
             else f"{where(self)} [{query}]"
         )
         print(f"\nRank correlation with accuracy from {source}, {len(records)} architectures")
+        print(status_line(records))
         print(
             "(sign: the sign expected of a useful predictor; Kendall tau-b and Spearman rho; "
             "undefined values of a signed quantity rank worst)"
@@ -172,3 +182,35 @@ def _get(record: dict[str, Any], *path: str) -> float:
 def where(study: Any) -> str:
     """The ground truth's source, for messages and titles."""
     return study.benchmark or study.table or "NAS-Bench-201 table (embedded)"
+
+
+def status_line(records: Sequence[dict[str, Any]]) -> str:
+    """How many architectures trained fine, diverged, or have an undefined LGA (counted apart).
+
+    ``undefined``: status ``ok`` but an LGA that is nan at some measured epoch and setting.
+
+    Example:
+        >>> ok = {"status": "ok", "epochs": {"1": {"ntk": {"n8-train": {"lga": 0.5}}}}}
+        >>> nan = {"status": "ok", "epochs": {"1": {"ntk": {"n8-train": {"lga": math.nan}}}}}
+        >>> status_line([ok, nan, {"status": "diverged", "epochs": {}}])
+        'status: 1 ok, 0 failed, 1 diverged, 1 undefined (lga nan)'
+    """
+    counts = {"ok": 0, "failed": 0, "diverged": 0, "undefined": 0}
+    for record in records:
+        status = record.get("status", "ok")
+        if status == "ok" and _lga_undefined(record):
+            status = "undefined"
+        counts[status if status in counts else "failed"] += 1
+    return (
+        f"status: {counts['ok']} ok, {counts['failed']} failed, {counts['diverged']} diverged, "
+        f"{counts['undefined']} undefined (lga nan)"
+    )
+
+
+def _lga_undefined(record: dict[str, Any]) -> bool:
+    for entry in record.get("epochs", {}).values():
+        for values in entry.get("ntk", {}).values():
+            lga = values.get("lga")
+            if isinstance(lga, float) and math.isnan(lga):
+                return True
+    return False

@@ -212,7 +212,11 @@ def os_error_line(error: OSError) -> str:
     if error.errno == errno.ENOTDIR:
         return f"{path!r}: part of this path is a file, not a folder; choose another path."
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"cannot write {path!r}: {what}; free some space or choose another folder."
+        folder = os.path.dirname(os.path.abspath(path))
+        return (
+            f"cannot write {path!r}: {what}; free space in {folder} (or choose another "
+            "results_dir / output folder), then rerun: what was stored is kept."
+        )
     if error.errno in (errno.EEXIST, errno.EISDIR):
         return f"{path!r}: {what}; choose another path or move what is there."
     return f"cannot access {path!r}: {what}; fix its permissions or choose another path."

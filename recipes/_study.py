@@ -30,6 +30,7 @@ from lga_lightning.probe import draw_probe
 from lga_lightning.session import MeasurementSession
 from recipes._baselines import count_flops, count_parameters
 from recipes._files import append_jsonl
+from recipes._probe_file import read_probe_file
 
 PROXY_SETTING = "proxies"
 """The key of the meter that measures the zero-cost proxies (their entry is ``"proxies"``)."""
@@ -276,17 +277,16 @@ class StudyMeasurement:
             [torch.as_tensor(y) for _, y in items]
         )
 
+    def _check_probe_file(self) -> tuple[Tensor, Tensor]:
+        """Read and check ``probe_file`` against the datamodule (before anything is written)."""
+        if self.probe_file is None:
+            return torch.empty(0), torch.empty(0, dtype=torch.long)
+        return read_probe_file(self.probe_file, self.data.input_shape, self.data.num_classes)
+
     def _explicit_probe(self, size: int) -> tuple[Tensor, Tensor]:
         """The first ``size`` samples of ``probe_indices`` (training split) or ``probe_file``."""
         if self.probe_file is not None:
-            with np.load(self.probe_file) as arrays:
-                missing = [k for k in ("x", "y") if k not in arrays]
-                if missing:
-                    raise ValueError(
-                        f"`probe_file` {self.probe_file} lacks the arrays {missing}; save the "
-                        "probe with numpy.savez(path, x=images, y=labels)."
-                    )
-                x, y = torch.as_tensor(arrays["x"]), torch.as_tensor(arrays["y"]).long()
+            x, y = self._check_probe_file()
         else:
             train = self.data.train_set
             bad = [i for i in self.probe_indices if not 0 <= i < len(train)]

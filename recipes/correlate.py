@@ -385,7 +385,8 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         return self.analyse([records[a] for a in archs if a in records])
 
     def _check_ground_truth_files(self) -> None:
-        """Fail before hours of measuring when the ground-truth file is missing."""
+        """Fail before hours of measuring when the ground-truth file is missing or damaged."""
+        self._check_probe_file()
         for name, value in (("benchmark", self.benchmark), ("table", self.table)):
             if value and not Path(value).exists():
                 raise FileNotFoundError(
@@ -397,6 +398,10 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
                         else " (a CSV/JSON table with an 'arch' column and accuracy columns)"
                     )
                 )
+        if (self.benchmark or self.table) and not self.analyse_only:
+            source = self.truth_source()  # reads (and checks) the file
+            if self.truth_column is None:
+                source.check_query(self.dataset, self.split, self.hp)
 
     def _resume(self, raw_path: Path) -> dict[str, dict[str, Any]]:
         self.output_dir.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from lga_lightning._lock import OutputLock
 from lga_lightning.ground_truth import NASBench201, TableGroundTruth, nb201_table
 from lga_lightning.search import LGASearch
 from lga_lightning.search.store import STORE_NAME, ResultsStore
+from lga_lightning.search.writer import check_ground_truth
 from lga_lightning.spaces import NB201Space
 from recipes._cli import ThreadsMixin, one_line, run_user_errors
 
@@ -122,7 +123,10 @@ class SearchCLI(ThreadsMixin, LightningCLI):
     """
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        """Check the search against the data before the Trainer (and its start-up lines)."""
+        """Check the data files, the ground truth and the search before the Trainer is built."""
+        if isinstance(getattr(type(self.datamodule), "arrays", None), property):
+            self.datamodule.arrays  # noqa: B018  (reads and checks every data file, once)
+        check_ground_truth(self.model.ground_truth, self.model.ground_truth_query)
         self.model.check_data(self.datamodule)
         return super().instantiate_trainer(**kwargs)
 

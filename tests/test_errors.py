@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 BAD_ARCH = "|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+GOOD_ARCH = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 SEARCH = {
     "num_threads": 1,
@@ -141,6 +145,60 @@ def hold_lock(tmp: Path, folder: str = "runs/lga_search") -> None:
     folder.mkdir(parents=True)
     holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": 0}
     (folder / ".lock").write_text(json.dumps(holder))  # pytest's parent: a live process
+
+
+CORRELATE = ["--data", "lga_lightning.data.DigitsDataModule", "--data.resize", "8"]
+CORRELATE += ["--data.channels", "3", "--space.C", "4", "--space.N", "1", "--epochs", "[0]"]
+CORRELATE += ["--archs", json.dumps([GOOD_ARCH]), "--probe_sizes", "[8]", "--output_dir", "out"]
+
+
+class Payload:
+    """Unpickling this creates ``marker`` (what a crafted file would do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def cifar_folder(tmp: Path, crafted: str | None = None) -> None:
+    """A CIFAR-10 folder of tiny official-format batches; ``crafted`` holds a payload."""
+    folder = tmp / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    batch = {b"data": np.zeros((10, 3072), np.uint8), b"labels": list(range(10))}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        content = {b"data": Payload(tmp / "marker"), b"labels": [0]} if name == crafted else batch
+        (folder / name).write_bytes(pickle.dumps(content, protocol=2))
+
+
+def probe_file(tmp: Path, x_shape: tuple[int, ...], labels: list[int]) -> str:
+    path = tmp / "probe.npz"
+    np.savez(path, x=np.zeros(x_shape, np.float32), y=np.array(labels))
+    return str(path)
+
+
+def crafted_npz(tmp: Path) -> str:
+    path = tmp / "data.npz"
+    payload = np.empty(1, dtype=object)
+    payload[0] = Payload(tmp / "marker")
+    np.savez(path, train_x=payload, train_y=np.zeros(1, np.int64))
+    return str(path)
+
+
+def garbage_lock(tmp: Path) -> None:
+    """A lock file naming no process, as fresh as one a starting run is filling."""
+    path = tmp / "runs" / "lga_search" / ".lock"
+    path.parent.mkdir(parents=True)
+    path.write_text("garbage")
+    future = time.time() + 3600  # stays "fresh" however long the case waits to run
+    os.utime(path, (future, future))
+
+
+def damaged_benchmark(tmp: Path) -> str:
+    path = tmp / "NAS-Bench-201-v1_1-096897.pth"
+    path.write_bytes(b"PK\x03\x04 the first bytes of a download that stopped")
+    return str(path)
 
 
 @dataclass
@@ -297,6 +355,82 @@ CASES = [
         lambda t: [*LINEARIZE, "--output_dir", "out"],
         lambda t: [f"process {os.getppid()} on host", "out/.lock", "`output_dir`"],
         setup=lambda t: hold_lock(t, "out"),
+    ),
+    Case(
+        "search-crafted-cifar-batch",
+        "search",
+        lambda t: search_config(
+            t,
+            data={
+                "class_path": "lga_lightning.data.CIFAR10DataModule",
+                "init_args": {"root": str(t / "cifar"), "val_size": 0},
+            },
+        ),
+        lambda t: ["refused", "data_batch_2", "io.open", "nothing in it was run", "Replace it"],
+        setup=lambda t: cifar_folder(t, crafted="data_batch_2"),
+    ),
+    Case(
+        "search-crafted-npz",
+        "search",
+        lambda t: search_config(
+            t,
+            data={
+                "class_path": "lga_lightning.data.ArraysDataModule",
+                "init_args": {"path": crafted_npz(t)},
+            },
+        ),
+        lambda t: ["data.npz cannot be read", "allow_pickle=False"],
+    ),
+    Case(
+        "search-damaged-benchmark",
+        "search",
+        lambda t: search_config(
+            t,
+            **{
+                "model.ground_truth": {
+                    "class_path": "lga_lightning.ground_truth.NASBench201",
+                    "init_args": {"path": damaged_benchmark(t)},
+                }
+            },
+        ),
+        lambda t: ["cannot read", "NAS-Bench-201-v1_1-096897.pth", "download"],
+    ),
+    Case(
+        "correlate-damaged-benchmark",
+        "correlate",
+        lambda t: [*CORRELATE, "--benchmark", damaged_benchmark(t)],
+        lambda t: ["cannot read", "NAS-Bench-201-v1_1-096897.pth", "download"],
+    ),
+    Case(
+        "correlate-probe-flat-images",
+        "correlate",
+        lambda t: [*CORRELATE, "--probe_file", probe_file(t, (32, 16), [0] * 32)],
+        lambda t: ["probe.npz", "shape (32, 16)", "(n, 3, 8, 8)"],
+    ),
+    Case(
+        "correlate-probe-one-channel",
+        "correlate",
+        lambda t: [*CORRELATE, "--probe_file", probe_file(t, (32, 1, 8, 8), [0] * 32)],
+        lambda t: ["probe.npz", "shape (32, 1, 8, 8)", "(n, 3, 8, 8)"],
+    ),
+    Case(
+        "correlate-probe-too-few-labels",
+        "correlate",
+        lambda t: [*CORRELATE, "--probe_file", probe_file(t, (32, 3, 8, 8), [0] * 20)],
+        lambda t: ["probe.npz", "shape (20,) for 32 images", "one integer label per image"],
+    ),
+    Case(
+        "correlate-probe-labels-beyond-classes",
+        "correlate",
+        lambda t: [*CORRELATE, "--probe_file", probe_file(t, (10, 3, 8, 8), list(range(50, 60)))],
+        lambda t: ["probe.npz", "labels lie in [50, 59]", "10 classes"],
+    ),
+    Case(
+        "search-garbage-lock",
+        "search",
+        lambda t: search_config(t),
+        lambda t: ["runs/lga_search/.lock names no process", "it holds 'garbage'", "delete"],
+        setup=garbage_lock,
     ),
 ]
 

@@ -95,6 +95,37 @@ def test_other_process_is_refused_then_stale_lock_is_taken_over_with_a_warning(t
     assert not (tmp_path / LOCK_NAME).exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        (b"", "it is empty"),
+        (b"\x00\x01garbage", "it holds '\\x00\\x01garbage'"),
+        (b'{"pid": null, "host": null}', 'it holds \'{"pid": null, "host": null}\''),
+    ],
+    ids=["empty", "garbage", "no-pid"],
+)
+def test_a_lock_naming_no_process_is_refused_when_fresh_and_taken_over_when_old(
+    tmp_path, content, found
+):
+    path = tmp_path / LOCK_NAME
+    path.write_bytes(content)
+    with pytest.raises(OutputLockedError) as info:  # maybe a run filling it right now
+        OutputLock(tmp_path).acquire()
+    message = str(info.value)
+    assert message.startswith(f"{path} names no process ({found})"), message
+    assert f"delete {path}" in message and "None" not in message
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    with pytest.warns(UserWarning) as warned:
+        lock = OutputLock(tmp_path)
+        lock.acquire()
+    text = str(warned[0].message)
+    assert text.startswith(f"{path}: taking over a lock file that names no process ({found}")
+    assert "None" not in text
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+
+
 def test_lock_of_another_host_is_not_taken_over(tmp_path):
     (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": 0}))
     with pytest.raises(OutputLockedError, match="process 1 on host elsewhere"):

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lga_lightning.proxies import (
@@ -94,7 +95,29 @@ def test_fisher_by_hand():
     layer1 = 0.5 * ((0 + 9 * B**2) / 2 + (4 * A**2 + 2.25 * B**2) / 2)
     layer2 = 0.5 * ((16 * A**2 + 20.25 * B**2) / 2 + (4 * A**2 + 0) / 2)
     assert layer1 + layer2 == pytest.approx(0.5 * (12 * A**2 + 15.75 * B**2))
-    assert fisher(mlp(), *data()) == pytest.approx(layer1 + layer2, rel=1e-5)
+    assert fisher(mlp(), *data(), convention="channel") == pytest.approx(layer1 + layer2, rel=1e-5)
+    # zero-cost-nas (the default): each unit's value given to its 2 incoming weights
+    assert fisher(mlp(), *data()) == pytest.approx(2 * layer1 + 2 * layer2, rel=1e-5)
+
+
+def test_fisher_per_weight_counts_each_layers_fan_in():
+    # conv (2 channels of 1x2x2 = 4 weights each) -> flatten -> linear (2 units of 2 weights)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 2, bias=False), nn.Flatten(), nn.Linear(2, 3, bias=False))
+    x, y = torch.randn(3, 1, 2, 2), torch.tensor([0, 2, 1])
+    # the reference: the same network written out with functional ops, its outputs' gradients
+    a1 = F.conv2d(x, net[0].weight.detach()).requires_grad_()  # (3, 2, 1, 1)
+    a2 = (a1.flatten(1) @ net[2].weight.detach().T).detach().requires_grad_()
+    d2 = torch.autograd.grad(F.cross_entropy(a2, y), a2)[0]
+    d1 = torch.autograd.grad(a1.flatten(1) @ net[2].weight.detach().T, a1, d2)[0]
+    f1 = 0.5 * (a1 * d1).sum((2, 3)).pow(2).mean(0).detach()  # per conv channel
+    f2 = 0.5 * (a2 * d2).pow(2).mean(0).detach()  # per linear unit
+    channel = float(f1.sum() + f2.sum())
+    weight = float(4 * f1.sum() + 2 * f2.sum())
+    assert fisher(net, x, y, convention="channel") == pytest.approx(channel, rel=1e-5)
+    assert fisher(net, x, y) == pytest.approx(weight, rel=1e-5)
+    with pytest.raises(ValueError, match="`convention` can be 'weight' or 'channel'"):
+        fisher(net, x, y, convention="unit")
 
 
 def test_grasp_matches_a_full_hessian_reference_and_its_sign():

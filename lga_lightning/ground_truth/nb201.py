@@ -88,6 +88,10 @@ class NASBench201:
         self.trust_file = trust_file
         self._api: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled copy (a spawned process) reads the file again on first use."""
+        return {**self.__dict__, "_api": None}
+
     # ------------------------------------------------------------------ loading
     def _resolve_path(self) -> Path:
         path = self.path
@@ -155,15 +159,20 @@ class NASBench201:
     def check_query(
         self, dataset: str = "cifar10", split: str | None = None, hp: str = "200"
     ) -> None:
-        """Raise before any search trains: a missing file, or a query the benchmark lacks.
+        """Raise before any search trains: a missing or damaged file, or a query it lacks.
+
+        The file is read here (once; later queries reuse it), so a truncated or foreign file
+        stops a search before its first candidate trains, not after its last.
 
         Raises:
             FileNotFoundError: the benchmark file is not there (naming where to get it).
-            ValueError: a dataset, split or budget the benchmark does not have.
+            ValueError: a dataset, split or budget the benchmark does not have, or a file that
+                is not a readable NAS-Bench-201 benchmark.
         """
         self._resolve_path()
         resolve_split(dataset, split)
         normalize_hp(hp)
+        self.load()
 
     def known_archs(self) -> list[str]:
         """Architecture strings with stored results, in benchmark index order."""

@@ -20,10 +20,11 @@ import csv
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from lga_lightning._files import atomic_open, atomic_temp_path
+from lga_lightning._files import atomic_open, atomic_temp_path, named
 from lga_lightning.search.strategies import record_score
 
 Row = dict[str, Any]
@@ -60,6 +61,16 @@ def build(
         seconds[c] = seconds.get(c, 0.0) + float(rec.get("seconds", 0.0) or 0.0)
         if c not in last or int(rec["epoch"]) >= int(last[c]["epoch"]):
             last[c] = dict(rec)
+    for row in last.values():
+        if row.get("status", "ok") == "ok" and "signal" in row and not _finite(row["signal"]):
+            # a stored record whose signal is nan or inf cannot be ranked: say so
+            warnings.warn(
+                f"candidate {row['candidate']} ({row.get('arch')}): its signal is "
+                f"{row.get('signal')!r} at epoch {row['epoch']}; it ranks last as 'undefined'.",
+                stacklevel=2,
+            )
+            row["status"] = "undefined"
+            row["score"] = -math.inf
     rows = sorted(last.values(), key=_order)
     for i, row in enumerate(rows, start=1):
         row.pop("kind", None)
@@ -102,7 +113,8 @@ def summary(
     """
     out: dict[str, Any] = {"signal": signal, "candidates": len(rows)}
     ok = [r for r in rows if r.get("status") == "ok"]
-    out["failed"] = len(rows) - len(ok)
+    for status in ("failed", "diverged", "undefined", "stopped"):
+        out[status] = sum(1 for r in rows if r.get("status") == status)
     if not ok:  # nothing to choose: every candidate diverged or has no defined signal
         return out
     best = ok[0]
@@ -201,6 +213,26 @@ def scatter(path: str, rows: Sequence[Row], signal: str) -> str | None:
     Uses matplotlib's Agg backend (no display needed). Returns the path, or ``None`` when no
     candidate has a finite signal.
     """
+    fig = figure(rows, signal)
+    if fig is None:
+        return None
+    tmp = atomic_temp_path(path)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise named(err, path) from err
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def figure(rows: Sequence[Row], signal: str) -> Any:
+    """The scatter plot's matplotlib ``Figure``, or ``None`` when no signal is finite."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -223,12 +255,4 @@ def scatter(path: str, rows: Sequence[Row], signal: str) -> str | None:
         ax.set_title(f"{signal} vs {label} ({len(xs)} candidates)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = atomic_temp_path(path)
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    return path
+    return fig

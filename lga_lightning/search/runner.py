@@ -8,9 +8,12 @@ resumes.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import inspect
 import math
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +23,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
+from lga_lightning._files import named
 from lga_lightning.search.strategies import Job
 
 
@@ -78,8 +82,17 @@ class StateFiles:
             "epoch": run.epoch,
             "steps": run.steps,
         }
-        torch.save(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        try:
+            torch.save(state, path + ".tmp")
+            os.replace(path + ".tmp", path)
+        except (OSError, RuntimeError) as err:
+            with contextlib.suppress(OSError):
+                os.remove(path + ".tmp")
+            if isinstance(err, OSError):
+                raise named(err, path) from err
+            if shutil.disk_usage(self.directory).free < 16 * 2**20:  # torch's writer says only
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path) from err
+            raise
         for epoch in self.saved_epochs(run.job.candidate):
             if epoch < run.epoch:
                 os.remove(self.path(run.job.candidate, epoch))
@@ -101,12 +114,20 @@ class StateFiles:
         if not usable:
             return
         path = self.path(run.job.candidate, usable[-1])
-        state = torch.load(path, map_location=device, weights_only=True)
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        if run.scheduler is not None and state["scheduler"]:
-            run.scheduler.load_state_dict(state["scheduler"])
-        run.epoch, run.steps = int(state["epoch"]), int(state["steps"])
+        try:  # weights_only: tensors and plain data, nothing that runs
+            state = torch.load(path, map_location=device, weights_only=True)
+            run.model.load_state_dict(state["model"])
+            run.optimizer.load_state_dict(state["optimizer"])
+            if run.scheduler is not None and state["scheduler"]:
+                run.scheduler.load_state_dict(state["scheduler"])
+            run.epoch, run.steps = int(state["epoch"]), int(state["steps"])
+        except Exception as err:  # a damaged or foreign file fails in many ways
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(
+                f"refused the candidate state {path} ({type(err).__name__}: {first[:200]}); "
+                "nothing in it was run. Delete it to train that candidate afresh from its "
+                "previous state."
+            ) from None
 
     def clear(self) -> None:
         """Delete every state file (the search is over)."""

@@ -15,10 +15,13 @@ result: it reads as empty, and the next search, whatever its settings, starts it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
 from typing import Any
+
+from lga_lightning._files import named
 
 Record = dict[str, Any]
 
@@ -155,9 +158,20 @@ class ResultsStore:
 
     def _write(self, item: Record) -> None:
         line = (json.dumps(item, sort_keys=False) + "\n").encode()
-        self._file.write(line)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        size = self._file.tell()
+        try:
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as err:
+            # a full disk: cut the part of the line that reached the file; the store ends with
+            # its last complete record, and the error names the file
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)
+            raise named(err, self.path) from err
 
 
 def check_header(stored: Mapping[str, Any], current: Mapping[str, Any], path: str) -> None:

@@ -8,7 +8,6 @@ ground truth is read through the :class:`~lga_lightning.ground_truth.GroundTruth
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from lga_lightning.ground_truth import GroundTruth
 from lga_lightning.search import leaderboard as lb
+from lga_lightning.search.outputs import recover, write_outputs
 from lga_lightning.search.store import Record, ResultsStore
 
 
@@ -58,7 +58,12 @@ class ResultsWriter:
         self._axes_defined: set[int] = set()
 
     def open(self, store_path: str, header: Mapping[str, Any]) -> None:
-        """Open the store for appending (writing ``header`` to a new one)."""
+        """Open the store for appending (writing ``header`` to a new one).
+
+        What a killed run left half written (temporary files, a partial leaderboard set) is
+        removed first; the folder is this run's (its lock is held).
+        """
+        recover(self.results_dir)
         self.store = ResultsStore(store_path)
         self.store.open(dict(header))
 
@@ -116,14 +121,7 @@ class ResultsWriter:
         if self.store is not None:
             self.store.close()
             self.store = None
-        lb.write_csv(os.path.join(self.results_dir, "leaderboard.csv"), self.leaderboard)
-        lb.write_json(
-            os.path.join(self.results_dir, "leaderboard.json"),
-            {"summary": self.summary, "leaderboard": self.leaderboard},
-        )
-        image = lb.scatter(
-            os.path.join(self.results_dir, "scatter.png"), self.leaderboard, self.signal
-        )
+        image = write_outputs(self.results_dir, self.leaderboard, self.summary, self.signal)
         self.step += 1
         self._log_final(loggers, image, self.step)
         return self.summary
@@ -201,7 +199,7 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     Example:
         >>> summary_text({})
         'no candidate was evaluated'
-        >>> summary_text({"candidates": 2, "failed": 2, "signal": "lga"})[:60]
+        >>> summary_text({"candidates": 2, "diverged": 2, "signal": "lga"})[:60]
         'no architecture chosen: all 2 candidates failed (diverged, o'
     """
     if "best_arch" not in summary:
@@ -215,8 +213,11 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     text = (
         f"best: candidate {summary['best_candidate']} {summary['best_arch']} "
         f"({summary['signal']} score {summary['best_score']:.4g}); "
-        f"{summary['candidates']} candidates, {summary['failed']} failed"
+        f"{summary['candidates']} candidates"
     )
+    counts = [f"{summary[k]} {k}" for k in ("failed", "diverged", "undefined") if summary.get(k)]
+    if counts:
+        text += f" ({', '.join(counts)})"
     if "best_true_acc" in summary:
         text += (
             f"; true accuracy {summary['best_true_acc']:.2f}, regret vs evaluated "

@@ -38,6 +38,7 @@ from lga_lightning.search.strategies import Plain, RegularizedEvolution, Strateg
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.tune.records import SearchRecords
 from lga_lightning.tune.searcher import IndexedSearcher, StrategySearcher, arch_param_space
+from lga_lightning.tune.state import check_searcher_state
 from lga_lightning.tune.trial import (
     SCHEDULER_METRIC,
     TRAINER_DEFAULTS,
@@ -221,6 +222,8 @@ class TuneSearch:
                         "experiment to restore them with; give this search another "
                         "`results_dir` (or delete that one to start afresh)."
                     )
+            if self.searcher is None and tune.Tuner.can_restore(self.experiment):
+                check_searcher_state(self.experiment, self._searcher(), self.results_dir)
             started = self._start_ray()
             try:
                 results = self._tuner().fit()

@@ -10,7 +10,6 @@ gets a ``failed`` record, so it ranks last. Its state (saved with Tune's experim
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 from collections.abc import Sequence
@@ -20,9 +19,11 @@ from lightning.pytorch.loggers import Logger
 from ray.tune import Callback
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
+from lga_lightning.search.outputs import recover
 from lga_lightning.search.progress import summary_line
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore
 from lga_lightning.search.writer import ResultsWriter
+from lga_lightning.tune.state import asha_state, set_asha_state
 from lga_lightning.tune.trial import record_of
 
 
@@ -81,7 +82,11 @@ class SearchRecords(Callback):
         return state
 
     def setup(self, **info: Any) -> None:
-        """Open the store (appending; the records it holds count as delivered)."""
+        """Open the store (appending; the records it holds count as delivered).
+
+        What a killed driver left half written is removed first (the driver holds the lock).
+        """
+        recover(self.writer.results_dir)
         store = ResultsStore(os.path.join(self.writer.results_dir, STORE_NAME))
         self.records = store.open(self.header)
         self.writer.store = store
@@ -135,15 +140,20 @@ class SearchRecords(Callback):
             self.writer.store = None
 
     def get_state(self) -> dict[str, Any] | None:
-        """The ASHA scheduler's rungs (Tune saves this with the experiment)."""
+        """The ASHA scheduler's rungs as plain data (Tune saves this with the experiment)."""
         if isinstance(self.scheduler, AsyncHyperBandScheduler):
-            return {"scheduler": copy.deepcopy(vars(self.scheduler))}
+            return {"asha": asha_state(self.scheduler)}
         return None
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Put back what :meth:`get_state` saved."""
-        if state and "scheduler" in state and self.scheduler is not None:
-            vars(self.scheduler).update(state["scheduler"])
+        """Put back what :meth:`get_state` saved, checked against the scheduler's rungs.
+
+        Raises:
+            StateFileError: the saved rungs are malformed or belong to other settings.
+        """
+        if state and "asha" in state and isinstance(self.scheduler, AsyncHyperBandScheduler):
+            where = f"the callback state in {self.writer.results_dir}"
+            set_asha_state(self.scheduler, state["asha"], where)
 
 
 def _key(record: Record) -> tuple[int, Any]:

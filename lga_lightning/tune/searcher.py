@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +20,12 @@ from ray.tune.search import Searcher
 
 from lga_lightning.search.strategies import Job, Strategy
 from lga_lightning.spaces.base import SearchSpace
+from lga_lightning.tune.state import (
+    read_searcher_state,
+    replay,
+    strategy_record,
+    write_searcher_state,
+)
 from lga_lightning.tune.trial import SCHEDULER_METRIC, job_config, record_of
 
 
@@ -53,15 +58,19 @@ class StrategySearcher(Searcher):
         self.strategy = strategy
         self.space = space
         self.extra_measure = tuple(sorted(set(int(e) for e in extra_measure)))
+        self.seed = int(seed)
         strategy.bind(space, seed)
         self.jobs: dict[str, Job] = {}
         self.reported: set[tuple[int, int]] = set()
+        self.events: list[list[Any]] = []
+        """Every proposal and report, in order: the state :meth:`save` writes."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The strategy's next job as a trial config; ``None`` to wait; ``FINISHED`` at the end."""
         job = self.strategy.propose()
         if job is None:
             return Searcher.FINISHED if self.strategy.finished else None
+        self.events.append(["propose", trial_id, job.candidate, self.space.encode(job.arch)])
         extra = [e for e in self.extra_measure if e <= job.epochs]
         measure = tuple(sorted(set(job.measure) | set(extra)))
         self.jobs[trial_id] = Job(job.candidate, job.arch, job.epochs, measure, job.keep_state)
@@ -88,24 +97,54 @@ class StrategySearcher(Searcher):
         last = record or {"candidate": job.candidate, "epoch": 0, "score": -math.inf}
         status = "failed" if error else "stopped"
         score = -math.inf if error else last.get("score", -math.inf)
-        self.strategy.report({**last, "status": status, "score": score})
+        self._tell({**last, "status": status, "score": score})
 
     def _report(self, record: Mapping[str, Any]) -> None:
         key = (int(record["candidate"]), int(record["epoch"]))
         if key in self.reported:
             return
         self.reported.add(key)
+        self._tell(record)
+
+    def _tell(self, record: Mapping[str, Any]) -> None:
+        record = strategy_record(record)
         self.strategy.report(record)
+        self.events.append(["report", record])
 
     def save(self, checkpoint_path: str) -> None:
-        """Save the strategy, the open jobs and what was reported (for ``Tuner.restore``)."""
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
+        """Save the seed and the proposals and reports, as JSON (for ``Tuner.restore``)."""
+        write_searcher_state(checkpoint_path, self.seed, self.events)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Restore what :meth:`save` saved."""
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+        """Rebuild the strategy by replaying what :meth:`save` saved, checking each step.
+
+        Raises:
+            StateFileError: the file is not one :meth:`save` wrote for this search.
+        """
+        self.jobs, self.reported, self.events = self.check_state(checkpoint_path)
+
+    def check_state(
+        self, path: str
+    ) -> tuple[dict[str, Job], set[tuple[int, int]], list[list[Any]]]:
+        """Replay a state file on this searcher's strategy: open jobs, reported keys, events.
+
+        The strategy is left in the replayed state.
+
+        Raises:
+            StateFileError: the file is not one :meth:`save` wrote for this search.
+        """
+        seed, events = read_searcher_state(path)
+        proposed = replay(self.strategy, self.space, seed, events, path)
+        reported = {(e[1]["candidate"], e[1]["epoch"]) for e in events if e[0] == "report"}
+        open_candidates = {job.candidate for job in self.strategy.pending}
+        jobs = {}
+        for trial_id, job in proposed.items():
+            if job.candidate in open_candidates:
+                extra = [e for e in self.extra_measure if e <= job.epochs]
+                measure = tuple(sorted(set(job.measure) | set(extra)))
+                jobs[trial_id] = Job(job.candidate, job.arch, job.epochs, measure, job.keep_state)
+        self.seed = seed
+        return jobs, reported, events
 
 
 class IndexedSearcher(Searcher):
