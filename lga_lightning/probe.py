@@ -42,11 +42,19 @@ def to_model(x: Tensor, model: torch.nn.Module) -> Tensor:
     return x
 
 
+INPUT_KEYS = ("x", "input", "inputs", "image", "images", "pixel_values", "input_ids")
+"""Keys of a batch dict that hold the inputs, in the order they are looked for (Hugging Face
+style ``pixel_values`` / ``input_ids`` included)."""
+
+LABEL_KEYS = ("y", "label", "labels", "target", "targets")
+"""Keys of a batch dict that hold the labels, in the order they are looked for."""
+
+
 def default_batch_unpack(batch: Any) -> tuple[Tensor, Tensor]:
     """Split a batch or a dataset item into ``(inputs, labels)``.
 
-    Accepts ``(x, y, ...)`` tuples/lists and dicts with keys ``x``/``input``/``inputs``/``image``
-    and ``y``/``label``/``labels``/``target``/``targets``.
+    Accepts ``(x, y, ...)`` tuples/lists and dicts with one key of :data:`INPUT_KEYS` and one of
+    :data:`LABEL_KEYS` (e.g. ``{"pixel_values": ..., "labels": ...}``).
 
     Raises:
         ValueError: when no labels can be found; pass ``batch_unpack`` to say where they are.
@@ -57,8 +65,8 @@ def default_batch_unpack(batch: Any) -> tuple[Tensor, Tensor]:
         ((2, 3), [0, 1])
     """
     if isinstance(batch, dict):
-        x = _first_key(batch, ("x", "input", "inputs", "image", "images"))
-        y = _first_key(batch, ("y", "label", "labels", "target", "targets"))
+        x = _first_key(batch, INPUT_KEYS)
+        y = _first_key(batch, LABEL_KEYS)
         if x is not None and y is not None:
             return x, _as_tensor(y)
         raise ValueError(
