@@ -203,3 +203,22 @@ def test_leaderboard_ranks_survivors_of_more_rungs_first():
         (3, 3, 1),
         (4, 2, 3),
     ]
+
+
+def test_a_new_strategy_says_what_it_supports_without_any_type_list():
+    from lga_lightning.search import LGASearch
+    from lga_lightning.search.strategies import Plain, Strategy
+    from lga_lightning.spaces import NB201Space
+
+    class FixedOrder(Plain):
+        """A user's strategy: its own class, no list to register it in."""
+
+    class Greedy(Strategy):
+        def _next(self):
+            return None
+
+    combined = {"rank_by": ["lga", "params"]}
+    arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    LGASearch(NB201Space(C=4, N=1), FixedOrder(archs=[arch]), **combined)  # accepted
+    with pytest.raises(ValueError, match="Greedy decides on scores as they arrive"):
+        LGASearch(NB201Space(C=4, N=1), Greedy(), **combined)

@@ -43,7 +43,7 @@ from lga_lightning.search.runner import CandidateRun, StateFiles, build_candidat
 from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.seeding import derive_seed, seed_global
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
-from lga_lightning.search.strategies import Job, Plain, RandomSearch, SingleJob, Strategy
+from lga_lightning.search.strategies import Job, RandomSearch, SingleJob, Strategy
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.session import MeasurementSession
 from lga_lightning.spaces.base import SearchSpace
@@ -182,7 +182,7 @@ class LGASearch(pl.LightningModule):
             available=(*self.metrics, *proxies, *RECORD_QUANTITIES),
             combine_by=combine_by,
         )
-        if self.ranking.combined and not isinstance(self.strategy, (RandomSearch, Plain)):
+        if self.ranking.combined and self.strategy.decides_on_scores:
             raise ValueError(
                 f"rank_by={list(self.ranking.combined)} ranks candidates against each other, so "
                 f"a candidate's score changes as others are measured; "

@@ -141,6 +141,15 @@ class Strategy:
     total_epochs: int | None = None
     """Training epochs the search takes when no candidate fails."""
 
+    decides_on_scores: bool = True
+    """Whether a score steers what is proposed next (evolution, halving). Such a strategy cannot
+    rank by a combination (``rank_by=[...]``), whose scores change as other candidates arrive;
+    one that only proposes and waits (random search, a fixed list) can."""
+
+    continues_candidates: bool = False
+    """Whether a job may continue a candidate an earlier job trained (successive halving).
+    Such a strategy cannot run on Ray Tune, where every trial starts its candidate afresh."""
+
     # ---------------------------------------------------------------- for subclasses
     def _reset(self) -> None:
         """Clear the subclass's state."""
@@ -209,6 +218,8 @@ class Plain(Strategy):
         (0, 2, (1, 2), 4)
     """
 
+    decides_on_scores = False
+
     def __init__(
         self,
         archs: Sequence[str] | None = None,
@@ -268,6 +279,8 @@ class SingleJob(Strategy):
         >>> s.propose().candidate, s.propose(), s.total_evaluations
         (7, None, 2)
     """
+
+    decides_on_scores = False
 
     def __init__(self, job: Job) -> None:
         super().__init__()
@@ -444,6 +457,8 @@ class SuccessiveHalving(Strategy):
         >>> s.rungs, s.total_epochs, s.total_evaluations
         ([(9, 1), (3, 3), (1, 9)], 21, 13)
     """
+
+    continues_candidates = True
 
     def __init__(
         self,

@@ -34,7 +34,7 @@ from lga_lightning._lock import OutputLock
 from lga_lightning.search import LGASearch
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
-from lga_lightning.search.strategies import Plain, RegularizedEvolution, Strategy
+from lga_lightning.search.strategies import Strategy
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.tune.records import SearchRecords
 from lga_lightning.tune.searcher import IndexedSearcher, StrategySearcher, arch_param_space
@@ -459,7 +459,7 @@ def _check_strategy(
             f"{type(searcher).__name__}; for random search or evolution set the search's "
             "strategy instead."
         )
-    if not isinstance(strategy, (Plain, RegularizedEvolution)):
+    if strategy.continues_candidates:
         raise ValueError(
             f"{type(strategy).__name__} cannot run on Ray Tune: it continues candidates from "
             "earlier jobs. Use RandomSearch, Plain or RegularizedEvolution; successive halving "
