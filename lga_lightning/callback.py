@@ -175,6 +175,12 @@ class NTKMetrics(Callback):
             :data:`lga_lightning.proxies.PROXIES`, e.g. ``["synflow", "naswot"]``).
         state_key: key of the callback's state in checkpoints; default derived from ``prefix``.
         verbose: print a line per measurement (rank 0).
+        meter: the measuring core to use (``NTKMeter(...)``), as torchmetrics' wrappers take a
+            metric; then ``metrics``, ``track_evolution``, ``kernel_velocity``, ``log_spectrum``,
+            ``off_diagonal_lga``, ``proxies`` and ``kernel_kwargs`` come from it (giving them
+            too is refused).
+        kernel_dtype: compute the kernel in this dtype (``"float64"``, ``torch.float64``);
+            default: float32, or float64 for a float64 model (``docs/session.md``).
 
     Raises:
         ValueError: on an invalid argument, naming the fix.

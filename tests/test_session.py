@@ -231,3 +231,26 @@ def test_every_surface_shares_one_default_probe():
         for cls in (NTKMetrics, LGASearch)
     }
     assert len(set(defaults.values())) == 1, defaults
+
+
+def test_the_search_takes_a_meter_instance_and_measures_with_it(tmp_path):
+    meter = NTKMeter(["lga", "trace"], kernel_kwargs={"bn_mode": "eval"})
+    run = LGASearch(
+        NB201Space(C=4, N=1),
+        Plain(archs=[ARCH], epochs=1, measure_at=[0, 1]),
+        seed=SEED,
+        meter=meter,
+        probe_size=PROBE_SIZE,
+        results_dir=str(tmp_path / "search"),
+        progress=False,
+        verbose=False,
+    )
+    assert run.meter is meter and run.metrics == ("lga", "trace")
+    trainer(tmp_path, "32-true", max_epochs=-1).fit(run, datamodule=data())
+    reference = NTKMeter(["lga", "trace"], kernel_kwargs={"bn_mode": "eval"})
+    reference.set_probes([probe()])
+    expected = reference.measure(network(), epoch=0)
+    record = next(r for r in run.records if r["epoch"] == 0)
+    assert (record["lga"], record["trace"]) == (expected["lga"], expected["trace"])
+    with pytest.raises(ValueError, match=r"\['proxies'\] given too"):
+        LGASearch(NB201Space(C=4, N=1), meter=meter, proxies=["snip"])

@@ -98,6 +98,10 @@ class LGASearch(pl.LightningModule):
             survivors) after the search; deleted by default.
         progress: show a progress bar over candidates (rank 0).
         verbose: print one summary line per measurement and the final leaderboard (rank 0).
+        meter: the measuring core to use, e.g. ``NTKMeter(["lga"], kernel_kwargs=...)``; then
+            ``metrics``, ``proxies`` and ``kernel_kwargs`` come from it (giving them too is
+            refused). The meter's evolution options are not used: each candidate is measured
+            on its own.
 
     Attributes after ``fit`` (in the fitting process; with ``ddp_spawn`` read the files with
     :func:`lga_lightning.search.load_results`):
@@ -161,6 +165,7 @@ class LGASearch(pl.LightningModule):
         keep_checkpoints: bool = False,
         progress: bool = True,
         verbose: bool = True,
+        meter: NTKMeter | None = None,
     ) -> None:
         super().__init__()
         if space is None:
@@ -172,6 +177,23 @@ class LGASearch(pl.LightningModule):
             raise ValueError(f"unknown NTK metrics {unknown}; choose from {list(SCALAR_METRICS)}.")
         if probe_size < 2:
             raise ValueError(f"`probe_size` must be at least 2, got {probe_size}.")
+        if meter is not None:
+            given = [
+                name
+                for name, value, default in (
+                    ("metrics", tuple(metrics), DEFAULT_METRICS),
+                    ("proxies", tuple(proxies), ()),
+                    ("kernel_kwargs", kernel_kwargs, None),
+                )
+                if value != default
+            ]
+            if not isinstance(meter, NTKMeter) or given:
+                raise ValueError(
+                    "LGASearch(meter=...) takes the metrics, proxies and kernel options from an "
+                    f"NTKMeter; got a {type(meter).__name__} with {given} given too: pass them to "
+                    "NTKMeter(...) instead."
+                )
+            metrics, proxies, kernel_kwargs = meter.metrics, meter.proxies, meter.kernel_kwargs
         self.space = space
         self.strategy = strategy if strategy is not None else RandomSearch()
         self.seed = int(seed)
@@ -191,7 +213,7 @@ class LGASearch(pl.LightningModule):
             )
         self.probe_size = probe_size
         self.probe_seed = probe_seed
-        self.meter = NTKMeter(self.metrics, kernel_kwargs=kernel_kwargs, proxies=proxies)
+        self.meter = meter or NTKMeter(self.metrics, kernel_kwargs=kernel_kwargs, proxies=proxies)
         self.proxies = self.meter.proxies
         self.kernel_kwargs = self.meter.kernel_kwargs
         self.optimizer_factory = optimizer or paper_sgd
