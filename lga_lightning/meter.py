@@ -28,12 +28,7 @@ from lga_lightning.functional import (
     kernel_distance,
     ntk_metrics,
 )
-from lga_lightning.kernel import (
-    _BN_MODES,
-    _IMPLEMENTATIONS,
-    _OUTPUTS,
-    empirical_ntk,
-)
+from lga_lightning.kernel import BN_MODES, CHOICES, OUTPUTS, empirical_ntk
 from lga_lightning.probe import BatchUnpack, Probes, draw_probe, to_model
 from lga_lightning.proxies import PROXIES
 
@@ -327,9 +322,9 @@ def check_kernel_kwargs(kernel_kwargs: Mapping[str, Any] | None) -> dict[str, An
             f"{list(KERNEL_OPTIONS)} (the probe batch is set with `probe`/`probe_size`)."
         )
     for name, choices in (
-        ("output", _OUTPUTS),
-        ("bn_mode", _BN_MODES),
-        ("implementation", _IMPLEMENTATIONS),
+        ("output", OUTPUTS),
+        ("bn_mode", BN_MODES),
+        ("implementation", CHOICES),  # the implementation table's names, and "auto"
     ):
         if name in kernel_kwargs and kernel_kwargs[name] not in choices:
             raise ValueError(

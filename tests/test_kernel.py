@@ -18,6 +18,11 @@ from lga_lightning.kernel import (
     select_parameters,
 )
 
+NB201_ARCH = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
+
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(a - b) / torch.linalg.matrix_norm(b))
@@ -84,6 +89,13 @@ class DictOut(TupleOut):
         return {"features": features, "logits": logits}
 
 
+def nb201_cells() -> nn.Module:
+    """A NAS-Bench-201 network (C=4, N=1: three cells with conv, pool and skip edges)."""
+    from lga_lightning.spaces import nb201
+
+    return nb201.build(NB201_ARCH, C=4, N=1, num_classes=3)
+
+
 def mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(4, 16), nn.GELU(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
 
@@ -102,6 +114,7 @@ CASES = {
     "cnn_bn": (SmallCNN, IMAGE, {}),
     "cnn_no_bn": (lambda: SmallCNN(bn=False), IMAGE, {}),
     "cell": (CellNet, IMAGE, {}),
+    "nb201": (nb201_cells, (6, 3, 8, 8), {}),
     "tuple": (TupleOut, VECTOR, {"output_fn": lambda out: out[0]}),
     "dict": (DictOut, VECTOR, {}),
 }
@@ -125,10 +138,10 @@ def test_fast_paths_equal_the_loop_in_float64(case, bn_mode, output, params):
     model, x, kwargs = build(case, torch.float64)
     opts = dict(output=output, params=params, bn_mode=bn_mode, **kwargs)
     reference = empirical_ntk(model, x, implementation="loop", **opts)
-    fast = ["coupled", "auto"]
+    fast = ["coupled", "batched", "auto"]
     if not samples_are_coupled(model, bn_mode):
         fast.append("per_sample")
-    for implementation in fast:
+    for implementation in fast:  # chunk_size=4 over 6 samples: a full and a partial chunk
         K = empirical_ntk(model, x, implementation=implementation, chunk_size=4, **opts)
         assert K.shape == reference.shape
         assert rel_err(K, reference) <= 1e-10, implementation
@@ -142,7 +155,7 @@ def test_fast_paths_equal_the_loop_in_float32(case, bn_mode):
         model.double(), x.double(), implementation="loop", bn_mode=bn_mode, **kwargs
     )
     model.float()
-    for implementation in ["auto", "coupled", "loop"]:
+    for implementation in ["auto", "coupled", "batched", "loop"]:
         K = empirical_ntk(model, x, implementation=implementation, bn_mode=bn_mode, **kwargs)
         assert K.dtype == torch.float32
         assert rel_err(K.double(), reference) <= 1e-4
@@ -190,7 +203,7 @@ def test_bn_train_mode_couples_the_samples_and_eval_mode_does_not():
     assert torch.isclose(eval_full, eval_alone)
 
 
-@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "batched", "per_sample"])
 def test_row_shards_assemble_the_full_kernel(implementation):
     model, x, _ = build("cnn_bn", torch.float64)
     bn_mode = "eval" if implementation == "per_sample" else "train"
@@ -212,7 +225,7 @@ def snapshot(model: nn.Module) -> dict:
     }
 
 
-@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "batched", "per_sample"])
 def test_computing_the_kernel_has_no_side_effects(implementation):
     model, x, _ = build("cell", torch.float32)
     model.eval()
@@ -237,7 +250,7 @@ def test_computing_the_kernel_has_no_side_effects(implementation):
         assert (g_before is None and g_after is None) or torch.equal(g_before, g_after)
 
 
-@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "batched", "per_sample"])
 def test_random_numbers_drawn_by_dropout_do_not_advance_the_global_rng(implementation):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.Tanh(), nn.Linear(16, 3))
@@ -329,7 +342,7 @@ def test_dict_without_logits_and_wrong_shapes_are_explained():
     assert flat.shape == (2, 2)
 
 
-@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "batched", "per_sample"])
 def test_a_one_logit_per_sample_output_works_with_the_suggested_output_fn(implementation):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1), nn.Flatten(0))  # (n,)
@@ -355,7 +368,7 @@ def test_inputs_under_no_grad_still_work():
     assert torch.equal(K, expected)
 
 
-@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "batched", "per_sample"])
 def test_inputs_made_under_inference_mode_are_accepted(implementation):
     model, x, _ = build("mlp", torch.float64)
     with torch.inference_mode():
@@ -379,7 +392,7 @@ class TiedMLP(nn.Module):
         return self.head(torch.tanh(self.second(torch.tanh(self.first(x)))))
 
 
-@pytest.mark.parametrize("implementation", ["loop", "coupled", "per_sample"])
+@pytest.mark.parametrize("implementation", ["loop", "coupled", "batched", "per_sample"])
 def test_tied_weights_are_one_parameter_differentiated_through_every_use(implementation):
     torch.manual_seed(0)
     model = TiedMLP().double()
@@ -396,11 +409,6 @@ def test_tied_weights_are_one_parameter_differentiated_through_every_use(impleme
 
 # --------------------------------------------------------------------------------------------
 # accuracy on the paper's network, and the network the paper's NTK scripts measure
-
-NB201_ARCH = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
-    "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-)
 
 
 def official_style_kernel(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
