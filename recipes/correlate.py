@@ -170,6 +170,10 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             them) and ``y`` (labels), its first ``probe_size`` rows for each probe size.
         val_source: where ``val_acc`` comes from: ``split`` (the datamodule's held-out part of
             the training data) or ``test`` (its test arrays).
+        pairs: paired comparisons reported with ``bootstrap`` (``paired.csv``), e.g.
+            ``["lga@1 - lga@0", "lga[n64-train-test]@1 - params"]``; default: every row after
+            training vs the same row at initialisation, and every row vs ``params``
+            (:mod:`recipes._paired`).
         truth_column: read the ground truth from this column of ``table`` (or of the embedded
             table, e.g. ``cifar10_valid_12ep`` is ``cifar10-valid/x-valid/12``) instead of the
             column ``dataset``/``split``/``hp`` name.
@@ -224,6 +228,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         probe_file: str | None = None,
         val_source: Literal["split", "test"] = "split",
         truth_column: str | None = None,
+        pairs: list[str] | None = None,
     ) -> None:
         given = (("archs", archs), ("sample", sample), ("first", first))
         chosen = [name for name, v in given if v is not None]
@@ -325,6 +330,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.probe_file = probe_file
         self.val_source = val_source
         self.truth_column = truth_column
+        self.pairs = list(pairs or [])
         self.implementation = implementation
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
