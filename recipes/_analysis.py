@@ -9,12 +9,14 @@ from typing import Any
 from lga_lightning.ground_truth import NB201_COLUMNS, NASBench201, TableGroundTruth, nb201_table
 from lga_lightning.ground_truth.base import ArchNotFoundError
 from recipes._combine import combined_column
+from recipes._paired import default_pairs, format_paired, paired_table, parse_pair, write_paired_csv
 from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv
 
 PROG = "lga-correlate"
 RAW_NAME = "raw.jsonl"
 CSV_NAME = "correlations.csv"
 PNG_NAME = "correlations.png"
+PAIRED_NAME = "paired.csv"
 
 
 class StudyAnalysis:
@@ -124,7 +126,8 @@ class StudyAnalysis:
         signs = {label: 1 for label, _ in self.combine}
         if self.reference_hp:
             signs[f"benchmark_{self.reference_hp}ep"] = 1
-        rows = correlation_table(self.columns(records), truth, signs, self.bootstrap)
+        columns = self.columns(records)
+        rows = correlation_table(columns, truth, signs, self.bootstrap)
         query = (
             f"column {self.truth_column}"
             if self.truth_column
@@ -145,6 +148,22 @@ class StudyAnalysis:
         print(_cost_line(records))
         write_csv(rows, self.output_dir / CSV_NAME)
         written = [str(self.output_dir / CSV_NAME)]
+        if self.bootstrap:
+            pairs = (
+                [parse_pair(text, columns, self.epochs) for text in self.pairs]
+                if self.pairs
+                else default_pairs(columns)
+            )
+            paired = paired_table(columns, truth, pairs, signs, self.bootstrap)
+            print(
+                f"\nPaired differences in signed tau (95% interval: {paired[0]['method']}; "
+                "* excludes 0)"
+                if paired
+                else ""
+            )
+            print(format_paired(paired))
+            write_paired_csv(paired, self.output_dir / PAIRED_NAME)
+            written.append(str(self.output_dir / PAIRED_NAME))
         if self.make_plot:
             title = f"{len(records)} architectures; ground truth: {source}"
             plot(rows, self.output_dir / PNG_NAME, title=title)

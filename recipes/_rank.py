@@ -26,6 +26,11 @@ from recipes._files import atomic_write, atomic_write_text
 BASELINES: tuple[str, ...] = ("params", "flops", "train_loss", "val_acc")
 """Quantities measured on the same runs as the NTK metrics, to compare them with."""
 
+METHOD = "percentile"
+"""The interval of :func:`scipy.stats.bootstrap` used for every row and pair: the 2.5 and 97.5
+percentiles of the resampled statistic, the same kind of interval as the hand-written bootstrap
+it replaced. BCa is undefined for two identical rows (every paired difference is 0)."""
+
 CSV_COLUMNS = (
     "quantity",
     "setting",
@@ -84,10 +89,8 @@ def correlate(
         >>> n, round(tau, 3), round(rho, 3)
         (3, 0.333, 0.5)
     """
-    x = np.asarray(values, dtype=np.float64).copy()
+    x = worst_ranked(values, sign)
     y = np.asarray(truth, dtype=np.float64)
-    if sign and not np.all(np.isnan(x)):
-        x[np.isnan(x)] = -np.inf if sign > 0 else np.inf
     keep = ~np.isnan(x) & ~np.isnan(y)
     x, y = x[keep], y[keep]
     n = int(keep.sum())
@@ -98,34 +101,94 @@ def correlate(
     return n, float(tau.statistic), float(tau.pvalue), float(rho.statistic), float(rho.pvalue)
 
 
+def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of each row pair ``(x[b], y[b])`` at once (nan where a row is constant).
+
+    The same statistic as :func:`scipy.stats.kendalltau` (ties counted as tau-b does), for the
+    ``(resamples, n)`` arrays of a bootstrap: one call measures 1,000 resamples of 100 cells in
+    a fraction of a second. Values must be finite or ``inf`` (rank them first).
+
+    Example:
+        >>> x = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 2.0, 3.0]])
+        >>> y = np.array([[1.0, 3.0, 2.0, 4.0], [4.0, 3.0, 2.0, 1.0]])
+        >>> np.round(kendall_rows(x, y), 4).tolist()
+        [0.6667, -0.9129]
+    """
+    x, y = np.atleast_2d(x), np.atleast_2d(y)
+    out = np.empty(len(x))
+    n = x.shape[1]
+    upper = np.triu(np.ones((n, n), dtype=bool), k=1)
+    for start in range(0, len(x), 64):
+        xs, ys = x[start : start + 64], y[start : start + 64]
+        dx = np.sign(xs[:, :, None] - xs[:, None, :])[:, upper]
+        dy = np.sign(ys[:, :, None] - ys[:, None, :])[:, upper]
+        concordance = (dx * dy).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            denominator = np.sqrt((dx != 0).sum(axis=1) * (dy != 0).sum(axis=1).astype(float))
+            out[start : start + 64] = np.where(denominator > 0, concordance / denominator, np.nan)
+    return out
+
+
+def worst_ranked(values: Sequence[float], sign: int) -> np.ndarray:
+    """``values`` with undefined entries (nan) set to rank worst, as :func:`correlate` ranks."""
+    x = np.asarray(values, dtype=np.float64).copy()
+    if sign and not np.all(np.isnan(x)):
+        x[np.isnan(x)] = -np.inf if sign > 0 else np.inf
+    return x
+
+
+def resampled_interval(statistic, n: int, resamples: int, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of ``statistic(indices)`` over cells resampled with replacement.
+
+    :func:`scipy.stats.bootstrap` (``method="percentile"``, seeded) resamples the cell indices:
+    one sample, so every column the statistic reads is resampled jointly (a paired bootstrap).
+    ``statistic`` maps a ``(resamples, n)`` array of indices to one value per resample.
+    Resamples where it is undefined (nan) are left out while at least half are defined.
+
+    Example:
+        >>> x = np.arange(10.0)
+        >>> low, high = resampled_interval(lambda i: x[i].mean(axis=-1), 10, 200)
+        >>> 2.0 < low < 4.5 < high < 7.0
+        True
+    """
+    if resamples <= 0 or n < 3:
+        return math.nan, math.nan
+    result = stats.bootstrap(
+        (np.arange(n),),
+        lambda idx, axis=-1: statistic(np.asarray(idx, dtype=np.intp)),
+        n_resamples=resamples,
+        vectorized=True,
+        method=METHOD,
+        rng=np.random.default_rng(seed),
+    )
+    dist = np.asarray(result.bootstrap_distribution, dtype=np.float64)
+    finite = dist[np.isfinite(dist)]
+    if len(finite) < resamples // 2:
+        return math.nan, math.nan
+    if len(finite) == len(dist):
+        low, high = result.confidence_interval
+    else:
+        low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def bootstrap_tau(
     values: Sequence[float], truth: Sequence[float], sign: int = 0, resamples: int = 1000
 ) -> tuple[float, float]:
     """95% percentile interval of Kendall tau-b over architectures resampled with replacement.
 
-    Seeded (the same numbers give the same interval); ``(nan, nan)`` for ``resamples=0`` or too
-    few pairs.
+    :func:`resampled_interval` (:func:`scipy.stats.bootstrap`, seeded: the same numbers give
+    the same interval); ``(nan, nan)`` for ``resamples=0`` or too few pairs.
 
     Example:
         >>> low, high = bootstrap_tau(range(20), [v + (v % 3) for v in range(20)], resamples=200)
         >>> 0.5 < low <= high <= 1.0
         True
     """
-    x = np.asarray(values, dtype=np.float64)
-    y = np.asarray(truth, dtype=np.float64)
-    if resamples <= 0 or len(x) < 3:
-        return math.nan, math.nan
-    rng = np.random.default_rng(0)
-    taus = []
-    for _ in range(resamples):
-        pick = rng.integers(0, len(x), len(x))
-        _, tau, _, _, _ = correlate(x[pick], y[pick], sign)
-        if not math.isnan(tau):
-            taus.append(tau)
-    if len(taus) < resamples // 2:
-        return math.nan, math.nan
-    low, high = np.percentile(taus, [2.5, 97.5])
-    return float(low), float(high)
+    x, y = worst_ranked(values, sign), np.asarray(truth, dtype=np.float64)
+    keep = ~np.isnan(x) & ~np.isnan(y)
+    x, y = stats.rankdata(x[keep]), y[keep]
+    return resampled_interval(lambda i: kendall_rows(x[i], y[i]), len(x), resamples)
 
 
 def correlation_table(

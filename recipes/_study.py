@@ -31,9 +31,13 @@ from lga_lightning.session import MeasurementSession
 from recipes._baselines import count_flops, count_parameters
 from recipes._files import append_jsonl
 from recipes._probe_file import read_probe_file
-
-PROXY_SETTING = "proxies"
-"""The key of the meter that measures the zero-cost proxies (their entry is ``"proxies"``)."""
+from recipes._probes import (
+    PROXY_SETTING,
+    check_probe_classes,
+    probe_name,
+    setting_name,
+    undefined_lga,
+)
 
 
 class _EpochMeasurements(Callback):
@@ -229,9 +233,15 @@ class StudyMeasurement:
             torch.set_num_threads(self.num_threads)
         self.data.setup("fit")
         self._check_validation_source()
-        probes = {size: self._probe(size) for size in self.probe_sizes}
+        probes: dict[Any, tuple[Tensor, Tensor]] = {
+            (size, split): self._probe(size, split)
+            for size in self.probe_sizes
+            for split in self.probe_splits
+        }
         if self.proxies:
-            probes[-1] = draw_probe(self.data, self.proxy_batch, seed=self.data_seed)[0]
+            probes[PROXY_SETTING] = draw_probe(self.data, self.proxy_batch, seed=self.data_seed)[0]
+        for key, (_, y) in probes.items():
+            check_probe_classes(y, probe_name(key))
         done = len(archs) - len(todo)
         for arch in todo:
             start = time.perf_counter()
@@ -261,10 +271,16 @@ class StudyMeasurement:
                 )
             warnings.warn(message + "; set `--data.val_size` above 0 to record it.", stacklevel=2)
 
-    def _probe(self, size: int) -> tuple[Tensor, Tensor]:
+    def _probe(self, size: int, split: str = "train") -> tuple[Tensor, Tensor]:
+        """The probe of ``size`` images: class-balanced, from the training or the test split.
+
+        The test probe is a seeded class-balanced draw of test images
+        (:meth:`~lga_lightning.data.base.ImageDataModule.test_probe`), not "the first ``size``
+        test images", which on a class-sorted file all have one class.
+        """
         if self.probe_indices is not None or self.probe_file is not None:
             return self._explicit_probe(size)
-        if self.probe_split == "train":
+        if split == "train":
             return draw_probe(self.data, size, seed=self.data_seed)[0]
         test = self.data.test_set
         if test is None or len(test) < size:
@@ -272,10 +288,7 @@ class StudyMeasurement:
                 f"`probe_split: test` needs {size} test images, the datamodule has "
                 f"{0 if test is None else len(test)}; lower `probe_sizes` or use the train split."
             )
-        items = [test[i] for i in range(size)]
-        return torch.stack([x for x, _ in items]), torch.stack(
-            [torch.as_tensor(y) for _, y in items]
-        )
+        return self.data.test_probe(size, seed=self.data_seed)
 
     def _check_probe_file(self) -> tuple[Tensor, Tensor]:
         """Read and check ``probe_file`` against the datamodule (before anything is written)."""
@@ -305,18 +318,20 @@ class StudyMeasurement:
             )
         return x[:size].float(), y[:size]
 
-    def meters(self, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
+    def meters(self, probes: dict[Any, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
         """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set.
 
-        ``probes[-1]``, when present, is the batch of the zero-cost proxies' meter.
+        ``probes`` maps ``(probe size, split)`` to its batch; ``probes[PROXY_SETTING]``, when
+        present, is the batch of the zero-cost proxies' meter.
         """
         meters = {}
-        if -1 in probes:
+        if PROXY_SETTING in probes:
             meters[PROXY_SETTING] = NTKMeter((), proxies=self.proxies)
-            meters[PROXY_SETTING].set_probes([probes[-1]])
-        for size, probe in probes.items():
-            if size == -1:
+            meters[PROXY_SETTING].set_probes([probes[PROXY_SETTING]])
+        for key, probe in probes.items():
+            if key == PROXY_SETTING:
                 continue
+            size, split = key
             for mode in self.bn_modes:
                 meter = NTKMeter(
                     self.metrics,
@@ -328,10 +343,10 @@ class StudyMeasurement:
                     },
                 )
                 meter.set_probes([probe])
-                meters[f"n{size}-{mode}"] = meter
+                meters[setting_name(size, mode, split)] = meter
         return meters
 
-    def measure(self, arch: str, probes: dict[int, tuple[Tensor, Tensor]]) -> dict[str, Any]:
+    def measure(self, arch: str, probes: dict[Any, tuple[Tensor, Tensor]]) -> dict[str, Any]:
         """Train one architecture with the recipe and measure it at every scheduled epoch.
 
         With several ``model_seeds``, once per seed; the values are then averaged over the seeds.
@@ -347,7 +362,8 @@ class StudyMeasurement:
         if len(runs) == 1:
             return runs[0]
         record = dict(runs[0])
-        record["status"] = "diverged" if any(r["status"] != "ok" for r in runs) else "ok"
+        statuses = {r["status"] for r in runs}
+        record["status"] = next((s for s in ("diverged", "undefined") if s in statuses), "ok")
         record["epochs"] = _mean_over_seeds([r["epochs"] for r in runs])
         record["signal_seconds"] = {
             name: sum(r["signal_seconds"].get(name, 0.0) for r in runs)
@@ -360,7 +376,7 @@ class StudyMeasurement:
         return record
 
     def _measure_seed(
-        self, arch: str, probes: dict[int, tuple[Tensor, Tensor]], model_seed: int
+        self, arch: str, probes: dict[Any, tuple[Tensor, Tensor]], model_seed: int
     ) -> dict[str, Any]:
         """One architecture built with ``model_seed``, trained and measured."""
         data = self.data
@@ -392,6 +408,8 @@ class StudyMeasurement:
         losses = [e["train_loss"] for epoch, e in entries.items() if epoch > 0]
         if any(not math.isfinite(loss) for loss in losses):
             record["status"] = "diverged"
+        elif undefined_lga(entries):
+            record["status"] = "undefined"
         record["epochs"] = {str(epoch): entry for epoch, entry in sorted(entries.items())}
         record["signal_seconds"] = dict(run.seconds)
         return record

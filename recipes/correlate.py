@@ -10,7 +10,8 @@ benchmark (NAS-Bench-201 file or a CSV/JSON table) or from the run's own longer 
 
 Protocol (``docs/definitions.md``, the paper's official code): default PyTorch initialisation with
 model seed 42 (``model_seeds: [42]``); probe of 256 class-balanced training images (data seed
-42), or the first 256 test images (``probe_split: test``, the paper's after-training probe);
+42), or 256 class-balanced test images (``probe_split: test``, the paper's after-training
+"first test batch" of a shuffled test set), or both (``probe_split: [train, test]``);
 1 epoch of SGD (lr 0.025 constant, momentum 0.9, weight decay 3e-4), cross-entropy, batch size
 and augmentation from the datamodule (the configs use 1024 and random crop + flip, as the
 paper).
@@ -64,6 +65,7 @@ from recipes._analysis import PROG, RAW_NAME, StudyAnalysis
 from recipes._cli import class_parser, run_class
 from recipes._combine import parse_combination
 from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
+from recipes._probes import setting_name
 from recipes._rank import Correlation
 from recipes._study import StudyMeasurement
 
@@ -76,8 +78,18 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "val_source": "split",
     "proxies": [],
     "proxy_batch": None,
+    "eval_order": "file",
 }
 """Fingerprint entries newer than some stored studies, with the value those studies ran with."""
+
+EVAL_ORDER = "seeded"
+"""How validation and test batches are ordered: ``seeded``, a fixed seeded permutation of the
+split (:func:`lga_lightning.data.base.eval_order`); studies stored before it ran in ``file``
+order, which on class-sorted data gives one-class batches (their ``val_acc`` is suspect)."""
+
+ANALYSE_ANYWAY = ("eval_order",)
+"""Fingerprint entries that change only the ``val_acc`` baseline: ``analyse_only`` reads a store
+that differs in them, with a note, instead of refusing it."""
 
 
 class CorrelationStudy(StudyMeasurement, StudyAnalysis):
@@ -100,8 +112,10 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         bn_modes: BatchNorm mode of the kernel: ``train`` (batch statistics, couples the
             samples, the paper's) and/or ``eval`` (running statistics, decoupled, cheaper).
         probe_split: where the probe comes from: ``train`` (class-balanced training images, the
-            paper at initialisation) or ``test`` (the first test images, the paper after
-            training).
+            paper at initialisation), ``test`` (class-balanced test images, a seeded draw: the
+            paper's "first test batch" of a shuffled test set, after training), or both as a
+            list (``[train, test]``): a sweep, every network measured on both probes with the
+            same weights. Test-probe settings are named ``n<size>-<bn mode>-test``.
         model_seeds: seeds of every network's initialisation; with several, each architecture
             is trained and measured once per seed and every value averaged over the seeds (also
             the validation accuracy used as ground truth with ``own_epochs``).
@@ -156,6 +170,10 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             them) and ``y`` (labels), its first ``probe_size`` rows for each probe size.
         val_source: where ``val_acc`` comes from: ``split`` (the datamodule's held-out part of
             the training data) or ``test`` (its test arrays).
+        pairs: paired comparisons reported with ``bootstrap`` (``paired.csv``), e.g.
+            ``["lga@1 - lga@0", "lga[n64-train-test]@1 - params"]``; default: every row after
+            training vs the same row at initialisation, and every row vs ``params``
+            (:mod:`recipes._paired`).
         truth_column: read the ground truth from this column of ``table`` (or of the embedded
             table, e.g. ``cifar10_valid_12ep`` is ``cifar10-valid/x-valid/12``) instead of the
             column ``dataset``/``split``/``hp`` name.
@@ -178,7 +196,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         metrics: list[str] = list(SCALAR_METRICS),  # noqa: B006, B008
         probe_sizes: list[int] = [256],  # noqa: B006
         bn_modes: list[Literal["train", "eval"]] = ["train"],  # noqa: B006
-        probe_split: Literal["train", "test"] = "train",
+        probe_split: Literal["train", "test"] | list[Literal["train", "test"]] = "train",
         model_seeds: list[int] = [42],  # noqa: B006
         data_seed: int = 42,
         optimizer: OptimizerCallable | None = None,
@@ -210,6 +228,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         probe_file: str | None = None,
         val_source: Literal["split", "test"] = "split",
         truth_column: str | None = None,
+        pairs: list[str] | None = None,
     ) -> None:
         given = (("archs", archs), ("sample", sample), ("first", first))
         chosen = [name for name, v in given if v is not None]
@@ -276,7 +295,19 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.metrics = list(dict.fromkeys(metrics))
         self.probe_sizes = sorted(set(probe_sizes))
         self.bn_modes = list(dict.fromkeys(bn_modes))
-        self.probe_split = probe_split
+        splits = [probe_split] if isinstance(probe_split, str) else list(probe_split)
+        if not splits or any(s not in ("train", "test") for s in splits):
+            raise ValueError(
+                f"`probe_split` must be `train`, `test` or a list of them, got {probe_split}."
+            )
+        self.probe_splits = list(dict.fromkeys(splits))
+        if len(self.probe_splits) > 1 and (probe_indices is not None or probe_file is not None):
+            raise ValueError(
+                "an explicit probe (`probe_indices`/`probe_file`) is one probe; give one "
+                "`probe_split` with it, not a list."
+            )
+        several = len(self.probe_splits) > 1
+        self.probe_split = self.probe_splits if several else self.probe_splits[0]
         self.model_seeds, self.data_seed = [int(seed) for seed in model_seeds], data_seed
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
         self.params: ParamSelection = params
@@ -299,6 +330,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.probe_file = probe_file
         self.val_source = val_source
         self.truth_column = truth_column
+        self.pairs = list(pairs or [])
         self.implementation = implementation
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
@@ -309,7 +341,12 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     @property
     def settings(self) -> list[str]:
         """Kernel settings measured, ``n<probe size>-<bn mode>``."""
-        return [f"n{size}-{mode}" for size in self.probe_sizes for mode in self.bn_modes]
+        return [
+            setting_name(size, mode, split)
+            for size in self.probe_sizes
+            for split in self.probe_splits
+            for mode in self.bn_modes
+        ]
 
     @property
     def train_epochs(self) -> int:
@@ -338,6 +375,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             "init": self.init,
             "probe": self.probe_indices or self.probe_file,
             "val_source": self.val_source,
+            "eval_order": EVAL_ORDER,
         }
 
     def architectures(self) -> list[str]:
@@ -417,8 +455,14 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         wanted = json.loads(json.dumps(header["fingerprint"]))
         # settings added since a study was stored: absent there means it ran with the default
         stored = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in wanted}, **(stored or {})}
+        diff = sorted(k for k in wanted if stored.get(k) != wanted[k])
+        if self.analyse_only and diff and set(diff) <= set(ANALYSE_ANYWAY):
+            print(
+                f"{PROG}: {raw_path} was measured with validation batches in file order "
+                f"(differs in {diff}); its `val_acc` rows are suspect on class-sorted data."
+            )
+            stored = wanted
         if lines[0].get("kind") != "study" or stored != wanted:
-            diff = sorted(k for k in wanted if (stored or {}).get(k) != wanted[k])
             raise ValueError(
                 f"{raw_path} holds a study with other settings (differs in {diff}); choose "
                 "another `output_dir`, or restore those settings to resume it."

@@ -109,6 +109,13 @@ def collect(loader):
     return torch.cat(xs), torch.cat(ys)
 
 
+def collect_test(dm):
+    """The test loader's images and labels put back in file order (the loader permutes them)."""
+    x, y = collect(dm.test_dataloader())
+    back = torch.argsort(dm.test_order)
+    return x[back], y[back]
+
+
 # ---------------------------------------------------------------- CIFAR
 @pytest.fixture(scope="module")
 def cifar10(tmp_path_factory):
@@ -123,13 +130,15 @@ def test_cifar10_reads_the_official_layout(cifar10):
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.train_set) == 40 and len(dm.val_set) == 10
-    # test set: file order, NB201 normalisation
+    # test set: every file image once, in the fixed seeded order, NB201 normalisation
     x, y = collect(dm.test_dataloader())
     assert x.shape == (12, 3, 32, 32) and x.dtype == torch.float32
+    order = dm.test_order.numpy()
+    assert sorted(order.tolist()) == list(range(12)) and order.tolist() != list(range(12))
     np.testing.assert_allclose(
-        x.numpy(), reference(ref["test_x"], 32, CIFAR10_MEAN, CIFAR10_STD), atol=1e-5
+        x.numpy(), reference(ref["test_x"], 32, CIFAR10_MEAN, CIFAR10_STD)[order], atol=1e-5
     )
-    assert y.tolist() == ref["test_y"].tolist()
+    assert y.tolist() == ref["test_y"][order].tolist()
     # train + val together hold exactly the file's training images with their labels
     want = reference(ref["train_x"], 32, CIFAR10_MEAN, CIFAR10_STD)
     got = torch.cat([dm.probe_set.images, dm.val_set.images]).numpy()
@@ -199,7 +208,7 @@ def test_cifar100_uses_fine_labels(tmp_path):
     _dump(folder / "test", test)
     dm = CIFAR100DataModule(tmp_path, val_size=0, augment=False)
     assert dm.num_classes == 100
-    x, y = collect(dm.test_dataloader())
+    x, y = collect_test(dm)
     assert y.tolist() == [99, 0, 42, 7]
     mean = np.array([129.3, 124.1, 112.4]) / 255
     std = np.array([68.2, 65.4, 70.4]) / 255
@@ -260,7 +269,7 @@ def test_imagenet16_keeps_120_classes_zero_based(tmp_path):
     keep = ref["train_y"] <= 120
     assert len(dm.train_set) == keep.sum() == 60
     assert sorted(dm.train_set.labels.tolist()) == sorted((ref["train_y"][keep] - 1).tolist())
-    x, y = collect(dm.test_dataloader())
+    x, y = collect_test(dm)
     tkeep = ref["test_y"] <= 120
     assert y.tolist() == (ref["test_y"][tkeep] - 1).tolist() == [0, 1, 2, 3, 119]
     np.testing.assert_allclose(
@@ -398,7 +407,7 @@ def test_arrays_hwc_uint8_and_nchw_float(tmp_path):
     )
     dm = ArraysDataModule(path, batch_size=5, val_size=0.2, normalize=False)
     assert dm.num_classes == 5 and dm.input_shape == (3, 8, 8)
-    x, y = collect(dm.test_dataloader())
+    x, y = collect_test(dm)
     np.testing.assert_allclose(x.numpy(), test.transpose(0, 3, 1, 2) / 255.0, atol=1e-7)
     assert y.tolist() == [0, 1, 2, 0, 4]
     dmn = ArraysDataModule(path, val_size=0.2)  # statistics of the training split

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from lga_lightning.data.augment import CropFlip, Normalize
 from lga_lightning.data.dataset import ImageTensorDataset
@@ -66,12 +66,35 @@ def split_indices(
     return np.sort(train), np.sort(val)
 
 
+def eval_order(n: int, seed: int, stream: int) -> Tensor:
+    """The fixed order of an evaluation split: a permutation of ``range(n)`` seeded by ``seed``.
+
+    Evaluation batches must not follow the file's order: on class-sorted data (the shipped
+    CIFAR-10 subset, any ImageFolder export) a batch in file order holds one or two classes,
+    and a network that normalises with batch statistics in eval mode (the paper's NB201 cells,
+    ``track_running_stats=False``) then scores far below its accuracy on shuffled batches.
+    ``stream`` separates the splits (1: validation, 2: test).
+
+    Example:
+        >>> order = eval_order(6, seed=0, stream=1)
+        >>> sorted(order.tolist()), order.equal(eval_order(6, seed=0, stream=1))
+        ([0, 1, 2, 3, 4, 5], True)
+    """
+    rng = np.random.default_rng([seed, stream])
+    return torch.as_tensor(rng.permutation(n), dtype=torch.long)
+
+
 class ImageDataModule(LightningDataModule):
     """Base of the image datamodules: seeded split, augmentation, normalisation, probe batch.
 
     Subclasses implement :meth:`load_arrays` (read the files, return :class:`ImageArrays`) and
     may set ``mean``/``std`` class attributes (per-channel constants on the ``[0, 1]`` scale);
     without them the statistics of the training split are used.
+
+    Validation and test loaders yield their split in a seeded permutation fixed once
+    (:func:`eval_order`, seeded by ``seed``), so their batches are class-mixed on class-sorted
+    files and a batch-statistics network is scored as on shuffled data; the datasets themselves
+    (``val_set``, ``test_set``) keep the file's order.
 
     Args:
         batch_size: batch size of every dataloader.
@@ -171,6 +194,10 @@ class ImageDataModule(LightningDataModule):
             if arrays.test_x is not None and arrays.test_y is not None
             else None
         )
+        self.val_order = eval_order(len(self.val_set), self.seed, stream=1)
+        self.test_order = (
+            None if self.test_set is None else eval_order(len(self.test_set), self.seed, stream=2)
+        )
         self._ready = True
 
     def _normalizer(self, train_x: Tensor) -> Normalize | None:
@@ -190,7 +217,7 @@ class ImageDataModule(LightningDataModule):
         return Normalize(self.mean, self.std)
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, dataset: ImageTensorDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -206,16 +233,35 @@ class ImageDataModule(LightningDataModule):
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        """Held-out part of the training data; an empty list when ``val_size=0``."""
+        """Held-out part of the training data; an empty list when ``val_size=0``.
+
+        Its batches follow :attr:`val_order`, a seeded permutation of the split fixed once in
+        :meth:`setup` (see :func:`eval_order`): every epoch sees the same class-mixed batches,
+        whatever the order of the file.
+        """
         self.setup()
-        return self._loader(self.val_set, shuffle=False) if len(self.val_set) else []
+        if not len(self.val_set):
+            return []
+        return self._loader(Subset(self.val_set, self.val_order.tolist()), shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        """The official test set, in file order."""
+        """The test set in :attr:`test_order`, a seeded permutation fixed once (class-mixed)."""
         self.setup()
         if self.test_set is None:
             raise RuntimeError(f"{type(self).__name__}: this data source has no test set.")
-        return self._loader(self.test_set, shuffle=False)
+        return self._loader(Subset(self.test_set, self.test_order.tolist()), shuffle=False)
+
+    def test_probe(self, size: int = 256, seed: int = 42) -> tuple[Tensor, Tensor]:
+        """A fixed, class-balanced batch ``(x, y)`` of test images (the after-training probe).
+
+        The paper's after-training probe is "the first test batch" of a shuffled test set; on
+        class-sorted files the first ``size`` images have one class, so the probe is drawn
+        like :meth:`probe_batch`, class-balanced and deterministic in ``seed``.
+        """
+        self.setup()
+        if self.test_set is None:
+            raise RuntimeError(f"{type(self).__name__}: this data source has no test set.")
+        return probe_from_dataset(self.test_set, size, seed, labels=self.test_set.labels)
 
     # ------------------------------------------------------------------ probe
     def probe_batch(self, size: int = 256, seed: int = 42) -> tuple[Tensor, Tensor]:
