@@ -319,6 +319,8 @@ class ThreadsMixin:
 def class_parser(prog: str, cls: type, description: str | None) -> Any:
     """A jsonargparse parser: ``--config`` and one argument per ``__init__`` parameter of ``cls``.
 
+    Its help starts with the first paragraph of ``description`` (:mod:`recipes._help`).
+
     Example:
         >>> class Study:
         ...     def __init__(self, epochs: int = 1) -> None:
@@ -326,15 +328,18 @@ def class_parser(prog: str, cls: type, description: str | None) -> Any:
         >>> class_parser("study", Study, "A study.").parse_args(["--epochs", "3"]).epochs
         3
     """
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(
+    from recipes._help import HelpParser
+
+    parser = HelpParser(
         prog=prog,
         description=(description or "").split("\n\n")[0],
+        usage="%(prog)s --config FILE [--KEY VALUE ...]",
         exit_on_error=False,
         default_env=False,
     )
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config file")
+    parser.add_argument("--config", action=ActionConfigFile, help="A YAML config file.")
     parser.add_class_arguments(cls, None, fail_untyped=True)
     return parser
 

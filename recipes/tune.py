@@ -28,6 +28,14 @@ from recipes._cli import run_user_errors
 from recipes.search import SearchCLI
 
 PROG = "lga-tune"
+DESCRIPTION = (
+    "Run an lga-search config on Ray Tune: each candidate is a Tune trial, and ASHA or "
+    "HyperBand stops the weak ones early on their LGA score; the tune section says how "
+    "(scheduler, rungs, resources, cluster). Try first: lga-tune --config "
+    "configs/tune_digits.yaml (needs the ray extra: pip install \"lga-lightning[ray]\"). "
+    "Outputs land in <trainer.default_root_dir>/lga_tune/ (or model.results_dir): the "
+    "leaderboard, results.jsonl and Tune's experiment; rerunning the same command restores it."
+)
 
 DRIVER_ONLY = frozenset(
     {
@@ -145,7 +153,7 @@ class TuneCLI(SearchCLI):
 
 def build_cli(args: ArgsType = None) -> TuneCLI:
     """Parse ``args`` (default: the command line); build the search, the data and the loggers."""
-    cli = search_recipe.build_cli(args, TuneCLI, PROG)
+    cli = search_recipe.build_cli(args, TuneCLI, PROG, DESCRIPTION)
     assert isinstance(cli, TuneCLI)
     return cli
 
