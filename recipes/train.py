@@ -187,7 +187,7 @@ def build_cli(args: ArgsType = None, run: bool = True) -> TrainCLI:
             **{
                 name: {
                     "description": DESCRIPTION,
-                    "usage": f"{PROG} {name} --config FILE [--model.KEY VALUE] [--trainer.KEY VALUE]",
+                    "usage": f"{PROG} {name} --config FILE [--model.KEY VALUE] [--trainer.KEY ...]",
                 }
                 for name in SUBCOMMANDS
             },

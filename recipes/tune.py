@@ -32,7 +32,7 @@ DESCRIPTION = (
     "Run an lga-search config on Ray Tune: each candidate is a Tune trial, and ASHA or "
     "HyperBand stops the weak ones early on their LGA score; the tune section says how "
     "(scheduler, rungs, resources, cluster). Try first: lga-tune --config "
-    "configs/tune_digits.yaml (needs the ray extra: pip install \"lga-lightning[ray]\"). "
+    'configs/tune_digits.yaml (needs the ray extra: pip install "lga-lightning[ray]"). '
     "Outputs land in <trainer.default_root_dir>/lga_tune/ (or model.results_dir): the "
     "leaderboard, results.jsonl and Tune's experiment; rerunning the same command restores it."
 )
