@@ -48,12 +48,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from lga_lightning._describe import describe
 from lga_lightning._files import check_output_dir
 from lga_lightning._lock import OutputLock
+from lga_lightning._threads import Threads, choose_threads
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
@@ -144,9 +146,10 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         chunk_size: samples per batched per-sample-gradient computation (bounds memory).
         analyse_only: measure nothing; correlate what ``raw.jsonl`` holds.
         plot: write ``correlations.png``.
-        num_threads: CPU threads for torch (``torch.set_num_threads``); on a small, busy CPU
-            one thread is often several times faster; default: torch's choice. Part of the
-            resume fingerprint: the thread count changes float rounding, hence the numbers.
+        num_threads: torch's intra-op CPU threads: ``auto`` (default: on a CPU, one thread
+            below 4 cores, else all of them; :mod:`lga_lightning._threads`), a number, or
+            ``None`` for torch's choice. The count is printed first and is part of the resume
+            fingerprint: the thread count changes float rounding, hence the numbers.
         proxies: zero-cost proxies measured at every epoch of ``epochs`` on a class-balanced
             batch of ``proxy_batch`` training images (:data:`lga_lightning.proxies.PROXIES`).
         proxy_batch: the proxies' batch size.
@@ -209,7 +212,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         analyse_only: bool = False,
         plot: bool = True,
-        num_threads: int | None = None,
+        num_threads: Threads = "auto",
         proxies: list[str] = [],  # noqa: B006
         proxy_batch: int = 64,
         combine: list[str] = [],  # noqa: B006
@@ -314,7 +317,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
         self.make_plot = plot
-        self.num_threads = num_threads
+        self.num_threads, self.threads_reason = study_threads(num_threads, accelerator)
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -430,6 +433,19 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
                 "another `output_dir`, or restore those settings to resume it."
             )
         return {r["arch"]: r for r in lines[1:] if r.get("kind") == "arch"}
+
+
+def study_threads(setting: Threads, accelerator: str) -> tuple[int | None, str]:
+    """The study's thread count (one process) and why; ``"auto"`` off a CPU keeps torch's.
+
+    Example:
+        >>> study_threads(2, "cpu")
+        (2, 'num_threads=2')
+    """
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if setting == "auto" and not on_cpu:
+        return None, "auto: not on a CPU, torch's default"
+    return choose_threads(setting, processes=1)
 
 
 def build_parser() -> ArgumentParser:

@@ -136,6 +136,9 @@ class SearchCLI(ThreadsMixin, LightningCLI):
         self.model.check_data(self.datamodule)
         return super().instantiate_trainer(**kwargs)
 
+    threads_default = "auto"
+    threads_to_model = True
+
     results_subdir = "lga_search"
     """The results folder in ``trainer.default_root_dir`` when ``model.results_dir`` is unset."""
 

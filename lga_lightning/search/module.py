@@ -24,6 +24,7 @@ import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
@@ -32,6 +33,7 @@ from torch.optim import Optimizer
 from lga_lightning._describe import describe
 from lga_lightning._distributed import close_spawned_gloo_group
 from lga_lightning._lock import OutputLock
+from lga_lightning._threads import Threads, choose_threads, threads_line
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import paper_sgd
@@ -97,6 +99,11 @@ class LGASearch(pl.LightningModule):
             survivors) after the search; deleted by default.
         progress: show a progress bar over candidates (rank 0).
         verbose: print one summary line per measurement and the final leaderboard (rank 0).
+        num_threads: torch's intra-op CPU threads during the fit, per process: ``"auto"`` (on a
+            CPU, one thread below 4 cores per process, else cores // processes; see
+            :mod:`lga_lightning._threads`), a count, or ``None`` (leave torch's setting). The
+            choice is printed first and stored in the summary; the previous count is restored
+            after the fit.
 
     Attributes after ``fit`` (in the fitting process; with ``ddp_spawn`` read the files with
     :func:`lga_lightning.search.load_results`):
@@ -160,6 +167,7 @@ class LGASearch(pl.LightningModule):
         keep_checkpoints: bool = False,
         progress: bool = True,
         verbose: bool = True,
+        num_threads: Threads = "auto",
     ) -> None:
         super().__init__()
         if space is None:
@@ -209,6 +217,9 @@ class LGASearch(pl.LightningModule):
         self.keep_checkpoints = keep_checkpoints
         self.progress = progress
         self.verbose = verbose
+        choose_threads(num_threads)  # a bad value fails here, not after the Trainer started
+        self.num_threads = num_threads
+        self._threads_before: int | None = None
         self.automatic_optimization = False
         # DDP needs one trainable parameter to wrap; candidates are trained outside it.
         self._ddp_anchor = nn.Parameter(torch.zeros(()))
@@ -234,6 +245,7 @@ class LGASearch(pl.LightningModule):
         """Open (or resume) the store, replay it into the strategy, start the first jobs."""
         trainer = self.trainer
         self._world, self._rank = trainer.world_size, trainer.global_rank
+        self._apply_threads(trainer)
         self.check_data(getattr(trainer, "datamodule", None))
         check_ground_truth(self.ground_truth, self.ground_truth_query)
         self.results_dir = self.results_dir_arg or os.path.join(
@@ -383,7 +395,24 @@ class LGASearch(pl.LightningModule):
         See :func:`lga_lightning._distributed.close_spawned_gloo_group`.
         """
         self._release()
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
         close_spawned_gloo_group(self._trainer)
+
+    def _apply_threads(self, trainer: Any) -> None:
+        """Set ``num_threads`` for the fit and say so (rank 0)."""
+        setting = self.num_threads
+        on_cpu = isinstance(trainer.accelerator, CPUAccelerator)
+        if setting == "auto" and not on_cpu:
+            threads, reason = None, "auto: not on a CPU, torch's default"
+        else:
+            threads, reason = choose_threads(setting, processes=trainer.num_devices)
+        if threads is not None and threads != torch.get_num_threads():
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        if self._rank == 0 and self.verbose:
+            self._print(threads_line("lga-search", threads, reason))
 
     def _release(self) -> None:
         lock = getattr(self, "_lock", None)
@@ -433,6 +462,7 @@ class LGASearch(pl.LightningModule):
         clone.strategy = SingleJob(job)
         clone.results_dir_arg = results_dir
         clone.progress = clone.verbose = False
+        clone.num_threads = None  # the job's runner sets the threads
         return clone
 
     def _schedule(self) -> None:
@@ -594,7 +624,10 @@ class LGASearch(pl.LightningModule):
             return
         self.ranking.rescore(self.records)  # a combination: against every candidate measured
         self.summary = self._writer.finish(
-            self.records, self.trainer.loggers, done=self.strategy.done
+            self.records,
+            self.trainer.loggers,
+            done=self.strategy.done,
+            num_threads=torch.get_num_threads(),
         )
         self.leaderboard = self._writer.leaderboard
         if self.strategy.done and not self.keep_checkpoints:
