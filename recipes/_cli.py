@@ -15,12 +15,14 @@ import re
 import sys
 from argparse import ArgumentError
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Optional, TypeVar
+from typing import Any, Literal, Optional, TypeVar, Union
 
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lga_lightning._lock import OutputLockedError
+from lga_lightning._threads import choose_threads
+from recipes._quiet import quiet_third_party
 
 T = TypeVar("T")
 
@@ -143,6 +145,8 @@ def run_user_errors(prog: str, body: Callable[[], T], args: Any = None) -> T:
     Before ``body`` runs, every YAML file named by ``--config`` in ``args`` (default:
     ``sys.argv[1:]``) is read, so that a syntax error names the file and its line. A file system
     error (a folder that cannot be written, a path through a file) is a user error too.
+    Third-party noise (Lightning's tips, its ``LeafSpec`` deprecation) is filtered first
+    (:func:`recipes._quiet.quiet_third_party`).
 
     Args:
         prog: the console script's name, e.g. ``"lga-train"``.
@@ -159,6 +163,7 @@ def run_user_errors(prog: str, body: Callable[[], T], args: Any = None) -> T:
         >>> run_user_errors("demo", lambda: 3)
         3
     """
+    quiet_third_party()
     try:
         check_config_files(sys.argv[1:] if args is None else args)
         return body()
@@ -278,21 +283,34 @@ def check_config_files(args: Sequence[str] | Mapping[str, Any] | None) -> None:
 
 
 class ThreadsMixin:
-    """Adds ``--num_threads`` to a LightningCLI: intra-op CPU threads, set before anything runs.
+    """Adds ``--num_threads`` to a LightningCLI: torch's intra-op CPU threads per process.
 
-    On a small, busy CPU one thread per process is often many times faster than several
-    contending threads; the default leaves torch's choice. Subclasses check the parsed settings
+    ``"auto"`` fits the cores and the processes (:func:`lga_lightning._threads.choose_threads`),
+    an integer is used as given, ``null`` leaves torch's choice. With ``threads_to_model`` the
+    value goes to the model's ``num_threads`` (the search applies and prints it when its fit
+    starts); otherwise it is set before anything is built. Subclasses check the parsed settings
     in :meth:`check_config`, which runs right after parsing (before seeding and instantiation).
     """
+
+    threads_default: Any = None
+    """The default of ``--num_threads``."""
+
+    threads_to_model = False
+    """Whether ``--num_threads`` is the model's ``num_threads`` (linked) instead of set here."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         """Add ``--num_threads``."""
         parser.add_argument(
             "--num_threads",
-            type=Optional[int],  # noqa: UP045 - jsonargparse reads the annotation at runtime
-            default=None,
-            help="CPU threads for torch (torch.set_num_threads); default: torch's choice.",
+            type=Optional[Union[int, Literal["auto"]]],  # noqa: UP007,UP045 - read at runtime
+            default=self.threads_default,
+            help=(
+                "Torch's intra-op CPU threads per process: auto (one thread below 4 cores per "
+                "process, else cores // processes), a number, or null for torch's default."
+            ),
         )
+        if self.threads_to_model:
+            parser.link_arguments("num_threads", "model.num_threads")
         super().add_arguments_to_parser(parser)  # type: ignore[misc]
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
@@ -310,18 +328,20 @@ class ThreadsMixin:
         """
 
     def before_instantiate_classes(self) -> None:
-        """Apply ``--num_threads``."""
+        """Apply ``--num_threads`` (unless the model does)."""
         config = self.config  # type: ignore[attr-defined]
         subcommand = getattr(self, "subcommand", None)
         section = config.get(subcommand, config) if subcommand else config
-        threads = section.get("num_threads")
-        if threads:
-            torch.set_num_threads(int(threads))
+        threads, _ = choose_threads(section.get("num_threads"))
+        if threads and not self.threads_to_model:
+            torch.set_num_threads(threads)
         super().before_instantiate_classes()  # type: ignore[misc]
 
 
 def class_parser(prog: str, cls: type, description: str | None) -> Any:
     """A jsonargparse parser: ``--config`` and one argument per ``__init__`` parameter of ``cls``.
+
+    Its help starts with the first paragraph of ``description`` (:mod:`recipes._help`).
 
     Example:
         >>> class Study:
@@ -330,15 +350,18 @@ def class_parser(prog: str, cls: type, description: str | None) -> Any:
         >>> class_parser("study", Study, "A study.").parse_args(["--epochs", "3"]).epochs
         3
     """
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile
 
-    parser = ArgumentParser(
+    from recipes._help import HelpParser
+
+    parser = HelpParser(
         prog=prog,
         description=(description or "").split("\n\n")[0],
+        usage="%(prog)s --config FILE [--KEY VALUE ...]",
         exit_on_error=False,
         default_env=False,
     )
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML config file")
+    parser.add_argument("--config", action=ActionConfigFile, help="A YAML config file.")
     parser.add_class_arguments(cls, None, fail_untyped=True)
     return parser
 

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from lga_lightning._threads import threads_line
 from lga_lightning.init import initialize
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import ClassificationModule
@@ -231,6 +232,7 @@ class StudyMeasurement:
             return
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
+        print(threads_line(self.prog, self.num_threads, self.threads_reason), flush=True)
         self.data.setup("fit")
         self._check_validation_source()
         probes: dict[Any, tuple[Tensor, Tensor]] = {

@@ -49,12 +49,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from lga_lightning._describe import describe
 from lga_lightning._files import check_output_dir
 from lga_lightning._lock import OutputLock
+from lga_lightning._threads import Threads, choose_threads
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
@@ -68,6 +70,17 @@ from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
 from recipes._probes import setting_name
 from recipes._rank import Correlation
 from recipes._study import StudyMeasurement
+
+DESCRIPTION = (
+    "Measure NTK metrics of many architectures, each trained with a fixed recipe, and "
+    "rank-correlate every metric at every epoch with the architectures' accuracy (Kendall tau, "
+    "Spearman rho), next to baselines (parameters, FLOPs, training loss, validation accuracy): "
+    "the paper's study in one command. Try first: lga-correlate --config "
+    "configs/correlate_digits.yaml (16 cells on the embedded digits, about 2.5 min on a 2-core "
+    "CPU). Outputs land in output_dir: raw.jsonl (one line per architecture; a rerun resumes), "
+    "correlations.csv and correlations.png; the table is printed."
+)
+
 
 DEFAULT_SPACE = lazy_instance(NB201Space, C=16, N=5)
 
@@ -147,9 +160,10 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         chunk_size: samples per batched per-sample-gradient computation (bounds memory).
         analyse_only: measure nothing; correlate what ``raw.jsonl`` holds.
         plot: write ``correlations.png``.
-        num_threads: CPU threads for torch (``torch.set_num_threads``); on a small, busy CPU
-            one thread is often several times faster; default: torch's choice. Part of the
-            resume fingerprint: the thread count changes float rounding, hence the numbers.
+        num_threads: torch's intra-op CPU threads: ``auto`` (default: on a CPU, one thread
+            below 4 cores, else all of them; :mod:`lga_lightning._threads`), a number, or
+            ``None`` for torch's choice. The count is printed first and is part of the resume
+            fingerprint: the thread count changes float rounding, hence the numbers.
         proxies: zero-cost proxies measured at every epoch of ``epochs`` on a class-balanced
             batch of ``proxy_batch`` training images (:data:`lga_lightning.proxies.PROXIES`).
         proxy_batch: the proxies' batch size.
@@ -216,7 +230,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         analyse_only: bool = False,
         plot: bool = True,
-        num_threads: int | None = None,
+        num_threads: Threads = "auto",
         proxies: list[str] = [],  # noqa: B006
         proxy_batch: int = 64,
         combine: list[str] = [],  # noqa: B006
@@ -335,7 +349,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only
         self.make_plot = plot
-        self.num_threads = num_threads
+        self.num_threads, self.threads_reason = study_threads(num_threads, accelerator)
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -470,6 +484,19 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         return {r["arch"]: r for r in lines[1:] if r.get("kind") == "arch"}
 
 
+def study_threads(setting: Threads, accelerator: str) -> tuple[int | None, str]:
+    """The study's thread count (one process) and why; ``"auto"`` off a CPU keeps torch's.
+
+    Example:
+        >>> study_threads(2, "cpu")
+        (2, 'num_threads=2')
+    """
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if setting == "auto" and not on_cpu:
+        return None, "auto: not on a CPU, torch's default"
+    return choose_threads(setting, processes=1)
+
+
 def build_parser() -> ArgumentParser:
     """The ``lga-correlate`` argument parser (every argument of :class:`CorrelationStudy`).
 
@@ -477,7 +504,7 @@ def build_parser() -> ArgumentParser:
         >>> build_parser().parse_args(["--first", "3", "--own_epochs", "2"]).first
         3
     """
-    return class_parser(PROG, CorrelationStudy, __doc__)
+    return class_parser(PROG, CorrelationStudy, DESCRIPTION)
 
 
 def run(args: Sequence[str] | None = None) -> list[Correlation]:

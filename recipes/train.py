@@ -13,10 +13,12 @@ The subcommands are Lightning's: ``fit``, ``validate``, ``test``, ``predict``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
 
+from jsonargparse import ArgumentParser
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
@@ -26,8 +28,26 @@ from lga_lightning._rundir import run_dir
 from lga_lightning.module import ClassificationModule
 from lga_lightning.probe import isolated_rng
 from recipes._cli import ThreadsMixin, run_user_errors
+from recipes._help import lightning_parser_class
 
 PROG = "lga-train"
+DESCRIPTION = (
+    "Train any LightningModule (or a torch.nn.Module, as a classifier) on any LightningDataModule "
+    "from a YAML config, with the NTKMetrics callback measuring the network's neural tangent "
+    "kernel as it trains. Try first: lga-train fit --config configs/train_digits.yaml (a small "
+    "CNN on the embedded digits, about 10 s on a 2-core CPU). Outputs land in the logger's run "
+    "folder under trainer.default_root_dir (lga_runs/train_digits/lightning_logs/version_N for "
+    "that config): metrics.csv, ntk_metrics.csv, config.yaml and checkpoints."
+)
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+KEEP_NULLS = (
+    {"skip_unset": False}
+    if "skip_unset" in inspect.signature(ArgumentParser.save).parameters
+    else {"skip_none": False}
+)
+"""``parser.save`` keeping the null entries: ``skip_unset`` (jsonargparse 4.49+, where
+``skip_none`` is deprecated) or ``skip_none`` before it."""
 
 
 class SaveConfigInRunDir(SaveConfigCallback):
@@ -48,7 +68,7 @@ class SaveConfigInRunDir(SaveConfigCallback):
             self.parser.save(
                 self.config,
                 os.path.join(folder, self.config_filename),
-                skip_none=False,
+                **KEEP_NULLS,
                 overwrite=self.overwrite,
                 multifile=self.multifile,
             )
@@ -159,7 +179,20 @@ def build_cli(args: ArgsType = None, run: bool = True) -> TrainCLI:
         seed_everything_default=42,
         save_config_callback=SaveConfigInRunDir,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False, "prog": PROG},
+        parser_kwargs={
+            "exit_on_error": False,
+            "prog": PROG,
+            "description": DESCRIPTION,
+            "usage": "%(prog)s {fit,validate,test,predict} --config FILE [--KEY VALUE ...]",
+            **{
+                name: {
+                    "description": DESCRIPTION,
+                    "usage": f"{PROG} {name} --config FILE [--model.KEY VALUE] [--trainer.KEY ...]",
+                }
+                for name in SUBCOMMANDS
+            },
+        },
+        parser_class=lightning_parser_class(),
         args=args,
         run=run,
     )

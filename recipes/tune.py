@@ -17,6 +17,8 @@ logs the whole search as one run.
 from __future__ import annotations
 
 import inspect
+import os
+from collections.abc import MutableMapping
 from typing import Any, Literal, Optional
 
 import lightning.pytorch as pl
@@ -28,6 +30,14 @@ from recipes._cli import run_user_errors
 from recipes.search import SearchCLI
 
 PROG = "lga-tune"
+DESCRIPTION = (
+    "Run an lga-search config on Ray Tune: each candidate is a Tune trial, and ASHA or "
+    "HyperBand stops the weak ones early on their LGA score; the tune section says how "
+    "(scheduler, rungs, resources, cluster). Try first: lga-tune --config "
+    'configs/tune_digits.yaml (needs the ray extra: pip install "lga-lightning[ray]"). '
+    "Outputs land in <trainer.default_root_dir>/lga_tune/ (or model.results_dir): the "
+    "leaderboard, results.jsonl and Tune's experiment; rerunning the same command restores it."
+)
 
 DRIVER_ONLY = frozenset(
     {
@@ -143,9 +153,32 @@ class TuneCLI(SearchCLI):
         trial_trainer_options(dict(config.get("trainer") or {}))
 
 
+RAY_QUIET = {"RAY_AIR_NEW_OUTPUT": "0"}
+"""Ray settings of ``lga-tune``: Tune's legacy output, which ``verbose=0`` silences (the new one
+prints its configuration box, the results path and a TensorBoard hint whatever the verbosity);
+the search prints its own lines."""
+
+
+def quiet_ray(environ: MutableMapping[str, str] | None = None) -> None:
+    """Set Ray's environment (default ``os.environ``) for a quiet start; the user's values stay.
+
+    Ray's one-line notice that a new local cluster uses token authentication stays: it is about
+    security, and setting ``RAY_AUTH_MODE`` here would change what the cluster does.
+
+    Example:
+        >>> env = {"RAY_DEDUP_LOGS": "0"}
+        >>> quiet_ray(environ=env)
+        >>> env
+        {'RAY_DEDUP_LOGS': '0', 'RAY_AIR_NEW_OUTPUT': '0'}
+    """
+    env = os.environ if environ is None else environ
+    for name, value in RAY_QUIET.items():
+        env.setdefault(name, value)
+
+
 def build_cli(args: ArgsType = None) -> TuneCLI:
     """Parse ``args`` (default: the command line); build the search, the data and the loggers."""
-    cli = search_recipe.build_cli(args, TuneCLI, PROG)
+    cli = search_recipe.build_cli(args, TuneCLI, PROG, DESCRIPTION)
     assert isinstance(cli, TuneCLI)
     return cli
 
@@ -165,6 +198,7 @@ def run(args: ArgsType = None) -> Any:
             raise ValueError(str(err)) from None
         config = cli.config
         options = dict(cli.config_init["tune"])
+        quiet_ray()
         search = TuneSearch(
             cli.model,
             cli.datamodule,

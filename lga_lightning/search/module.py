@@ -24,6 +24,7 @@ import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
@@ -32,6 +33,7 @@ from torch.optim import Optimizer
 from lga_lightning._describe import describe
 from lga_lightning._distributed import close_spawned_gloo_group
 from lga_lightning._lock import OutputLock
+from lga_lightning._threads import Threads, choose_threads, threads_line
 from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
 from lga_lightning.meter import NTKMeter
 from lga_lightning.module import paper_sgd
@@ -102,6 +104,11 @@ class LGASearch(pl.LightningModule):
             ``metrics``, ``proxies`` and ``kernel_kwargs`` come from it (giving them too is
             refused). The meter's evolution options are not used: each candidate is measured
             on its own.
+        num_threads: torch's intra-op CPU threads during the fit, per process: ``"auto"`` (on a
+            CPU, one thread below 4 cores per process, else cores // processes; see
+            :mod:`lga_lightning._threads`), a count, or ``None`` (leave torch's setting). The
+            choice is printed first and stored in the summary; the previous count is restored
+            after the fit.
 
     Attributes after ``fit`` (in the fitting process; with ``ddp_spawn`` read the files with
     :func:`lga_lightning.search.load_results`):
@@ -166,6 +173,7 @@ class LGASearch(pl.LightningModule):
         progress: bool = True,
         verbose: bool = True,
         meter: NTKMeter | None = None,
+        num_threads: Threads = "auto",
     ) -> None:
         super().__init__()
         if space is None:
@@ -232,6 +240,9 @@ class LGASearch(pl.LightningModule):
         self.keep_checkpoints = keep_checkpoints
         self.progress = progress
         self.verbose = verbose
+        choose_threads(num_threads)  # a bad value fails here, not after the Trainer started
+        self.num_threads = num_threads
+        self._threads_before: int | None = None
         self.automatic_optimization = False
         # DDP needs one trainable parameter to wrap; candidates are trained outside it.
         self._ddp_anchor = nn.Parameter(torch.zeros(()))
@@ -257,6 +268,7 @@ class LGASearch(pl.LightningModule):
         """Open (or resume) the store, replay it into the strategy, start the first jobs."""
         trainer = self.trainer
         self._world, self._rank = trainer.world_size, trainer.global_rank
+        self._apply_threads(trainer)
         self.check_data(getattr(trainer, "datamodule", None))
         check_ground_truth(self.ground_truth, self.ground_truth_query)
         self.results_dir = self.results_dir_arg or os.path.join(
@@ -410,7 +422,24 @@ class LGASearch(pl.LightningModule):
         See :func:`lga_lightning._distributed.close_spawned_gloo_group`.
         """
         self._release()
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
         close_spawned_gloo_group(self._trainer)
+
+    def _apply_threads(self, trainer: Any) -> None:
+        """Set ``num_threads`` for the fit and say so (rank 0)."""
+        setting = self.num_threads
+        on_cpu = isinstance(trainer.accelerator, CPUAccelerator)
+        if setting == "auto" and not on_cpu:
+            threads, reason = None, "auto: not on a CPU, torch's default"
+        else:
+            threads, reason = choose_threads(setting, processes=trainer.num_devices)
+        if threads is not None and threads != torch.get_num_threads():
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        if self._rank == 0 and self.verbose:
+            self._print(threads_line("lga-search", threads, reason))
 
     def _release(self) -> None:
         lock = getattr(self, "_lock", None)
@@ -460,6 +489,7 @@ class LGASearch(pl.LightningModule):
         clone.strategy = SingleJob(job)
         clone.results_dir_arg = results_dir
         clone.progress = clone.verbose = False
+        clone.num_threads = None  # the job's runner sets the threads
         return clone
 
     def _schedule(self) -> None:
@@ -621,7 +651,10 @@ class LGASearch(pl.LightningModule):
             return
         self.ranking.rescore(self.records)  # a combination: against every candidate measured
         self.summary = self._writer.finish(
-            self.records, self.trainer.loggers, done=self.strategy.done
+            self.records,
+            self.trainer.loggers,
+            done=self.strategy.done,
+            num_threads=torch.get_num_threads(),
         )
         self.leaderboard = self._writer.leaderboard
         if self.strategy.done and not self.keep_checkpoints:

@@ -13,6 +13,9 @@ from tqdm.auto import tqdm
 class Progress:
     """A ``tqdm`` bar counting measurements; its ETA is tqdm's, from the measured rate.
 
+    The bar is drawn only when standard error is a terminal; redirected to a file, the output
+    holds the summary lines (:meth:`write`) and nothing else.
+
     Args:
         total: measurements the search will make (``None`` when unknown).
         initial: measurements already stored (a resumed search).
@@ -28,6 +31,7 @@ class Progress:
             dynamic_ncols=True,
             file=sys.stderr,
             leave=True,
+            disable=None,  # a bar on a terminal only; in a log file the summary lines alone
         )
 
     def update(self, record: Mapping[str, Any]) -> None:

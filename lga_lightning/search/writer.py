@@ -108,16 +108,23 @@ class ResultsWriter:
             logger.log_metrics(scalars, step=self.step)
 
     def finish(
-        self, records: Sequence[Record], loggers: Sequence[Logger], done: bool = True
+        self,
+        records: Sequence[Record],
+        loggers: Sequence[Logger],
+        done: bool = True,
+        num_threads: int | None = None,
     ) -> dict[str, Any]:
         """Close the store, write the leaderboard files, log them; return the summary.
 
-        ``done`` (the search is over, not interrupted) goes into the summary as ``"done"``.
+        ``done`` (the search is over, not interrupted) goes into the summary as ``"done"``, and
+        ``num_threads`` (torch's intra-op threads per process during the search) when given.
         """
         truth = self.true_accuracy if self.ground_truth is not None else None
         self.leaderboard = lb.build(list(records), truth)
         self.summary = lb.summary(self.leaderboard, self.best_known(), self.signal)
         self.summary["done"] = bool(done)
+        if num_threads is not None:
+            self.summary["num_threads"] = int(num_threads)
         if self.store is not None:
             self.store.close()
             self.store = None
