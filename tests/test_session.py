@@ -21,6 +21,7 @@ from lga_lightning.data import DigitsDataModule
 from lga_lightning.module import ClassificationModule
 from lga_lightning.probe import draw_probe
 from lga_lightning.search import LGASearch, Plain
+from lga_lightning.search.module import DEFAULT_METRICS
 from lga_lightning.search.seeding import derive_seed
 from lga_lightning.search.strategies import Job
 from lga_lightning.session import MeasurementSession, computed_in
@@ -78,16 +79,16 @@ def callback_record(tmp_path, precision: str) -> dict:
     return callback.history[0]
 
 
-def search(tmp_path) -> LGASearch:
+def search(tmp_path, **options) -> LGASearch:
     return LGASearch(
         NB201Space(C=4, N=1),
         Plain(archs=[ARCH], epochs=1, measure_at=[0, 1]),
         seed=SEED,
-        metrics=METRICS,
         probe_size=PROBE_SIZE,
         results_dir=str(tmp_path / "search"),
         progress=False,
         verbose=False,
+        **{"metrics": METRICS, **options},
     )
 
 
@@ -235,16 +236,7 @@ def test_every_surface_shares_one_default_probe():
 
 def test_the_search_takes_a_meter_instance_and_measures_with_it(tmp_path):
     meter = NTKMeter(["lga", "trace"], kernel_kwargs={"bn_mode": "eval"})
-    run = LGASearch(
-        NB201Space(C=4, N=1),
-        Plain(archs=[ARCH], epochs=1, measure_at=[0, 1]),
-        seed=SEED,
-        meter=meter,
-        probe_size=PROBE_SIZE,
-        results_dir=str(tmp_path / "search"),
-        progress=False,
-        verbose=False,
-    )
+    run = search(tmp_path, meter=meter, metrics=DEFAULT_METRICS)
     assert run.meter is meter and run.metrics == ("lga", "trace")
     trainer(tmp_path, "32-true", max_epochs=-1).fit(run, datamodule=data())
     reference = NTKMeter(["lga", "trace"], kernel_kwargs={"bn_mode": "eval"})
