@@ -18,6 +18,8 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lga_lightning.probe import default_batch_unpack
+
 PAPER_SGD = {"lr": 0.025, "momentum": 0.9, "weight_decay": 3e-4}
 """The paper's training recipe: SGD, constant learning rate 0.025, momentum 0.9, wd 3e-4."""
 
@@ -140,16 +142,22 @@ class ClassificationModule(pl.LightningModule):
             _check_logits(network(x), num_classes or self.num_classes)
 
     def _step(self, batch: Any, stage: str) -> Tensor:
-        x, y = batch[0], batch[1]
+        x, y = default_batch_unpack(batch)  # (x, y, ...) tuples or dicts such as HF batches
         logits = self(x)
         _check_logits(logits, self.num_classes)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        self._log_step(stage, loss, logits.detach(), y)
+        return loss
+
+    @torch.compiler.disable
+    def _log_step(self, stage: str, loss: Tensor, logits: Tensor, y: Tensor) -> None:
+        # Eager even under torch.compile(module): Lightning's `log` inspects hook signatures,
+        # which TorchDynamo cannot trace.
         accuracy = self._accuracy[f"{stage}_acc"]  # type: ignore[index]
-        accuracy(logits.detach(), y)
+        accuracy(logits, y)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Cross-entropy of one batch."""

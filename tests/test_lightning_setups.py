@@ -166,3 +166,49 @@ def test_an_iterable_dataset_with_probe_tensors_is_measured():
     meter = NTKMeter(METRICS)
     meter.set_probes([(x[:PROBE], y[:PROBE])])
     assert measured.history[0]["lga"] == meter.measure(UserModule(), epoch=0)["lga"]
+
+
+def test_the_projects_own_module_trains_on_dict_batches_like_on_tuples():
+    from lga_lightning.module import ClassificationModule
+
+    def trained(dataset) -> list[torch.Tensor]:
+        module = ClassificationModule(net(), num_classes=4)
+        pl.seed_everything(0, verbose=False)
+        pl.Trainer(
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(module, DataLoader(dataset, batch_size=32, shuffle=True))
+        return [p.detach().clone() for p in module.parameters()]
+
+    as_dicts = trained(DictImages())
+    as_tuples = trained(torch.utils.data.TensorDataset(*images()))
+    assert all(torch.equal(a, b) for a, b in zip(as_dicts, as_tuples, strict=True))
+
+
+@pytest.mark.slow
+def test_a_compiled_classification_module_trains_and_is_measured_on_its_weights():
+    from lga_lightning.module import ClassificationModule
+
+    measured = callback()
+    module = ClassificationModule(net(), num_classes=4)
+    pl.seed_everything(0, verbose=False)
+    pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[measured],
+    ).fit(torch.compile(module), DataLoader(torch.utils.data.TensorDataset(*images()), 32))
+    assert [row["epoch"] for row in measured.history] == [0, 1, 2]
+    meter = NTKMeter(METRICS)
+    meter.draw_probes(torch.utils.data.TensorDataset(*images()), PROBE, seed=42)
+    initial = meter.measure(ClassificationModule(net(), num_classes=4), epoch=0)
+    after = meter.measure(module, epoch=2)  # the trained weights, measured eagerly
+    # The measurement runs the compiled forward: equal to eager to float32 rounding.
+    for metric in METRICS:
+        assert measured.history[0][metric] == pytest.approx(initial[metric], rel=1e-5), metric
+        assert measured.history[2][metric] == pytest.approx(after[metric], rel=1e-5), metric
