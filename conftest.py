@@ -22,7 +22,7 @@ if not HAS_RAY and os.environ.get("LGA_REQUIRE_RAY") == "1":
         "LGA_REQUIRE_RAY=1 but Ray is not installed; install the extra: pip install -e '.[ray]'"
     )
 
-collect_ignore_glob = [] if HAS_RAY else ["lga_lightning/tune/*", "tests/test_tune*.py"]
+collect_ignore_glob = [] if HAS_RAY else ["lga_lightning/search/tune/*", "tests/test_tune*.py"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _measure import measure  # noqa: E402
 
 from lga_lightning import NTKMetrics  # noqa: E402
-from lga_lightning.kernel import empirical_ntk, select_parameters  # noqa: E402
+from lga_lightning.core.kernel import empirical_ntk, select_parameters  # noqa: E402
 
 ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
@@ -56,9 +56,11 @@ FULL_EPOCH = 50_000
 
 def build_network(arch: str, C: int, N: int, classes: int) -> nn.Module:  # noqa: N803
     try:
-        from lga_lightning.spaces.nb201 import build
+        from lga_lightning.search.spaces.nb201 import build
     except ImportError:  # a small ResNet-like CNN with BatchNorm when the NB201 space is absent
-        print("lga_lightning.spaces.nb201.build is unavailable: using a small ResNet-like CNN")
+        print(
+            "lga_lightning.search.spaces.nb201.build is unavailable: using a small ResNet-like CNN"
+        )
         return _resnet_like(C, classes)
     return build(arch, C=C, N=N, num_classes=classes)
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from lga_lightning.linearization import linearize
+from lga_lightning.core.linearization import linearize
 
 
 def small_cnn(num_classes: int = 10) -> nn.Module:
@@ -60,7 +60,7 @@ NB201_ARCH = "|".join(
 def nb201_builder() -> Callable[[], nn.Module] | None:
     """Return a builder of the NB201 network at C=8, N=1 if the space is available."""
     try:
-        nb201 = importlib.import_module("lga_lightning.spaces.nb201")
+        nb201 = importlib.import_module("lga_lightning.search.spaces.nb201")
     except ImportError:
         return None
     build = getattr(nb201, "build", None)
@@ -206,7 +206,7 @@ def main() -> None:
         f"batch {args.batch}x3x32x32, {args.rounds} rounds x {args.steps} steps"
     )
     if nb201_builder() is None:
-        print("lga_lightning.spaces.nb201.build not available: NB201 network skipped")
+        print("lga_lightning.search.spaces.nb201.build not available: NB201 network skipped")
     print(
         f"{'model':<14}{'variant':<12}{'median ms':>10}{'min ms':>9}"
         f"{'saved MiB':>11}{'peak rss MiB':>14}"

@@ -49,8 +49,8 @@ sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from _measure import measure  # noqa: E402
 
 import lga_lightning  # noqa: E402
-from lga_lightning.kernel import empirical_ntk  # noqa: E402
-from lga_lightning.spaces import nb201  # noqa: E402
+from lga_lightning.core.kernel import empirical_ntk  # noqa: E402
+from lga_lightning.search.spaces import nb201  # noqa: E402
 
 ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"

@@ -28,9 +28,9 @@ import torch
 # the checkout this script belongs to, ahead of any installed copy
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lga_lightning.kernel import empirical_ntk  # noqa: E402
-from lga_lightning.proxies import PROXIES  # noqa: E402
-from lga_lightning.spaces import nb201  # noqa: E402
+from lga_lightning.core.kernel import empirical_ntk  # noqa: E402
+from lga_lightning.core.proxies import PROXIES  # noqa: E402
+from lga_lightning.search.spaces import nb201  # noqa: E402
 
 ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"

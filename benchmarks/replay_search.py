@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from lga_lightning.ground_truth import nb201_table
+from lga_lightning.search.ground_truth import nb201_table
 from lga_lightning.search.replay import replay_many, table_from_study
 from lga_lightning.search.strategies import RandomSearch
 

@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from lga_lightning.core.functional import lga
+from lga_lightning.core.kernel import empirical_ntk
+from lga_lightning.core.meter import NTKMeter
+from lga_lightning.core.probe import draw_probe
 from lga_lightning.data import ArraysDataModule, DigitsDataModule
-from lga_lightning.functional import lga
-from lga_lightning.kernel import empirical_ntk
-from lga_lightning.meter import NTKMeter
-from lga_lightning.module import paper_sgd
-from lga_lightning.probe import draw_probe
-from lga_lightning.spaces import NB201Space
+from lga_lightning.search.spaces import NB201Space
+from lga_lightning.training.module import paper_sgd
 from recipes._study import TrainAndMeasure
 
 ARCHS = [

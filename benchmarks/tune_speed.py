@@ -37,8 +37,8 @@ import torch
 
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.search import LGASearch, RandomSearch
-from lga_lightning.spaces import NB201Space
-from lga_lightning.tune import TuneSearch
+from lga_lightning.search.spaces import NB201Space
+from lga_lightning.search.tune import TuneSearch
 
 TIMING = {"seconds", "ntk_seconds", "process"}
 

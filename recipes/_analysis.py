@@ -6,8 +6,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lga_lightning.ground_truth import NB201_COLUMNS, NASBench201, TableGroundTruth, nb201_table
-from lga_lightning.ground_truth.base import ArchNotFoundError
+from lga_lightning.search.ground_truth import (
+    NB201_COLUMNS,
+    NASBench201,
+    TableGroundTruth,
+    nb201_table,
+)
+from lga_lightning.search.ground_truth.base import ArchNotFoundError
 from recipes._combine import combined_column
 from recipes._paired import default_pairs, format_paired, paired_table, parse_pair, write_paired_csv
 from recipes._rank import BASELINES, Correlation, correlation_table, format_table, plot, write_csv

@@ -20,8 +20,8 @@ from typing import Any, Literal, Optional, TypeVar, Union
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lga_lightning._lock import OutputLockedError
-from lga_lightning._threads import choose_threads
+from lga_lightning.utils.lock import OutputLockedError
+from lga_lightning.utils.threads import choose_threads
 from recipes._quiet import quiet_third_party
 
 T = TypeVar("T")
@@ -285,11 +285,12 @@ def check_config_files(args: Sequence[str] | Mapping[str, Any] | None) -> None:
 class ThreadsMixin:
     """Adds ``--num_threads`` to a LightningCLI: torch's intra-op CPU threads per process.
 
-    ``"auto"`` fits the cores and the processes (:func:`lga_lightning._threads.choose_threads`),
-    an integer is used as given, ``null`` leaves torch's choice. With ``threads_to_model`` the
-    value goes to the model's ``num_threads`` (the search applies and prints it when its fit
-    starts); otherwise it is set before anything is built. Subclasses check the parsed settings
-    in :meth:`check_config`, which runs right after parsing (before seeding and instantiation).
+    ``"auto"`` fits the cores and the processes
+    (:func:`lga_lightning.utils.threads.choose_threads`), an integer is used as given, ``null``
+    leaves torch's choice. With ``threads_to_model`` the value goes to the model's ``num_threads``
+    (the search applies and prints it when its fit starts); otherwise it is set before anything is
+    built. Subclasses check the parsed settings in :meth:`check_config`, which runs right after
+    parsing (before seeding and instantiation).
     """
 
     threads_default: Any = None

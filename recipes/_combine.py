@@ -2,17 +2,17 @@
 
 A combination is written ``"lga@1+params"``: signals joined by ``+``, each optionally at an
 epoch (``@e``; default: the study's last measured epoch). Every signal is ranked so that the
-best architecture gets the highest rank (its direction from :mod:`lga_lightning.signals`), then
+best architecture gets the highest rank (its direction from :mod:`lga_lightning.core.signals`), then
 the ranks are summed (``ranks``) or their logarithms summed (``log_ranks``, as AZ-NAS combines
-its proxies); :mod:`lga_lightning.rank_combination` does the arithmetic.
+its proxies); :mod:`lga_lightning.core.rank_combination` does the arithmetic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from lga_lightning.rank_combination import sum_of_log_ranks, sum_of_ranks
-from lga_lightning.signals import expected_sign
+from lga_lightning.core.rank_combination import sum_of_log_ranks, sum_of_ranks
+from lga_lightning.core.signals import expected_sign
 
 Term = tuple[str, int]
 Columns = Mapping[tuple[str, str, int], Sequence[float]]

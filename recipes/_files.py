@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lga_lightning._files import atomic_temp_path
+from lga_lightning.utils.files import atomic_temp_path
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

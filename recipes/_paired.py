@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from lga_lightning.signals import expected_sign
+from lga_lightning.core.signals import expected_sign
 from recipes._files import atomic_write_text
 from recipes._rank import METHOD, correlate, kendall_rows, resampled_interval, worst_ranked
 

@@ -1,7 +1,7 @@
 """Rank correlations of measured quantities with ground-truth accuracy: table, CSV and plot.
 
 Kendall tau-b and Spearman rho come from :mod:`scipy.stats` and are reported with their raw
-sign. :func:`lga_lightning.signals.expected_sign` states the sign under which a quantity
+sign. :func:`lga_lightning.core.signals.expected_sign` states the sign under which a quantity
 predicts *higher* accuracy (e.g. the condition number is expected to correlate negatively), and
 ``signed_tau`` multiplies tau by it, so for every quantity a larger ``signed_tau`` is a better
 predictor.
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from lga_lightning.signals import expected_sign
+from lga_lightning.core.signals import expected_sign
 from recipes._files import atomic_write, atomic_write_text
 
 BASELINES: tuple[str, ...] = ("params", "flops", "train_loss", "val_acc")
@@ -79,7 +79,7 @@ def correlate(
     Args:
         values: the quantity, one per architecture.
         truth: the accuracies, same order.
-        sign: the quantity's expected sign (:func:`lga_lightning.signals.expected_sign`).
+        sign: the quantity's expected sign (:func:`lga_lightning.core.signals.expected_sign`).
 
     Returns:
         ``(n, tau, tau_p, rho, rho_p)``.

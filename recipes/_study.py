@@ -1,8 +1,8 @@
 """The study's measurement: train each network with Lightning, measure it with NTK meters.
 
-The study's per-architecture work: a :class:`~lga_lightning.module.ClassificationModule` trained
-by a plain ``Trainer`` (the same training as ``lga-train``), with one
-:class:`~lga_lightning.meter.NTKMeter` per kernel setting measuring the network at epoch 0
+The study's per-architecture work: a :class:`~lga_lightning.training.module.ClassificationModule`
+trained by a plain ``Trainer`` (the same training as ``lga-train``), with one
+:class:`~lga_lightning.core.meter.NTKMeter` per kernel setting measuring the network at epoch 0
 (before ``fit``) and after each scheduled epoch (a callback in ``on_train_epoch_end``, after
 that epoch's validation).
 """
@@ -23,12 +23,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from lga_lightning._threads import threads_line
-from lga_lightning.init import initialize
-from lga_lightning.meter import NTKMeter
-from lga_lightning.module import ClassificationModule
-from lga_lightning.probe import draw_probe
-from lga_lightning.session import MeasurementSession
+from lga_lightning.core.init import initialize
+from lga_lightning.core.meter import NTKMeter
+from lga_lightning.core.probe import draw_probe
+from lga_lightning.training.module import ClassificationModule
+from lga_lightning.training.session import MeasurementSession
+from lga_lightning.utils.threads import threads_line
 from recipes._baselines import count_flops, count_parameters
 from recipes._files import append_jsonl
 from recipes._probe_file import read_probe_file
@@ -321,7 +321,7 @@ class StudyMeasurement:
         return x[:size].float(), y[:size]
 
     def meters(self, probes: dict[Any, tuple[Tensor, Tensor]]) -> dict[str, NTKMeter]:
-        """One :class:`~lga_lightning.meter.NTKMeter` per setting, its probe set.
+        """One :class:`~lga_lightning.core.meter.NTKMeter` per setting, its probe set.
 
         ``probes`` maps ``(probe size, split)`` to its batch; ``probes[PROXY_SETTING]``, when
         present, is the batch of the zero-cost proxies' meter.

@@ -53,16 +53,16 @@ import torch
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from lga_lightning._describe import describe
-from lga_lightning._files import check_output_dir
-from lga_lightning._lock import OutputLock
-from lga_lightning._threads import Threads, choose_threads
+from lga_lightning.core.functional import EVOLUTION_METRICS, SCALAR_METRICS
+from lga_lightning.core.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
+from lga_lightning.core.meter import check_proxies
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
-from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
-from lga_lightning.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
-from lga_lightning.meter import check_proxies
-from lga_lightning.spaces import NB201Space
+from lga_lightning.search.spaces import NB201Space
+from lga_lightning.utils.describe import describe
+from lga_lightning.utils.files import check_output_dir
+from lga_lightning.utils.lock import OutputLock
+from lga_lightning.utils.threads import Threads, choose_threads
 from recipes._analysis import PROG, RAW_NAME, StudyAnalysis
 from recipes._cli import class_parser, run_class
 from recipes._combine import parse_combination
@@ -146,8 +146,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             NAS-Bench-201 table shipped with the package (all 15,625 cells; 200-epoch test
             accuracy, and the 12-epoch schedule with ``hp: "12"``).
         trust_benchmark_file: unpickle the benchmark file fully (only for the official file).
-        table: CSV/JSON ground-truth table (see ``lga_lightning.ground_truth.TableGroundTruth``).
-        dataset: benchmark dataset of the ground truth: ``cifar10``, ``cifar100``,
+        table: CSV/JSON ground-truth table (see
+        ``lga_lightning.search.ground_truth.TableGroundTruth``). dataset: benchmark dataset of the
+        ground truth: ``cifar10``, ``cifar100``,
             ``ImageNet16-120``, ``cifar10-valid``.
         split: benchmark split (``None``: the test accuracy the literature reports).
         hp: benchmark training budget, ``"200"`` or ``"12"`` epochs.
@@ -161,11 +162,11 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         analyse_only: measure nothing; correlate what ``raw.jsonl`` holds.
         plot: write ``correlations.png``.
         num_threads: torch's intra-op CPU threads: ``auto`` (default: on a CPU, one thread
-            below 4 cores, else all of them; :mod:`lga_lightning._threads`), a number, or
+            below 4 cores, else all of them; :mod:`lga_lightning.utils.threads`), a number, or
             ``None`` for torch's choice. The count is printed first and is part of the resume
             fingerprint: the thread count changes float rounding, hence the numbers.
         proxies: zero-cost proxies measured at every epoch of ``epochs`` on a class-balanced
-            batch of ``proxy_batch`` training images (:data:`lga_lightning.proxies.PROXIES`).
+            batch of ``proxy_batch`` training images (:data:`lga_lightning.core.proxies.PROXIES`).
         proxy_batch: the proxies' batch size.
         combine: combined rankings reported as rows of their own, e.g. ``["lga@1+params",
             "synflow+naswot"]`` (signals joined by ``+``, each at an epoch ``@e``, default the
@@ -419,7 +420,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     def run(self) -> list[Correlation]:
         """Measure every architecture not yet in ``raw.jsonl``, then correlate and report.
 
-        While measuring, the output folder is locked (:class:`~lga_lightning._lock.OutputLock`):
+        While measuring, the output folder is locked (:class:`lga_lightning.utils.lock.OutputLock`):
         a second study into it stops with an error naming the first. ``analyse_only`` only
         reads ``raw.jsonl``, so it runs beside a study that is still measuring.
         """

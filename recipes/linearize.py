@@ -2,9 +2,9 @@
 
 For each architecture (NAS-Bench-201 arch strings, or any network given by ``class_path``), the
 network is built with a fixed seed, linearised around that initialisation ``theta_0``
-(:func:`lga_lightning.linearization.linearize`), and both are trained with the same recipe: the same
-:class:`~lga_lightning.module.ClassificationModule`, optimizer, data, data order, epochs and seed.
-Then both are evaluated on the test split and the recipe reports
+(:func:`lga_lightning.core.linearization.linearize`), and both are trained with the same recipe: the
+same :class:`~lga_lightning.training.module.ClassificationModule`, optimizer, data, data order,
+epochs and seed. Then both are evaluated on the test split and the recipe reports
 
 - ``acc_nonlinear`` and ``acc_linear``: test accuracies (fractions in [0, 1]);
 - ``advantage = acc_nonlinear - acc_linear``: the non-linear advantage (Ortiz-Jimenez et al.,
@@ -50,15 +50,15 @@ from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
-from lga_lightning._describe import describe as _describe
-from lga_lightning._files import check_output_dir
-from lga_lightning._lock import OutputLock
-from lga_lightning.callback import NTKMetrics
+from lga_lightning.core.linearization import linearize
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
-from lga_lightning.linearization import linearize
-from lga_lightning.module import ClassificationModule
-from lga_lightning.spaces import nb201
+from lga_lightning.search.spaces import nb201
+from lga_lightning.training.callback import NTKMetrics
+from lga_lightning.training.module import ClassificationModule
+from lga_lightning.utils.describe import describe as _describe
+from lga_lightning.utils.files import check_output_dir
+from lga_lightning.utils.lock import OutputLock
 from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, atomic_write_text, read_jsonl
 
@@ -112,7 +112,7 @@ class NonlinearAdvantage:
         data: the datamodule (train split for training, test split for the accuracies).
         archs: NAS-Bench-201 arch strings, built with ``C``/``N`` and the data's classes.
         models: networks by ``class_path`` (functions returning a fresh ``nn.Module`` whose
-            output has ``num_classes`` logits), e.g. ``lga_lightning.models.SmallCNN``.
+            output has ``num_classes`` logits), e.g. ``lga_lightning.core.models.SmallCNN``.
             Default when neither ``archs`` nor ``models`` is given: one NB201 cell.
         C: NB201 channels of the first stage.
         N: NB201 cells per stage.
@@ -121,7 +121,7 @@ class NonlinearAdvantage:
             (lr 0.025, momentum 0.9, weight decay 3e-4).
         seed: seed of the initialisation, the data order and every random draw.
         mode: how the linearisation treats BatchNorm and dropout (see
-            :func:`~lga_lightning.linearization.linearize`): ``eval`` (fixed at ``theta_0``'s
+            :func:`~lga_lightning.core.linearization.linearize`): ``eval`` (fixed at ``theta_0``'s
             running statistics, a model linear in its parameters) or ``train``.
         limit_train_batches: batches per epoch (an int) or fraction of them, for quick runs.
         probe_size: probe samples of the non-linear network's NTK (``NTKMetrics``, measured every
@@ -216,7 +216,7 @@ class NonlinearAdvantage:
     def run(self) -> list[dict[str, Any]]:
         """Train every architecture not yet in ``raw.jsonl``; print and write the table.
 
-        One run at a time uses ``output_dir`` (:class:`~lga_lightning._lock.OutputLock`).
+        One run at a time uses ``output_dir`` (:class:`~lga_lightning.utils.lock.OutputLock`).
 
         Returns:
             One record per architecture (the columns of :data:`COLUMNS` and more).

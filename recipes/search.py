@@ -23,13 +23,13 @@ from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
-from lga_lightning._files import check_output_dir
-from lga_lightning._lock import OutputLock
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth, nb201_table
 from lga_lightning.search import LGASearch
+from lga_lightning.search.ground_truth import NASBench201, TableGroundTruth, nb201_table
+from lga_lightning.search.spaces import NB201Space
 from lga_lightning.search.store import STORE_NAME, ResultsStore
 from lga_lightning.search.writer import check_ground_truth
-from lga_lightning.spaces import NB201Space
+from lga_lightning.utils.files import check_output_dir
+from lga_lightning.utils.lock import OutputLock
 from recipes._cli import ThreadsMixin, one_line, run_user_errors
 from recipes._help import lightning_parser_class
 

@@ -1,8 +1,8 @@
 """``lga-train``: train any model with Lightning from a YAML config, NTK metrics included.
 
 Any LightningModule and LightningDataModule can be named by ``class_path``; a bare
-``torch.nn.Module`` trains through :class:`lga_lightning.module.ClassificationModule`, and the
-``NTKMetrics`` callback is configured under ``trainer.callbacks``::
+``torch.nn.Module`` trains through :class:`lga_lightning.training.module.ClassificationModule`, and
+the ``NTKMetrics`` callback is configured under ``trainer.callbacks``::
 
     lga-train fit --config configs/resnet_cifar10.yaml
     lga-train fit --config configs/resnet_cifar10.yaml --trainer.max_epochs 3
@@ -23,10 +23,10 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from lga_lightning._files import check_output_dir
-from lga_lightning._rundir import run_dir
-from lga_lightning.module import ClassificationModule
-from lga_lightning.probe import isolated_rng
+from lga_lightning.core.probe import isolated_rng
+from lga_lightning.training._rundir import run_dir
+from lga_lightning.training.module import ClassificationModule
+from lga_lightning.utils.files import check_output_dir
 from recipes._cli import ThreadsMixin, run_user_errors
 from recipes._help import lightning_parser_class
 
@@ -59,7 +59,7 @@ class SaveConfigInRunDir(SaveConfigCallback):
     """
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        """Write the config once, in :func:`~lga_lightning._rundir.run_dir` (rank 0)."""
+        """Write the config once, in :func:`~lga_lightning.training._rundir.run_dir` (rank 0)."""
         if self.already_saved:
             return
         folder = run_dir(trainer)  # a collective: every rank calls it

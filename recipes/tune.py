@@ -1,7 +1,7 @@
 """``lga-tune``: an ``lga-search`` config run on Ray Tune, candidates early-stopped by LGA.
 
 Any ``lga-search`` config runs as it is (``model``, ``data``, ``trainer``); a ``tune`` section
-says how (:class:`~lga_lightning.tune.TuneSearch`: scheduler, rungs, resources, cluster)::
+says how (:class:`~lga_lightning.search.tune.TuneSearch`: scheduler, rungs, resources, cluster)::
 
     lga-tune --config configs/tune_digits.yaml
     lga-tune --config configs/demo.yaml --tune.scheduler asha --tune.eta 2
@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional
 import lightning.pytorch as pl
 from lightning.pytorch.cli import ArgsType
 
-from lga_lightning._lock import OutputLock
+from lga_lightning.utils.lock import OutputLock
 from recipes import search as search_recipe
 from recipes._cli import run_user_errors
 from recipes.search import SearchCLI
@@ -97,7 +97,7 @@ def tune_options(
         num_gpus: GPUs of the local Ray (default: all of this machine's).
 
     Returns:
-        The options, as keyword arguments of :class:`~lga_lightning.tune.TuneSearch`.
+        The options, as keyword arguments of :class:`~lga_lightning.search.tune.TuneSearch`.
     """
     return dict(locals())
 
@@ -187,13 +187,14 @@ def run(args: ArgsType = None) -> Any:
     """Run ``lga-tune`` in-process: parse, search on Ray Tune, print the leaderboard.
 
     Returns:
-        The finished :class:`~lga_lightning.tune.TuneSearch` (``.leaderboard``, ``.summary``).
+        The finished :class:`~lga_lightning.search.tune.TuneSearch` (``.leaderboard``,
+        ``.summary``).
     """
 
     def body() -> Any:
         cli = build_cli(args)  # parses (and --print_config works) without Ray
         try:
-            from lga_lightning.tune import TuneSearch
+            from lga_lightning.search.tune import TuneSearch
         except ImportError as err:
             raise ValueError(str(err)) from None
         config = cli.config

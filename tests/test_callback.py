@@ -22,13 +22,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lga_lightning import NTKMetrics
-from lga_lightning.functional import (
+from lga_lightning.core.functional import (
     EVOLUTION_METRICS,
     SCALAR_METRICS,
     NTKMetricWarning,
     ntk_metrics,
 )
-from lga_lightning.kernel import empirical_ntk
+from lga_lightning.core.kernel import empirical_ntk
 
 ALL_METRICS = SCALAR_METRICS + EVOLUTION_METRICS
 

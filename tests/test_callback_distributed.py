@@ -11,13 +11,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from lga_lightning._distributed import (
+from lga_lightning.core.kernel import empirical_ntk, ntk_jacobian
+from lga_lightning.training._distributed import (
     gather_kernel,
     local_batchnorm,
     rank_zero_buffers,
     shard_rows,
 )
-from lga_lightning.kernel import empirical_ntk, ntk_jacobian
 
 N, WORLD = 5, 2  # uneven shards: 2 and 3 rows
 

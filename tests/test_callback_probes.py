@@ -26,8 +26,8 @@ from test_callback import (
 from torch.utils.data import DataLoader, TensorDataset
 
 from lga_lightning import NTKMetrics
-from lga_lightning.functional import NTKMetricWarning, kernel_distance, ntk_metrics
-from lga_lightning.kernel import empirical_ntk
+from lga_lightning.core.functional import NTKMetricWarning, kernel_distance, ntk_metrics
+from lga_lightning.core.kernel import empirical_ntk
 
 
 def source_index(data: TensorDataset, x: torch.Tensor) -> list[int]:

@@ -462,6 +462,6 @@ def test_data_layer_imports_no_upper_layer():
                 names = [a.name for a in node.names]
             for name in names:
                 if name.startswith("lga_lightning"):
-                    assert name.startswith(("lga_lightning.data", "lga_lightning.probe")), (
+                    assert name.startswith(("lga_lightning.data", "lga_lightning.core.probe")), (
                         f"{source.name} imports {name}"
                     )

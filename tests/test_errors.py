@@ -31,7 +31,10 @@ GOOD_ARCH = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 SEARCH = {
     "num_threads": 1,
     "model": {
-        "space": {"class_path": "lga_lightning.spaces.NB201Space", "init_args": {"C": 4, "N": 1}},
+        "space": {
+            "class_path": "lga_lightning.search.spaces.NB201Space",
+            "init_args": {"C": 4, "N": 1},
+        },
         "strategy": {
             "class_path": "lga_lightning.search.RandomSearch",
             "init_args": {"num_candidates": 2, "epochs": 1},
@@ -388,7 +391,7 @@ CASES = [
             t,
             **{
                 "model.ground_truth": {
-                    "class_path": "lga_lightning.ground_truth.NASBench201",
+                    "class_path": "lga_lightning.search.ground_truth.NASBench201",
                     "init_args": {"path": damaged_benchmark(t)},
                 }
             },
@@ -510,8 +513,8 @@ def test_header_only_store_is_started_afresh_by_the_corrected_command(tmp_path):
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
 def test_atomic_writes_give_files_the_umask_permissions(tmp_path, umask):
-    from lga_lightning import _history
     from lga_lightning.search import leaderboard
+    from lga_lightning.training import _history
     from recipes._files import atomic_write_text
 
     old = os.umask(umask)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from lga_lightning.core.functional import lga
+from lga_lightning.core.init import initialize
+from lga_lightning.core.kernel import empirical_ntk
 from lga_lightning.data import ArraysDataModule
-from lga_lightning.functional import lga
-from lga_lightning.init import initialize
-from lga_lightning.kernel import empirical_ntk
-from lga_lightning.module import ClassificationModule
-from lga_lightning.spaces import NB201Space
+from lga_lightning.search.spaces import NB201Space
+from lga_lightning.training.module import ClassificationModule
 from recipes import correlate
 
 K = 4

@@ -24,8 +24,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lga_lightning import NTKMetrics
-from lga_lightning.evolution import kernel_velocities, plot_evolution
-from lga_lightning.kernel import empirical_ntk
+from lga_lightning.core.evolution import kernel_velocities, plot_evolution
+from lga_lightning.core.kernel import empirical_ntk
 
 EVOLUTION = ("kernel_distance", "kernel_correlation", "relative_kernel_difference")
 

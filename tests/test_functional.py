@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from lga_lightning.functional import (
+from lga_lightning.core.functional import (
     NTKMetricWarning,
     condition_number,
     eigenvalues,

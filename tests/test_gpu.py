@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lga_lightning.kernel import IMPLEMENTATIONS, empirical_ntk, samples_are_coupled
-from lga_lightning.spaces import nb201
+from lga_lightning.core.kernel import IMPLEMENTATIONS, empirical_ntk, samples_are_coupled
+from lga_lightning.search.spaces import nb201
 
 pytestmark = [
     pytest.mark.gpu,

@@ -18,7 +18,7 @@ import pytest
 import torch
 from nas_201_api import ArchResults, NASBench201API, ResultsCount
 
-from lga_lightning.ground_truth import (
+from lga_lightning.search.ground_truth import (
     ArchNotFoundError,
     GroundTruth,
     NASBench201,
@@ -335,8 +335,8 @@ def test_export_table_writes_nothing_on_error(bench, tmp_path):
 # the NAS-Bench-201 table shipped in the package
 # --------------------------------------------------------------------------------------------
 
-from lga_lightning.ground_truth import NB201_COLUMNS, nb201_table, nb201_table_path  # noqa: E402
-from lga_lightning.spaces import nb201  # noqa: E402
+from lga_lightning.search.ground_truth import NB201_COLUMNS, nb201_table, nb201_table_path  # noqa: E402
+from lga_lightning.search.spaces import nb201  # noqa: E402
 
 RAW_COLUMNS = [
     "index",
@@ -440,10 +440,10 @@ def test_the_space_maps_nas_bench_201_indices_like_the_shipped_table():
     import gzip
     from importlib import resources
 
-    from lga_lightning.spaces import NB201Space
+    from lga_lightning.search.spaces import NB201Space
 
     space = NB201Space()
-    path = resources.files("lga_lightning.ground_truth") / "data" / "nb201_accuracies.csv.gz"
+    path = resources.files("lga_lightning.search.ground_truth") / "data" / "nb201_accuracies.csv.gz"
     with gzip.open(str(path), "rt", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 15625

@@ -63,8 +63,8 @@ def test_own_options_come_before_the_trainers(name, capsys):
 
 def test_markup_becomes_plain_text():
     assert plain(":class:`~lga_lightning.search.LGASearch`") == "LGASearch"
-    assert plain(":func:`lga_lightning.linearization.linearize`") == (
-        "lga_lightning.linearization.linearize"
+    assert plain(":func:`lga_lightning.core.linearization.linearize`") == (
+        "lga_lightning.core.linearization.linearize"
     )
     assert plain("the ``rank_by`` option; :meth:`~a.B.fit`") == "the rank_by option; fit"
     assert plain("`PyTorch <https://pytorch.org>`_") == "PyTorch"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from lga_lightning.kernel import (
+from lga_lightning.core.kernel import (
     empirical_ntk,
     kernel_from_jacobian,
     ntk_jacobian,
@@ -91,7 +91,7 @@ class DictOut(TupleOut):
 
 def nb201_cells() -> nn.Module:
     """A NAS-Bench-201 network (C=4, N=1: three cells with conv, pool and skip edges)."""
-    from lga_lightning.spaces import nb201
+    from lga_lightning.search.spaces import nb201
 
     return nb201.build(NB201_ARCH, C=4, N=1, num_classes=3)
 
@@ -440,7 +440,7 @@ def test_default_float32_kernel_is_as_accurate_as_the_loop_on_a_train_mode_nb201
     float32 BatchNorm on channels-last tensors this setting measured ~1e-4 against ~5e-7 for the
     loop, so the bound separates the two layouts.
     """
-    from lga_lightning.spaces import nb201
+    from lga_lightning.search.spaces import nb201
 
     torch.manual_seed(0)
     model = nb201.build(NB201_ARCH, C=8, N=1, num_classes=10)
@@ -458,7 +458,7 @@ def test_default_float32_kernel_is_as_accurate_as_the_loop_on_a_train_mode_nb201
 
 def test_the_network_the_paper_measures_has_plain_cell_batchnorms_and_the_official_kernel():
     """``affine=False, track_running_stats=False`` cells: no BN weights, no statistics buffers."""
-    from lga_lightning.spaces import nb201
+    from lga_lightning.search.spaces import nb201
 
     torch.manual_seed(0)
     model = nb201.build(NB201_ARCH, C=4, N=1, affine=False, track_running_stats=False).double()

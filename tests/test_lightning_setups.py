@@ -169,7 +169,7 @@ def test_an_iterable_dataset_with_probe_tensors_is_measured():
 
 
 def test_the_projects_own_module_trains_on_dict_batches_like_on_tuples():
-    from lga_lightning.module import ClassificationModule
+    from lga_lightning.training.module import ClassificationModule
 
     def trained(dataset) -> list[torch.Tensor]:
         module = ClassificationModule(net(), num_classes=4)
@@ -190,7 +190,7 @@ def test_the_projects_own_module_trains_on_dict_batches_like_on_tuples():
 
 @pytest.mark.slow
 def test_a_compiled_classification_module_trains_and_is_measured_on_its_weights():
-    from lga_lightning.module import ClassificationModule
+    from lga_lightning.training.module import ClassificationModule
 
     measured = callback()
     module = ClassificationModule(net(), num_classes=4)

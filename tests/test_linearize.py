@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lga_lightning.linearization import LinearizedModel, linearize
+from lga_lightning.core.linearization import LinearizedModel, linearize
 
 TOL = 1e-6
 

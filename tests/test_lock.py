@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from lga_lightning._lock import LOCK_NAME, OutputLock, OutputLockedError
+from lga_lightning.utils.lock import LOCK_NAME, OutputLock, OutputLockedError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 HOLD = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from lga_lightning._lock import OutputLock
+from lga_lightning.utils.lock import OutputLock
 with OutputLock(sys.argv[2]):
     print("held", flush=True)
     time.sleep(float(sys.argv[3]))
@@ -28,7 +28,7 @@ with OutputLock(sys.argv[2]):
 CONTEND = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from lga_lightning._lock import OutputLock, OutputLockedError
+from lga_lightning.utils.lock import OutputLock, OutputLockedError
 start = float(sys.argv[3])
 while time.time() < start:
     time.sleep(0.001)

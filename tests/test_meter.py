@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lga_lightning import NTKMeter
-from lga_lightning.kernel import empirical_ntk
+from lga_lightning.core.kernel import empirical_ntk
 
 
 def mlp() -> nn.Module:

@@ -1,4 +1,5 @@
-"""Tests of the NAS-Bench-201 space (lga_lightning.spaces.nb201) and the SearchSpace protocol."""
+"""Tests of the NAS-Bench-201 space (lga_lightning.search.spaces.nb201) and the SearchSpace
+protocol."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from lga_lightning.spaces import NB201Space, SearchSpace, nb201
+from lga_lightning.search.spaces import NB201Space, SearchSpace, nb201
 
 # Written out here (not taken from the module) so the tests check the module against them.
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from lga_lightning.core.linearization import linearize
 from lga_lightning.data import DigitsDataModule
-from lga_lightning.linearization import linearize
-from lga_lightning.spaces import nb201
+from lga_lightning.search.spaces import nb201
 from recipes import linearize as recipe
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"

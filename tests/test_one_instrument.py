@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from lga_lightning import NTKMetrics
+from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.data import DigitsDataModule
-from lga_lightning.functional import SCALAR_METRICS
-from lga_lightning.module import ClassificationModule
 from lga_lightning.search import LGASearch, Plain
 from lga_lightning.search.seeding import derive_seed
-from lga_lightning.spaces import NB201Space
+from lga_lightning.search.spaces import NB201Space
+from lga_lightning.training.module import ClassificationModule
 from recipes import correlate
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"

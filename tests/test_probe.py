@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lga_lightning.probe import class_balanced_indices, probe_from_dataset
+from lga_lightning.core.probe import class_balanced_indices, probe_from_dataset
 
 
 def test_probe_is_class_balanced_and_read_from_the_drawn_items():

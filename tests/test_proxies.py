@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lga_lightning.proxies import (
+from lga_lightning.core.proxies import (
     PROXIES,
     ProxyWarning,
     fisher,
@@ -23,8 +23,8 @@ from lga_lightning.proxies import (
     synflow,
     zico,
 )
-from lga_lightning.signals import SIGNALS
-from lga_lightning.spaces import nb201
+from lga_lightning.core.signals import SIGNALS
+from lga_lightning.search.spaces import nb201
 
 W1 = [[1.0, -1.0], [2.0, 1.0]]
 W2 = [[1.0, 2.0], [-1.0, 1.0]]

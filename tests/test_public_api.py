@@ -11,7 +11,7 @@ import lga_lightning
 def test_linearize_is_the_function_whatever_was_imported_first():
     # A fresh interpreter: the first access must not see a submodule of the same name.
     code = (
-        "import lga_lightning.linearization, lga_lightning.callback\n"
+        "import lga_lightning.core.linearization, lga_lightning.training.callback\n"
         "from lga_lightning import linearize\n"
         "import lga_lightning as package\n"
         "assert callable(linearize) and linearize.__name__ == 'linearize', linearize\n"
@@ -23,10 +23,10 @@ def test_linearize_is_the_function_whatever_was_imported_first():
 
 
 def test_every_exported_name_resolves_to_the_documented_object():
-    from lga_lightning.callback import NTKMetrics
-    from lga_lightning.kernel import empirical_ntk
-    from lga_lightning.meter import NTKMeter
+    from lga_lightning.core.kernel import empirical_ntk
+    from lga_lightning.core.meter import NTKMeter
     from lga_lightning.search import LGASearch
+    from lga_lightning.training.callback import NTKMetrics
 
     assert lga_lightning.NTKMetrics is NTKMetrics
     assert lga_lightning.LGASearch is LGASearch

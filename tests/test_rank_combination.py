@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lga_lightning.rank_combination import rank_best_highest, sum_of_log_ranks, sum_of_ranks
+from lga_lightning.core.rank_combination import rank_best_highest, sum_of_log_ranks, sum_of_ranks
 
 NAN = float("nan")
 COLUMNS = {

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lga_lightning.module import ClassificationModule
+from lga_lightning.training.module import ClassificationModule
 from recipes import correlate, search, train
 from recipes._cli import one_line
 
@@ -53,7 +53,7 @@ def test_console_scripts_print_help_with_documented_arguments():
 
 def test_train_help_documents_the_module_arguments(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        train.run(["fit", "--model.help", "lga_lightning.module.ClassificationModule"])
+        train.run(["fit", "--model.help", "lga_lightning.training.module.ClassificationModule"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--model.optimizer" in text and "cross-entropy label smoothing" in text
@@ -116,10 +116,10 @@ def test_wrong_key_is_one_line_naming_the_key(tmp_path, capsys):
 
 
 def test_unknown_class_path_is_one_line_naming_it(tmp_path, capsys):
-    bad_model = {"class_path": "lga_lightning.models.ResNett"}
+    bad_model = {"class_path": "lga_lightning.core.models.ResNett"}
     cfg = _train_config(tmp_path, **{"model.init_args.model": bad_model})
     err = _error(train.run, ["fit", "--config", cfg], capsys)
-    assert "lga_lightning.models.ResNett" in err and "model.model" in err
+    assert "lga_lightning.core.models.ResNett" in err and "model.model" in err
     bad_optimizer = {"class_path": "torch.optim.SGDD", "init_args": {"lr": 0.1}}
     cfg = _train_config(tmp_path, **{"model.init_args.optimizer": bad_optimizer})
     err = _error(train.run, ["fit", "--config", cfg], capsys)
@@ -135,7 +135,7 @@ def test_missing_data_path_is_one_line_naming_it(tmp_path, capsys):
         "class_path": "lga_lightning.data.CIFAR10DataModule",
         "init_args": {"root": str(missing)},
     }
-    model = {"class_path": "lga_lightning.models.SmallCNN", "init_args": {"in_channels": 3}}
+    model = {"class_path": "lga_lightning.core.models.SmallCNN", "init_args": {"in_channels": 3}}
     cfg = _train_config(tmp_path, data=data, **{"model.init_args.model": model})
     err = _error(train.run, ["fit", "--config", cfg], capsys)
     assert str(missing) in err and "data_batch_1" in err
@@ -162,8 +162,8 @@ def test_classification_module_takes_num_classes_from_the_datamodule(tmp_path):
     import lightning.pytorch as pl
     import torch
 
+    from lga_lightning.core.models import SmallCNN
     from lga_lightning.data import DigitsDataModule
-    from lga_lightning.models import SmallCNN
 
     module = ClassificationModule(
         SmallCNN(num_classes=10, in_channels=1), optimizer=torch.optim.Adam

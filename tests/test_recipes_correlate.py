@@ -13,8 +13,8 @@ import torch
 from scipy import stats
 from torch import nn
 
-from lga_lightning.kernel import empirical_ntk
-from lga_lightning.spaces import nb201
+from lga_lightning.core.kernel import empirical_ntk
+from lga_lightning.search.spaces import nb201
 from recipes import correlate
 from recipes._baselines import count_flops
 
@@ -108,8 +108,8 @@ def test_correlations_equal_scipy_on_the_stored_numbers(study):
 
 def test_stored_values_match_an_independent_measurement(study):
     tmp_path, _ = study
+    from lga_lightning.core.functional import lga
     from lga_lightning.data import DigitsDataModule
-    from lga_lightning.functional import lga
 
     record = raw_records(tmp_path)[1]
     torch.manual_seed(42)
@@ -225,8 +225,8 @@ def test_seed_means_are_correlated_and_match_the_stored_per_seed_values(seeds_st
 
 
 def test_each_seed_is_an_independent_initialisation(seeds_study):
+    from lga_lightning.core.functional import lga
     from lga_lightning.data import DigitsDataModule
-    from lga_lightning.functional import lga
 
     record = raw_records(seeds_study[0])[1]
     x, y = DigitsDataModule(resize=8, channels=3, batch_size=64).probe_batch(10, seed=42)
@@ -289,7 +289,7 @@ def embedded_accuracy(arch: str, column: str) -> float:
     import gzip
     from importlib import resources
 
-    path = resources.files("lga_lightning.ground_truth") / "data" / "nb201_accuracies.csv.gz"
+    path = resources.files("lga_lightning.search.ground_truth") / "data" / "nb201_accuracies.csv.gz"
     with gzip.open(str(path), "rt", newline="") as f:
         for row in csv.DictReader(f):
             if row["arch"] == arch:
@@ -370,7 +370,7 @@ def test_another_data_class_keeps_its_own_defaults():
 def test_a_second_study_into_a_folder_in_use_is_refused(study, tmp_path, capsys):
     import os
 
-    from lga_lightning._lock import OutputLock
+    from lga_lightning.utils.lock import OutputLock
 
     out = tmp_path / "out"
     out.mkdir()
@@ -389,9 +389,9 @@ def test_a_second_study_into_a_folder_in_use_is_refused(study, tmp_path, capsys)
 
 
 def test_a_study_of_another_protocol_sets_probe_init_validation_and_truth_column(tmp_path):
+    from lga_lightning.core.functional import lga
+    from lga_lightning.core.init import initialize
     from lga_lightning.data import DigitsDataModule
-    from lga_lightning.functional import lga
-    from lga_lightning.init import initialize
 
     dm = DigitsDataModule(resize=8, channels=3, batch_size=64)
     dm.setup("fit")

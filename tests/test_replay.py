@@ -8,7 +8,7 @@ import pytest
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.search import LGASearch, RandomSearch, SuccessiveHalving
 from lga_lightning.search.replay import MeasuredTable, replay, replay_many, table_from_search
-from lga_lightning.spaces import NB201Space
+from lga_lightning.search.spaces import NB201Space
 
 
 def real_search(root, strategy):

@@ -17,7 +17,6 @@ from _wandb import RecordingWandbLogger
 
 from lga_lightning import empirical_ntk, ntk_metrics
 from lga_lightning.data import DigitsDataModule
-from lga_lightning.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.search import (
     LGASearch,
     Plain,
@@ -26,8 +25,9 @@ from lga_lightning.search import (
     SuccessiveHalving,
     load_results,
 )
+from lga_lightning.search.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.search.seeding import derive_seed, seed_global
-from lga_lightning.spaces import NB201Space, nb201
+from lga_lightning.search.spaces import NB201Space, nb201
 
 VOLATILE = ("seconds", "ntk_seconds", "process")
 DEAD = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -257,14 +257,14 @@ def test_store_header_tells_optimizer_settings_apart(tmp_path):
     """A CLI optimizer is a partial of the optimizer class: its arguments are in the header."""
     import functools
 
-    from lga_lightning._describe import describe as _describe
-    from lga_lightning.module import paper_sgd
+    from lga_lightning.training.module import paper_sgd
+    from lga_lightning.utils.describe import describe as _describe
 
     slow = _describe(functools.partial(torch.optim.SGD, lr=0.01))
     fast = _describe(functools.partial(torch.optim.SGD, lr=0.5))
     assert slow == "torch.optim.sgd.SGD(lr=0.01)" and slow != fast
     assert " at 0x" not in _describe(functools.partial(lambda p, lr: None, lr=0.1))
-    assert _describe(paper_sgd) == "lga_lightning.module.paper_sgd"
+    assert _describe(paper_sgd) == "lga_lightning.training.module.paper_sgd"
 
 
 @pytest.mark.parametrize(

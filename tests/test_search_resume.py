@@ -25,7 +25,7 @@ def run(root: str, devices: int = 1, progress: bool = False) -> None:
 
     from lga_lightning.data import DigitsDataModule
     from lga_lightning.search import LGASearch, SuccessiveHalving
-    from lga_lightning.spaces import NB201Space
+    from lga_lightning.search.spaces import NB201Space
 
     search = LGASearch(
         NB201Space(C=4, N=1),

@@ -21,7 +21,10 @@ VOLATILE = ("seconds", "ntk_seconds", "process")
 CONFIG = {
     "num_threads": 1,
     "model": {
-        "space": {"class_path": "lga_lightning.spaces.NB201Space", "init_args": {"C": 4, "N": 1}},
+        "space": {
+            "class_path": "lga_lightning.search.spaces.NB201Space",
+            "init_args": {"C": 4, "N": 1},
+        },
         "strategy": {
             "class_path": "lga_lightning.search.RandomSearch",
             "init_args": {"num_candidates": 4, "epochs": 2},

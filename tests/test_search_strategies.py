@@ -14,8 +14,8 @@ from lga_lightning.search import (
     RegularizedEvolution,
     SuccessiveHalving,
 )
+from lga_lightning.search.spaces import NB201Space, nb201
 from lga_lightning.search.store import ResultsStore, StoreMismatchError
-from lga_lightning.spaces import NB201Space, nb201
 
 
 def fake_score(arch: str, epoch: int) -> float:
@@ -207,8 +207,8 @@ def test_leaderboard_ranks_survivors_of_more_rungs_first():
 
 def test_a_new_strategy_says_what_it_supports_without_any_type_list():
     from lga_lightning.search import LGASearch
+    from lga_lightning.search.spaces import NB201Space
     from lga_lightning.search.strategies import Plain, Strategy
-    from lga_lightning.spaces import NB201Space
 
     class FixedOrder(Plain):
         """A user's strategy: its own class, no list to register it in."""

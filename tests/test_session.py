@@ -17,15 +17,15 @@ import torch
 from torch import nn
 
 from lga_lightning import NTKMeter, NTKMetrics
+from lga_lightning.core.probe import draw_probe
 from lga_lightning.data import DigitsDataModule
-from lga_lightning.module import ClassificationModule
-from lga_lightning.probe import draw_probe
 from lga_lightning.search import LGASearch, Plain
 from lga_lightning.search.module import DEFAULT_METRICS
 from lga_lightning.search.seeding import derive_seed
+from lga_lightning.search.spaces import NB201Space
 from lga_lightning.search.strategies import Job
-from lga_lightning.session import MeasurementSession, computed_in
-from lga_lightning.spaces import NB201Space
+from lga_lightning.training.module import ClassificationModule
+from lga_lightning.training.session import MeasurementSession, computed_in
 from recipes._study import TrainAndMeasure
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lga_lightning.functional import EVOLUTION_METRICS, SCALAR_METRICS
+from lga_lightning.core.functional import EVOLUTION_METRICS, SCALAR_METRICS
+from lga_lightning.core.signals import SIGNALS, expected_sign
 from lga_lightning.search.ranking import RECORD_QUANTITIES, Ranking
-from lga_lightning.signals import SIGNALS, expected_sign
 from recipes._rank import BASELINES
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lga_lightning.core.meter import NTKMeter
 from lga_lightning.data import DigitsDataModule
-from lga_lightning.meter import NTKMeter
 from recipes._study import TrainAndMeasure
 
 

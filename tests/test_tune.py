@@ -26,9 +26,9 @@ from test_search import fit, make_search
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.search import Plain, RandomSearch, RegularizedEvolution
 from lga_lightning.search.scheduler import Scheduler
+from lga_lightning.search.spaces import NB201Space
 from lga_lightning.search.store import ResultsStore
-from lga_lightning.spaces import NB201Space
-from lga_lightning.tune import StrategySearcher, TuneSearch
+from lga_lightning.search.tune import StrategySearcher, TuneSearch
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL_TRAINER = {"accelerator": "cpu", "limit_train_batches": 4, "limit_val_batches": 2}
@@ -269,7 +269,7 @@ def _write_config(path: Path, root: Path) -> Path:
     path.write_text(
         f"""
 model:
-  space: {{class_path: lga_lightning.spaces.NB201Space, init_args: {{C: 4, N: 1}}}}
+  space: {{class_path: lga_lightning.search.spaces.NB201Space, init_args: {{C: 4, N: 1}}}}
   strategy:
     class_path: lga_lightning.search.RandomSearch
     init_args: {{num_candidates: 5, epochs: 3}}

@@ -96,7 +96,7 @@ def test_stored_measurements_without_their_tune_experiment_are_refused(tmp_path,
     path = next(p for p in TUNE_CONFIGS if p.name == "tune_digits.yaml")
     args = ["--config", str(path), "--trainer.default_root_dir", str(tmp_path)]
     cli = tune.build_cli(args)
-    from lga_lightning.tune import TuneSearch
+    from lga_lightning.search.tune import TuneSearch
 
     search = TuneSearch(cli.model, cli.datamodule, results_dir=str(tmp_path / "lga_tune"))
     store = tmp_path / "lga_tune" / "results.jsonl"

@@ -19,9 +19,9 @@ from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import Searcher
 
 from lga_lightning.search import RegularizedEvolution
-from lga_lightning.spaces import NB201Space
-from lga_lightning.tune import StrategySearcher
-from lga_lightning.tune.state import StateFileError, asha_state, set_asha_state
+from lga_lightning.search.spaces import NB201Space
+from lga_lightning.search.tune import StrategySearcher
+from lga_lightning.search.tune.state import StateFileError, asha_state, set_asha_state
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = NB201Space(C=4, N=1)
@@ -189,7 +189,7 @@ def test_lga_tune_refuses_a_crafted_state_before_starting_ray(tmp_path):
     config.write_text(
         f"""
 model:
-  space: {{class_path: lga_lightning.spaces.NB201Space, init_args: {{C: 4, N: 1}}}}
+  space: {{class_path: lga_lightning.search.spaces.NB201Space, init_args: {{C: 4, N: 1}}}}
   strategy: {{class_path: lga_lightning.search.RandomSearch, init_args: {{num_candidates: 2}}}}
   probe_size: 8
 data: {{class_path: lga_lightning.data.DigitsDataModule, init_args: {{channels: 3}}}}

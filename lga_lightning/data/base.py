@@ -12,9 +12,9 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from lga_lightning.core.probe import probe_from_dataset
 from lga_lightning.data.augment import CropFlip, Normalize
 from lga_lightning.data.dataset import ImageTensorDataset
-from lga_lightning.probe import probe_from_dataset
 
 
 @dataclass
@@ -268,7 +268,7 @@ class ImageDataModule(LightningDataModule):
         """A fixed, class-balanced batch ``(x, y)`` from the training split, for NTK metrics.
 
         Deterministic in ``seed``, never augmented, normalised like every batch. Class counts
-        differ by at most one (see :func:`lga_lightning.probe.class_balanced_indices`).
+        differ by at most one (see :func:`lga_lightning.core.probe.class_balanced_indices`).
         """
         self.setup()
         return probe_from_dataset(self.probe_set, size, seed, labels=self.probe_set.labels)

@@ -24,8 +24,8 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from lga_lightning._files import atomic_open, atomic_temp_path, named
 from lga_lightning.search.strategies import record_score
+from lga_lightning.utils.files import atomic_open, atomic_temp_path, named
 
 Row = dict[str, Any]
 

@@ -7,7 +7,7 @@ How a search runs, how it uses several devices and how it resumes: ``docs/search
 pieces: :mod:`~lga_lightning.search.scheduler` (which process trains what),
 :mod:`~lga_lightning.search.runner` (the candidate in training and its state files),
 :mod:`~lga_lightning.search.writer` (the store, the leaderboard, the loggers), and the shared
-measuring core :class:`~lga_lightning.meter.NTKMeter`.
+measuring core :class:`~lga_lightning.core.meter.NTKMeter`.
 """
 
 from __future__ import annotations
@@ -30,25 +30,25 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from lga_lightning._describe import describe
-from lga_lightning._distributed import close_spawned_gloo_group
-from lga_lightning._lock import OutputLock
-from lga_lightning._threads import Threads, choose_threads, threads_line
-from lga_lightning.functional import SCALAR_METRICS, NTKMetricWarning
-from lga_lightning.meter import NTKMeter
-from lga_lightning.module import paper_sgd
-from lga_lightning.probe import DEFAULT_PROBE_SEED, DEFAULT_PROBE_SIZE, default_batch_unpack
+from lga_lightning.core.functional import SCALAR_METRICS, NTKMetricWarning
+from lga_lightning.core.meter import NTKMeter
+from lga_lightning.core.probe import DEFAULT_PROBE_SEED, DEFAULT_PROBE_SIZE, default_batch_unpack
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.progress import Progress, summary_line
 from lga_lightning.search.ranking import RECORD_QUANTITIES, CombineBy, Mode, Ranking, Signal
 from lga_lightning.search.runner import CandidateRun, StateFiles, build_candidate, is_sharded
 from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.seeding import derive_seed, seed_global
+from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
 from lga_lightning.search.strategies import Job, RandomSearch, SingleJob, Strategy
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
-from lga_lightning.session import MeasurementSession
-from lga_lightning.spaces.base import SearchSpace
+from lga_lightning.training._distributed import close_spawned_gloo_group
+from lga_lightning.training.module import paper_sgd
+from lga_lightning.training.session import MeasurementSession
+from lga_lightning.utils.describe import describe
+from lga_lightning.utils.lock import OutputLock
+from lga_lightning.utils.threads import Threads, choose_threads, threads_line
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
@@ -60,28 +60,28 @@ class LGASearch(pl.LightningModule):
     """Search a space of architectures, training each candidate briefly and ranking it by LGA.
 
     Args:
-        space: the :class:`~lga_lightning.spaces.SearchSpace`; default NAS-Bench-201 (C=16, N=5).
-        strategy: a :class:`~lga_lightning.search.strategies.Strategy`; default
+        space: the :class:`~lga_lightning.search.spaces.SearchSpace`; default NAS-Bench-201 (C=16,
+        N=5). strategy: a :class:`~lga_lightning.search.strategies.Strategy`; default
             ``RandomSearch(num_candidates=10, epochs=1)``.
         seed: the search seed: architectures, initialisations and data order derive from it.
         rank_by: the ranking signal: ``"lga"`` (default), another NTK metric in ``metrics``,
             ``"train_loss"``, ``"val_acc"``, ``"params"``, a proxy in ``proxies``, a list of
             several combined by rank (e.g. ``["lga", "params"]``; with ``RandomSearch`` or
             ``Plain``, whose choices do not depend on scores), or a callable ``record -> float``.
-        mode: ``"max"`` or ``"min"``; default from :data:`lga_lightning.signals.SIGNALS`.
+        mode: ``"max"`` or ``"min"``; default from :data:`lga_lightning.core.signals.SIGNALS`.
         combine_by: how a list ``rank_by`` combines ranks: ``"log_ranks"`` (AZ-NAS) or
             ``"ranks"``.
         metrics: NTK metrics recorded for every measurement (names from
-            :data:`lga_lightning.functional.SCALAR_METRICS`).
+            :data:`lga_lightning.core.functional.SCALAR_METRICS`).
         proxies: zero-cost proxies recorded beside them, on the same probe batch (names from
-            :data:`lga_lightning.proxies.PROXIES`); ``rank_by`` can name any of them.
+            :data:`lga_lightning.core.proxies.PROXIES`); ``rank_by`` can name any of them.
         probe_size: samples in the probe batch (the paper: 256). The kernel costs ``probe_size``
             backward passes through the whole probe batch with train-mode BatchNorm.
         probe_seed: seed of the probe choice (``datamodule.probe_batch(size, seed)``).
         kernel_kwargs: options of :func:`lga_lightning.empirical_ntk` (``output``, ``bn_mode``,
             ``implementation``, ...); the paper's conventions by default.
         optimizer: ``params -> Optimizer``, called for each candidate; default
-            :func:`~lga_lightning.module.paper_sgd`.
+            :func:`~lga_lightning.training.module.paper_sgd`.
         scheduler: ``optimizer -> LR scheduler``, stepped after each candidate epoch; default
             none (constant learning rate, as in the paper).
         build_kwargs: extra arguments of ``space.build`` (``in_channels`` is taken from the
@@ -90,8 +90,8 @@ class LGASearch(pl.LightningModule):
         results_dir: where the store, leaderboard and plots go; default
             ``<trainer.default_root_dir>/lga_search`` (stable across reruns, unlike
             ``trainer.log_dir``, so that rerunning resumes).
-        ground_truth: a :class:`~lga_lightning.ground_truth.GroundTruth` giving true accuracies.
-        ground_truth_dataset: dataset queried in the ground truth.
+        ground_truth: a :class:`~lga_lightning.search.ground_truth.GroundTruth` giving true
+        accuracies. ground_truth_dataset: dataset queried in the ground truth.
         ground_truth_split: split queried (``None``: the benchmark's test accuracy).
         ground_truth_hp: training schedule queried (``"200"`` or ``"12"`` for NAS-Bench-201).
         max_loss: a training loss above this (or nan/inf) marks the candidate ``diverged``.
@@ -106,7 +106,7 @@ class LGASearch(pl.LightningModule):
             on its own.
         num_threads: torch's intra-op CPU threads during the fit, per process: ``"auto"`` (on a
             CPU, one thread below 4 cores per process, else cores // processes; see
-            :mod:`lga_lightning._threads`), a count, or ``None`` (leave torch's setting). The
+            :mod:`lga_lightning.utils.threads`), a count, or ``None`` (leave torch's setting). The
             choice is printed first and stored in the summary; the previous count is restored
             after the fit.
 
@@ -133,7 +133,7 @@ class LGASearch(pl.LightningModule):
         >>> import lightning.pytorch as pl
         >>> from lga_lightning.data import DigitsDataModule
         >>> from lga_lightning.search import LGASearch, RandomSearch
-        >>> from lga_lightning.spaces import NB201Space
+        >>> from lga_lightning.search.spaces import NB201Space
         >>> import tempfile
         >>> search = LGASearch(NB201Space(C=4, N=1), RandomSearch(num_candidates=2),
         ...                    probe_size=10, progress=False, verbose=False)
@@ -177,7 +177,7 @@ class LGASearch(pl.LightningModule):
     ) -> None:
         super().__init__()
         if space is None:
-            from lga_lightning.spaces import NB201Space
+            from lga_lightning.search.spaces import NB201Space
 
             space = NB201Space()
         unknown = [m for m in metrics if m not in SCALAR_METRICS]
@@ -419,7 +419,7 @@ class LGASearch(pl.LightningModule):
     def teardown(self, stage: str) -> None:
         """Release the results directory; close a ``ddp_spawn`` gloo group in step.
 
-        See :func:`lga_lightning._distributed.close_spawned_gloo_group`.
+        See :func:`lga_lightning.training._distributed.close_spawned_gloo_group`.
         """
         self._release()
         if self._threads_before is not None:
@@ -475,10 +475,10 @@ class LGASearch(pl.LightningModule):
 
         Everything that decides the numbers (seed, ranking, probe, kernel, optimizer) is kept, so
         the job's records equal those this search writes for the same candidate; nothing is
-        printed. One Ray Tune trial runs such a copy (:mod:`lga_lightning.tune`).
+        printed. One Ray Tune trial runs such a copy (:mod:`lga_lightning.search.tune`).
 
         Example:
-            >>> from lga_lightning.spaces import NB201Space
+            >>> from lga_lightning.search.spaces import NB201Space
             >>> search = LGASearch(NB201Space(C=4, N=1), probe_size=8)
             >>> arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
             >>> one = search.for_job(Job(3, arch, 1, (1,)), "/tmp/cand3")

@@ -16,8 +16,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lga_lightning._files import named, remove_temporaries, write_temporary
 from lga_lightning.search import leaderboard as lb
+from lga_lightning.utils.files import named, remove_temporaries, write_temporary
 
 OUTPUTS = ("leaderboard.csv", "leaderboard.json", "scatter.png")
 WRITING = ".leaderboard.writing"

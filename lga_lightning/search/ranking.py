@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from lga_lightning.rank_combination import sum_of_log_ranks, sum_of_ranks
-from lga_lightning.signals import direction
+from lga_lightning.core.rank_combination import sum_of_log_ranks, sum_of_ranks
+from lga_lightning.core.signals import direction
 
 Mode = Literal["max", "min"]
 Signal = str | list[str] | Callable[[Mapping[str, Any]], float]
@@ -34,7 +34,7 @@ class Ranking:
             callable ``record -> float`` combining them (e.g. ``lambda r: r["lga"] -
             0.1 * r["train_loss"]``; a module-level function for the CLI).
         mode: ``"max"`` (higher is better) or ``"min"``; default from the table of signals
-            (:data:`lga_lightning.signals.SIGNALS`), and
+            (:data:`lga_lightning.core.signals.SIGNALS`), and
             ``"max"`` for a callable.
         available: the quantities records will hold, to check ``rank_by`` early.
         combine_by: for a list: ``"log_ranks"`` (sum of log(rank / N), as AZ-NAS) or

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from lga_lightning.core.signals import expected_sign
 from lga_lightning.search import leaderboard
 from lga_lightning.search.strategies import Strategy
-from lga_lightning.signals import expected_sign
 
 Values = dict[int, dict[str, float]]
 """``epoch -> {signal: value}`` of one cell."""
@@ -146,7 +146,7 @@ def replay(
             With the space a real search used and its seed, the replay proposes the same cells.
         epoch_offset: read the value at ``job epoch + epoch_offset`` (``-1``: a 1-epoch
             strategy ranks by the value at initialisation, trained for nothing).
-        sign: the signal's direction (default :func:`lga_lightning.signals.expected_sign`).
+        sign: the signal's direction (default :func:`lga_lightning.core.signals.expected_sign`).
 
     Returns:
         The :class:`Outcome`: the leaderboard's top cell (ranked as ``lga-search`` ranks).
@@ -285,7 +285,7 @@ def table_from_study(
     measurement is its kernel time over its measured epochs and settings; one proxy measurement
     is that proxy's time over the measured epochs.
     """
-    from lga_lightning.rank_combination import sum_of_log_ranks
+    from lga_lightning.core.rank_combination import sum_of_log_ranks
 
     values: dict[str, Values] = {}
     epoch_seconds: dict[str, float] = {}

@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DistributedSampler
 
-from lga_lightning._files import named
 from lga_lightning.search.strategies import Job
+from lga_lightning.utils.files import named
 
 
 @dataclass

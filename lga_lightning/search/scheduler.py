@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.strategies import Job, Strategy
-from lga_lightning.spaces.base import SearchSpace
 
 Record = dict[str, Any]
 
@@ -29,7 +29,7 @@ class Scheduler:
 
     Example:
         >>> from lga_lightning.search import Plain
-        >>> from lga_lightning.spaces import NB201Space
+        >>> from lga_lightning.search.spaces import NB201Space
         >>> s = Scheduler(Plain(num_candidates=3), NB201Space(C=4, N=1), seed=0, processes=2)
         >>> sorted(s.fill())  # processes that got a job
         [0, 1]

@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from lga_lightning._files import named
+from lga_lightning.utils.files import named
 
 Record = dict[str, Any]
 

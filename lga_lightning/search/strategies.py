@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lga_lightning.search.seeding import python_rng
-from lga_lightning.spaces.base import SearchSpace
+from lga_lightning.search.spaces.base import SearchSpace
 
 ENDING_STATUSES = ("diverged", "stopped", "failed")
 """Statuses that end a job early: the candidate diverged, a scheduler stopped it (Ray Tune's
@@ -210,7 +210,7 @@ class Plain(Strategy):
         measure_at: epochs after which to measure; must end with ``epochs``.
 
     Example:
-        >>> from lga_lightning.spaces import NB201Space
+        >>> from lga_lightning.search.spaces import NB201Space
         >>> s = Plain(num_candidates=2, epochs=2)
         >>> s.bind(NB201Space(), seed=0)
         >>> job = s.propose()
@@ -266,13 +266,13 @@ class Plain(Strategy):
 
 
 class SingleJob(Strategy):
-    """Exactly one given job: what one Ray Tune trial trains (see :mod:`lga_lightning.tune`).
+    """Exactly one given job: what one Ray Tune trial trains (see :mod:`lga_lightning.search.tune`).
 
     Args:
         job: the job, with its candidate index (its seeds derive from it).
 
     Example:
-        >>> from lga_lightning.spaces import NB201Space
+        >>> from lga_lightning.search.spaces import NB201Space
         >>> arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
         >>> s = SingleJob(Job(7, arch, 2, (1, 2)))
         >>> s.bind(NB201Space(), seed=0)
@@ -312,7 +312,7 @@ class RandomSearch(Plain):
         epochs: training epochs per candidate.
 
     Example:
-        >>> from lga_lightning.spaces import NB201Space
+        >>> from lga_lightning.search.spaces import NB201Space
         >>> s = RandomSearch(num_candidates=3)
         >>> s.bind(NB201Space(), seed=0)
         >>> [s.propose().candidate for _ in range(3)], s.propose(), s.done
@@ -345,7 +345,7 @@ class RegularizedEvolution(Strategy):
         batch_size: children proposed before their results are needed.
 
     Example:
-        >>> from lga_lightning.spaces import NB201Space
+        >>> from lga_lightning.search.spaces import NB201Space
         >>> s = RegularizedEvolution(num_candidates=5, population_size=2, sample_size=2)
         >>> s.bind(NB201Space(), seed=0)
         >>> [s.propose().candidate for _ in range(2)], s.propose()  # waits for the population

@@ -2,7 +2,7 @@
 
 :class:`ResultsWriter` appends each record to ``results.jsonl`` and logs it, and at the end writes
 ``leaderboard.csv``, ``leaderboard.json`` and ``scatter.png`` and logs the leaderboard table. The
-ground truth is read through the :class:`~lga_lightning.ground_truth.GroundTruth` protocol.
+ground truth is read through the :class:`~lga_lightning.search.ground_truth.GroundTruth` protocol.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from lga_lightning.ground_truth import GroundTruth
 from lga_lightning.search import leaderboard as lb
+from lga_lightning.search.ground_truth import GroundTruth
 from lga_lightning.search.outputs import recover, write_outputs
 from lga_lightning.search.store import Record, ResultsStore
 
@@ -187,7 +187,7 @@ def check_ground_truth(ground_truth: Any, query: Mapping[str, Any]) -> None:
     """Fail now, not after the search, on a query the ground truth cannot answer.
 
     Raises:
-        ValueError: the object is no :class:`~lga_lightning.ground_truth.GroundTruth`.
+        ValueError: the object is no :class:`~lga_lightning.search.ground_truth.GroundTruth`.
         LookupError: the query names a dataset, split or budget it does not have.
     """
     if ground_truth is None:
@@ -195,7 +195,7 @@ def check_ground_truth(ground_truth: Any, query: Mapping[str, Any]) -> None:
     if not isinstance(ground_truth, GroundTruth):
         raise ValueError(
             f"`ground_truth` must have accuracy(), known_archs() and check_query() (a "
-            f"lga_lightning.ground_truth.GroundTruth), got {type(ground_truth).__name__}."
+            f"lga_lightning.search.ground_truth.GroundTruth), got {type(ground_truth).__name__}."
         )
     ground_truth.check_query(query["dataset"], query["split"], query["hp"])
 

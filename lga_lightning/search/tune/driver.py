@@ -1,0 +1,492 @@
+"""``TuneSearch``: an :class:`~lga_lightning.search.LGASearch` whose candidates are Ray Tune trials.
+
+The search's settings (space, seed, ranking, probe, kernel, optimizer, ground truth) are those of
+the given ``LGASearch``; each candidate is one trial (:mod:`lga_lightning.search.tune.trial`);
+Tune's scheduler stops candidates early on the ranking signal. The outputs are the in-process
+search's: ``results.jsonl``, ``leaderboard.csv``/``.json``, ``scatter.png`` and the loggers' runs,
+in ``results_dir``; Tune's own experiment lives in ``results_dir/tune``, and rerunning after a crash
+restores it. Details: ``docs/tune.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import shutil
+import statistics
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import ray
+from lightning.pytorch.loggers import Logger
+from ray import tune
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    TrialScheduler,
+)
+from ray.tune.search import Searcher
+
+from lga_lightning.search import LGASearch
+from lga_lightning.search import leaderboard as lb
+from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
+from lga_lightning.search.strategies import Strategy
+from lga_lightning.search.tune.records import SearchRecords
+from lga_lightning.search.tune.searcher import IndexedSearcher, StrategySearcher, arch_param_space
+from lga_lightning.search.tune.state import check_searcher_state
+from lga_lightning.search.tune.trial import (
+    SCHEDULER_METRIC,
+    TRAINER_DEFAULTS,
+    TrialSettings,
+    candidate_trial,
+)
+from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
+from lga_lightning.utils.lock import OutputLock
+
+SchedulerName = Literal["asha", "hyperband", "none"]
+
+EXPERIMENT = "tune"
+"""The name of Tune's experiment folder (inside ``results_dir`` unless ``storage`` says)."""
+
+
+def rung_epochs(scheduler: str, min_epochs: int, max_epochs: int, eta: int) -> list[int]:
+    """The epochs at which a scheduler compares candidates (each trial measures at these).
+
+    ASHA: ``min_epochs * eta**k`` below ``max_epochs``; HyperBand: ``max_epochs / eta**k``
+    (rounded down, at least 1); both end with ``max_epochs``; none: ``[max_epochs]``.
+
+    Example:
+        >>> rung_epochs("asha", 1, 9, 3), rung_epochs("hyperband", 1, 9, 3)
+        ([1, 3, 9], [1, 3, 9])
+        >>> rung_epochs("asha", 2, 10, 2), rung_epochs("none", 1, 4, 3)
+        ([2, 4, 8, 10], [4])
+    """
+    rungs = {max_epochs}
+    if scheduler == "asha":
+        e = min_epochs
+        while e < max_epochs:
+            rungs.add(e)
+            e *= eta
+    elif scheduler == "hyperband":
+        k = 1
+        while max_epochs // eta**k >= 1:
+            rungs.add(max_epochs // eta**k)
+            k += 1
+    return sorted(rungs)
+
+
+class TuneSearch:
+    """Run a search's candidates as Ray Tune trials, early-stopped by the ranking signal.
+
+    Args:
+        search: the search to run: its space, strategy (``RandomSearch``, ``Plain`` or
+            ``RegularizedEvolution``), seed, ranking, probe, kernel, optimizer and ground truth.
+        datamodule: the data every candidate trains on.
+        scheduler: ``"asha"`` (asynchronous successive halving, default), ``"hyperband"``,
+            ``"none"`` (every candidate trains its full budget), or a Tune ``TrialScheduler``.
+        min_epochs: epochs before the first comparison (ASHA's grace period).
+        eta: keep the top ``1/eta`` at each rung; rungs are ``eta`` times apart.
+        searcher: one of Tune's searchers (Optuna, HyperOpt, ...) instead of the strategy; its
+            parameter space is ``param_space`` (default: every architecture of the space).
+        param_space: Tune's parameter space, with an ``arch`` (architecture string).
+        num_candidates: trials a Tune searcher suggests (default: the strategy's).
+        cpu: CPUs per trial (also its torch threads).
+        gpu: GPUs per trial; a fraction (``0.25``) packs trials on one GPU.
+        max_concurrent_trials: trials at once (default: as many as the cluster's resources
+            allow when the search starts; set it for a cluster that grows).
+        max_failures: retries of a failed trial (from its last checkpoint) before it ranks last.
+        reuse_processes: a worker process trains trial after trial (Tune's ``reuse_actors``),
+            instead of a new process, with its imports, per trial.
+        address: the Ray cluster (``"auto"``: the running one; default: start a local Ray).
+        num_cpus: CPUs of the local Ray (default: all).
+        num_gpus: GPUs of the local Ray (default: all).
+        trainer: options of each trial's ``Trainer`` (``accelerator``, ``precision``,
+            ``limit_train_batches``, ...).
+        loggers: Lightning loggers of the search (one run): every record, the leaderboard table.
+        results_dir: where the store and the leaderboard go, on the driver (default: the
+            search's ``results_dir``, else ``lga_runs/tune``).
+        storage: where Tune keeps the experiment and the trials' checkpoints, seen by every
+            node (default: ``results_dir``; a shared folder or ``s3://bucket/path`` on a cluster
+            whose nodes do not share the results folder).
+        verbose: print one line per record and the final leaderboard.
+
+    Example:
+        >>> from lga_lightning.data import DigitsDataModule
+        >>> from lga_lightning.search import RandomSearch
+        >>> from lga_lightning.search.spaces import NB201Space
+        >>> tuner = TuneSearch(LGASearch(NB201Space(C=4, N=1), RandomSearch(8, epochs=4)),
+        ...                    DigitsDataModule(), scheduler="asha", min_epochs=1, eta=2)
+        >>> tuner.rungs
+        [1, 2, 4]
+    """
+
+    def __init__(
+        self,
+        search: LGASearch,
+        datamodule: Any,
+        scheduler: SchedulerName | TrialScheduler = "asha",
+        min_epochs: int = 1,
+        eta: int = 3,
+        searcher: Searcher | None = None,
+        param_space: dict[str, Any] | None = None,
+        num_candidates: int | None = None,
+        cpu: float = 1.0,
+        gpu: float = 0.0,
+        max_concurrent_trials: int | None = None,
+        max_failures: int = 1,
+        reuse_processes: bool = True,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+        trainer: dict[str, Any] | None = None,
+        loggers: Sequence[Logger] = (),
+        results_dir: str | None = None,
+        storage: str | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.search = search
+        self.datamodule = datamodule
+        self.strategy = _check_strategy(search.strategy, searcher, scheduler, search)
+        self.max_epochs = int(getattr(self.strategy, "epochs", 1))
+        self.scheduler_name = scheduler if isinstance(scheduler, str) else type(scheduler).__name__
+        if isinstance(scheduler, str) and scheduler not in ("asha", "hyperband", "none"):
+            raise ValueError(
+                f"scheduler={scheduler!r} is not one of 'asha', 'hyperband', 'none' (or a Tune "
+                "TrialScheduler)."
+            )
+        if not 1 <= min_epochs <= self.max_epochs:
+            raise ValueError(
+                f"min_epochs={min_epochs} must be between 1 and the strategy's epochs "
+                f"({self.max_epochs}): the first comparison comes after min_epochs epochs."
+            )
+        if eta < 2:
+            raise ValueError(f"eta={eta} must be at least 2 (keep the top 1/eta at each rung).")
+        self.min_epochs, self.eta = int(min_epochs), int(eta)
+        name = scheduler if isinstance(scheduler, str) else "none"
+        self.rungs = rung_epochs(name, self.min_epochs, self.max_epochs, self.eta)
+        self.scheduler = scheduler
+        self.searcher = searcher
+        self.param_space = param_space
+        self.num_candidates = num_candidates or getattr(self.strategy, "num_candidates", None)
+        if searcher is not None and not self.num_candidates:
+            raise ValueError("with a Tune searcher, say how many candidates: num_candidates=N.")
+        if cpu <= 0 or gpu < 0:
+            raise ValueError(f"resources per trial must be cpu > 0 and gpu >= 0, got {cpu}, {gpu}.")
+        self.cpu, self.gpu = float(cpu), float(gpu)
+        self.max_concurrent_trials = max_concurrent_trials
+        self.max_failures = int(max_failures)
+        self.reuse_processes = bool(reuse_processes)
+        self.address = address
+        self.num_cpus, self.num_gpus = num_cpus, num_gpus
+        self.trainer = _check_trainer_options(dict(trainer or {}))
+        self.loggers = list(loggers)
+        self.results_dir = os.path.abspath(
+            results_dir or search.results_dir_arg or os.path.join("lga_runs", "tune")
+        )
+        self.storage = storage or self.results_dir
+        if "://" not in self.storage:
+            self.storage = os.path.abspath(self.storage)
+        self.experiment = f"{self.storage.rstrip('/')}/{EXPERIMENT}"
+        """Tune's experiment: a folder, or a URI such as ``s3://bucket/path/tune``."""
+        self.verbose = verbose
+        self.leaderboard: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {}
+        self.records: list[Record] = []
+        self.startup_seconds: list[float] = []
+        """Seconds from each trial's start to its first training batch (see SearchRecords)."""
+        self._callback: SearchRecords | None = None
+
+    # ------------------------------------------------------------------ the run
+    def fit(self) -> dict[str, Any]:
+        """Run (or, after a crash, restore and finish) the search; write the leaderboard.
+
+        Returns:
+            The summary (chosen architecture, its true accuracy and regrets when known).
+        """
+        search = self.search
+        search.check_data(self.datamodule)
+        check_ground_truth(search.ground_truth, search.ground_truth_query)
+        os.makedirs(self.results_dir, exist_ok=True)
+        with OutputLock(self.results_dir, option="`results_dir`"):
+            # a restored experiment keeps its own settings: refuse other ones now
+            store = os.path.join(self.results_dir, STORE_NAME)
+            stored, _ = ResultsStore(store).read()
+            if stored is not None:
+                check_header(stored, self.header(), store)
+                if not tune.Tuner.can_restore(self.experiment):
+                    raise ValueError(
+                        f"{store} holds measurements but {self.experiment} holds no Tune "
+                        "experiment to restore them with; give this search another "
+                        "`results_dir` (or delete that one to start afresh)."
+                    )
+            if self.searcher is None and tune.Tuner.can_restore(self.experiment):
+                check_searcher_state(self.experiment, self._searcher(), self.results_dir)
+            started = self._start_ray()
+            try:
+                results = self._tuner().fit()
+            finally:
+                if started:
+                    ray.shutdown()  # the local Ray this search started
+            self._report_errors(results)
+            terminal = results.num_terminated + results.num_errors
+            done = terminal == len(results) and len(results) >= int(self.num_candidates)
+            return self._finish(done)
+
+    def header(self) -> dict[str, Any]:
+        """The store's header: the search's settings, the backend and the scheduler's rungs."""
+        header = self.search.header(self.datamodule)
+        header.update(
+            backend="ray",
+            scheduler=self.scheduler_name,
+            rungs=self.rungs,
+            searcher=type(self.searcher).__name__ if self.searcher is not None else None,
+        )
+        return header
+
+    def _start_ray(self) -> bool:
+        """Connect to Ray, starting a local one unless it runs; whether this started one."""
+        # A snapshot of the experiment follows every trial checkpoint (what makes a restore lose
+        # nothing); Tune would warn about that on every report.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        if ray.is_initialized():
+            return False
+        if self.address:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(
+                num_cpus=self.num_cpus,
+                num_gpus=self.num_gpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        if self.verbose:
+            resources = ray.cluster_resources()
+            print(
+                f"ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; "
+                f"each trial {self.cpu:g} CPU, {self.gpu:g} GPU",
+                flush=True,
+            )
+        return True
+
+    def _tuner(self) -> tune.Tuner:
+        experiment = self.experiment
+        # Trials need no ground truth (records do not depend on it); the NB201 table would add
+        # 3 MB to what every trial fetches and copies.
+        template = copy.copy(self.search)
+        template.ground_truth = None
+        settings = TrialSettings(
+            template, self.datamodule, self.trainer, threads=max(1, int(self.cpu))
+        )
+        trainable = tune.with_resources(
+            tune.with_parameters(candidate_trial, settings=settings),
+            {"cpu": self.cpu, "gpu": self.gpu},
+        )
+        if tune.Tuner.can_restore(experiment):
+            if self.verbose:
+                print(f"restoring the Tune experiment in {experiment}", flush=True)
+            tuner = tune.Tuner.restore(
+                experiment, trainable, resume_unfinished=True, resume_errored=False
+            )
+            self._attach_loggers(tuner)
+            return tuner
+        scheduler = self._scheduler()
+        records = SearchRecords(
+            self._writer(),
+            self.header(),
+            self.search.ranking.name,
+            (*self.search.metrics, *self.search.proxies),
+            self.search.space.canonical,
+            scheduler=scheduler,
+            verbose=self.verbose,
+        )
+        records.loggers = self.loggers
+        self._callback = records
+        return tune.Tuner(
+            trainable,
+            param_space=self._param_space(),
+            tune_config=tune.TuneConfig(
+                metric=SCHEDULER_METRIC,
+                mode="max",
+                scheduler=scheduler,
+                search_alg=self._searcher(),
+                num_samples=int(self.num_candidates),
+                max_concurrent_trials=self.max_concurrent_trials or self._slots(),
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_name,
+                reuse_actors=self.reuse_processes,
+            ),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT,
+                storage_path=self.storage,
+                callbacks=[records],
+                failure_config=tune.FailureConfig(max_failures=self.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                verbose=0,
+            ),
+        )
+
+    def _slots(self) -> int:
+        """Trials the cluster's resources run at once.
+
+        Without a limit Tune keeps one trial of a custom searcher pending at a time, so short
+        trials would run one after the other.
+        """
+        resources = ray.cluster_resources()
+        slots = int(resources.get("CPU", 1) // self.cpu)
+        if self.gpu > 0:
+            slots = min(slots, int(resources.get("GPU", 0) // self.gpu))
+        return max(1, slots)
+
+    def _scheduler(self) -> TrialScheduler:
+        if not isinstance(self.scheduler, str):
+            return self.scheduler
+        if self.scheduler == "asha":
+            return AsyncHyperBandScheduler(
+                time_attr="epoch",
+                max_t=self.max_epochs,
+                grace_period=self.min_epochs,
+                reduction_factor=self.eta,
+            )
+        if self.scheduler == "hyperband":
+            return HyperBandScheduler(
+                time_attr="epoch", max_t=self.max_epochs, reduction_factor=self.eta
+            )
+        return FIFOScheduler()
+
+    def _searcher(self) -> Searcher:
+        if self.searcher is None:
+            return StrategySearcher(
+                self.strategy, self.search.space, self.search.seed, extra_measure=self.rungs
+            )
+        measure = sorted({*self.rungs, self.max_epochs})
+        return IndexedSearcher(self.searcher, self.max_epochs, measure, int(self.num_candidates))
+
+    def _param_space(self) -> dict[str, Any] | None:
+        if self.searcher is None:
+            return None
+        return self.param_space or arch_param_space(self.search.space)
+
+    def _writer(self) -> ResultsWriter:
+        search = self.search
+        return ResultsWriter(
+            self.results_dir,
+            (*search.metrics, *search.proxies),
+            search.ranking.name,
+            search.ground_truth,
+            search.ground_truth_query,
+        )
+
+    def _attach_loggers(self, tuner: tune.Tuner) -> None:
+        """Give the restored experiment's record callback this process's loggers."""
+        run_config = getattr(getattr(tuner, "_local_tuner", None), "get_run_config", None)
+        for callback in (run_config().callbacks or []) if run_config else []:
+            if isinstance(callback, SearchRecords):
+                callback.loggers = self.loggers
+                callback.verbose = self.verbose
+                self._callback = callback
+
+    def _delete_trial_checkpoints(self) -> None:
+        """The search is over: its trials' last checkpoints (weights, optimizer) go."""
+        experiment = self.experiment
+        if not os.path.isdir(experiment):
+            return  # a URI: the storage's own retention applies
+        for trial in os.listdir(experiment):
+            folder = os.path.join(experiment, trial)
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if name.startswith("checkpoint_"):
+                    shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+    def _report_errors(self, results: Any) -> None:
+        errors = [r for r in results if r.error is not None]
+        if errors and self.verbose:
+            print(
+                f"{len(errors)} trial(s) failed after {self.max_failures} retries; they rank "
+                f"last. Their logs: {self.experiment}",
+                flush=True,
+            )
+
+    def _finish(self, done: bool) -> dict[str, Any]:
+        _, records = ResultsStore(os.path.join(self.results_dir, STORE_NAME)).read()
+        self.records = records
+        search = self.search
+        search.ranking.rescore(records)
+        writer = self._writer()
+        self.summary = writer.finish(records, self.loggers, done=done)
+        self.leaderboard = writer.leaderboard
+        if done and not search.keep_checkpoints:
+            self._delete_trial_checkpoints()
+        if not done:
+            print(
+                f"the search was interrupted with {len(records)} measurements stored in "
+                f"{self.results_dir}; the leaderboard so far is written there. Rerun the same "
+                "command to continue.",
+                flush=True,
+            )
+        if self._callback is not None:
+            self.startup_seconds = list(self._callback.startup_seconds)
+            self._callback.close()
+        if self.verbose:
+            print(lb.format_table(self.leaderboard, (search.ranking.name,)), flush=True)
+            print(summary_text(self.summary), flush=True)
+            if self.startup_seconds:
+                print(
+                    f"trial start-up (to the first batch; a new worker from its process start): "
+                    f"median "
+                    f"{statistics.median(self.startup_seconds):.2f} s over "
+                    f"{len(self.startup_seconds)} trial starts",
+                    flush=True,
+                )
+        return self.summary
+
+
+def trial_name(trial: Any) -> str:
+    """A trial's name and folder: its candidate and Tune's id, e.g. ``cand00003_5f2c1_00003``."""
+    return f"cand{int(trial.config['candidate']):05d}_{trial.trial_id}"
+
+
+def _check_strategy(
+    strategy: Strategy, searcher: Any, scheduler: Any, search: LGASearch
+) -> Strategy:
+    if searcher is not None and not isinstance(searcher, Searcher):
+        raise ValueError(
+            f"searcher must be a ray.tune.search.Searcher (Optuna, HyperOpt, ...), got "
+            f"{type(searcher).__name__}; for random search or evolution set the search's "
+            "strategy instead."
+        )
+    if strategy.continues_candidates:
+        raise ValueError(
+            f"{type(strategy).__name__} cannot run on Ray Tune: it continues candidates from "
+            "earlier jobs. Use RandomSearch, Plain or RegularizedEvolution; successive halving "
+            "is what the 'asha' scheduler does, asynchronously."
+        )
+    if search.ranking.combined and scheduler != "none":
+        raise ValueError(
+            f"rank_by={list(search.ranking.combined)} ranks candidates against each other, so a "
+            "score changes as others are measured; an early-stopping scheduler compares scores "
+            "as they arrive. Use scheduler='none', or rank by one signal."
+        )
+    return strategy
+
+
+def _check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Names only: values such as ``accelerator="gpu"`` may not work on the driver's node."""
+    fixed = sorted(set(options) & {*TRAINER_DEFAULTS, "default_root_dir", "callbacks"})
+    if fixed:
+        raise ValueError(
+            f"trainer options {fixed} are set by the trials themselves (one device each, no "
+            "logger; the search stops itself); remove them."
+        )
+    known = inspect.signature(pl.Trainer.__init__).parameters
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"trainer options {unknown} are not arguments of lightning.pytorch.Trainer; "
+            "check their spelling."
+        )
+    return options

@@ -1,0 +1,709 @@
+"""``NTKMetrics``: the empirical NTK and Label-Gradient Alignment at chosen epochs of any training.
+
+Add one callback to an existing :class:`~lightning.pytorch.Trainer` and the kernel metrics of a
+fixed probe batch appear in every logger, in ``callback.history`` and in ``ntk_metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from lga_lightning.core import evolution
+from lga_lightning.core.functional import SCALAR_METRICS, NTKMetricWarning
+from lga_lightning.core.meter import NTKMeter
+from lga_lightning.core.probe import DEFAULT_PROBE_SEED, DEFAULT_PROBE_SIZE, BatchUnpack
+from lga_lightning.training import _history
+from lga_lightning.training._callback_checks import (
+    check_int,
+    check_probe,
+    check_schedule,
+    check_strategy,
+    same_samples,
+    train_dataset,
+)
+from lga_lightning.training._callback_logging import (
+    csv_name,
+    define_wandb_axis,
+    log_measurement,
+    plot_name,
+)
+from lga_lightning.training._distributed import close_spawned_gloo_group
+from lga_lightning.training._rundir import run_dir
+from lga_lightning.training.session import MeasurementSession, check_dtype
+
+_STATE_VERSION = 2
+_KERNEL_HINT = (
+    "NTKMetrics passes kernel options through `kernel_kwargs`, e.g. "
+    "`NTKMetrics(kernel_kwargs={'output_fn': lambda out: out['logits']})`, and differentiates "
+    "another submodule of the LightningModule with `submodule='<attribute name>'`."
+)
+
+
+class NTKMetrics(Callback):
+    r"""Measure the empirical NTK of a fixed probe batch, and its metrics, at chosen epochs.
+
+    At each scheduled epoch the callback computes the kernel ``K = J J^T`` of a probe batch
+    (:func:`~lga_lightning.core.kernel.empirical_ntk`, paper conventions by default: train-mode
+    BatchNorm, gradient of the sum of the logits, every ``weight`` except the classifier's) with
+    the current weights, then its metrics (:func:`~lga_lightning.core.functional.ntk_metrics`), and
+    logs them. The training itself is left bit-for-bit unchanged: the kernel uses detached
+    parameters and cloned buffers, restores every mode flag and the RNG state, and the probe is read
+    from the dataset by index (the training dataloader's iterator and sampler are never touched).
+
+    **When.** Epoch ``0`` is the network at initialisation (in ``on_train_start``, before any
+    optimizer step); epoch ``e > 0`` is after ``e`` completed training epochs (in
+    ``on_train_epoch_end``). With ``every_n_steps=k`` the kernel is also measured after every
+    ``k``-th optimizer step (``trainer.global_step`` a multiple of ``k``, in
+    ``on_train_batch_end``); such a row's ``epoch`` is fractional, ``current_epoch + (batch_idx +
+    1) / num_training_batches`` (``nan`` for data of unknown length), and a step that ends a
+    scheduled epoch is measured once, as that epoch. Nothing is measured in validation hooks
+    (they run under ``torch.inference_mode``).
+
+    **Probe batch.** Fixed for the whole run and stored in the callback's state, so a resumed run
+    measures the same samples. By default it is drawn once, class-balanced and seeded
+    (:func:`~lga_lightning.core.probe.class_balanced_indices`), from the training dataset
+    (``trainer.train_dataloader.dataset``; a map-style dataset is required), or from
+    ``trainer.datamodule.probe_batch(size=..., seed=...)`` when the datamodule offers it. The
+    draw forks the RNGs (torch, numpy, random), so random transforms do not shift training.
+
+    **Several probe batches** (``num_probes=k``): ``k`` disjoint class-balanced batches; every
+    metric is their mean and ``<key>_std`` their sample standard deviation. **Multi-device**: under
+    DDP every rank differentiates its shard of the kernel's rows and holds the whole kernel.
+    **Cost**: ``n`` full-batch backward passes with train-mode BatchNorm (O(n^2)), one batched
+    per-sample pass without (O(n)); the ``seconds`` column says what each took. Details and
+    measurements: ``docs/callback.md``.
+
+    Logged keys (``<prefix>`` defaults to ``ntk/``):
+
+    - ``<prefix>lga``: Label-Gradient Alignment of the kernel and the probe labels
+      (nan, with one warning, for a single-class probe).
+    - ``<prefix>condition_number``: ``lambda_max / lambda_min`` (inf for a singular kernel).
+    - ``<prefix><proxy>`` for each of ``proxies``: a zero-cost proxy of the network at that
+      epoch on the same probe batch (:mod:`lga_lightning.core.proxies`).
+    - ``<prefix>frobenius_norm``, ``<prefix>mean``, ``<prefix>trace``: of the kernel.
+    - ``<prefix>kernel_distance``, ``<prefix>kernel_correlation``,
+      ``<prefix>relative_kernel_difference``: against the kernel at epoch 0 (with
+      ``track_evolution=True`` or when listed in ``metrics``; 0, 1 and 0 at epoch 0).
+    - ``<prefix>kernel_velocity`` (with ``kernel_velocity=True``): kernel distance between this
+      measurement's kernel and the previous measurement's (``nan`` at the first measurement).
+    - ``<prefix><metric>_std`` (with ``num_probes > 1``): for each metric above (velocity
+      included), the sample standard deviation over the probe batches; the metric itself is then
+      their mean.
+    - ``<prefix>epoch``: the measurement's epoch (completed epochs, 0 = initialisation): the
+      x-axis. W&B plots the metrics against it; Lightning's own ``epoch`` column holds the
+      0-based index of the epoch that just ended (``<prefix>epoch - 1``) except at epoch 0.
+    - ``<prefix>seconds``: wall time of the measurement on this process.
+    - ``<prefix>spectrum`` (table, loggers with ``log_table`` such as ``WandbLogger``): the
+      kernel's eigenvalues in descending order, columns ``epoch, index, eigenvalue``.
+    - ``<prefix>history`` (table, same loggers): every measurement so far, the columns of
+      ``callback.history``.
+    - ``<prefix>evolution`` (image, loggers with ``log_image`` such as ``WandbLogger``; with
+      ``plot=True``, once, at the end of training): the plot of the evolution metrics (and the
+      velocity) against ``epoch`` (``step`` when ``every_n_steps`` is set), also saved as
+      ``ntk_evolution.png`` (``<prefix>_evolution.png``) next to ``ntk_metrics.csv``; its path is
+      ``callback.plot_path``.
+
+    Scalars after training epochs go through ``pl_module.log`` (``on_epoch=True``), so
+    ``EarlyStopping`` and ``ModelCheckpoint`` can monitor ``ntk/lga``; they are logged at the
+    step of the epoch's last batch. Lightning does not let a callback log from
+    ``on_train_start`` into the epoch's results without merging them with the first epoch's, so
+    measurements made there (epoch 0, or the first epoch of a resumed run) are written to
+    ``trainer.loggers`` directly, at the current step (0 for a new run), with the same keys.
+    Step-scheduled measurements are written to ``trainer.loggers`` directly too, at the step
+    Lightning logs that batch's own metrics (independent of ``log_every_n_steps``).
+
+    The full history is ``callback.history`` (a list of dicts ``{"epoch", "step", <metric>...,
+    "seconds"}``) and ``ntk_metrics.csv`` (``<prefix>_metrics.csv`` for another prefix) in the
+    run's own folder (:func:`lga_lightning.training._rundir.run_dir`: the CSV or TensorBoard
+    logger's ``version_N`` folder, ``<save_dir>/<project>/<run id>`` for W&B, the next free
+    ``<default_root_dir>/lga_runs/version_N`` without a logger), rewritten atomically by rank 0
+    after each measurement. ``callback.spectra`` maps each epoch to its eigenvalues (float64,
+    descending) when ``log_spectrum=True`` (whole epochs only). Under DDP, step measurements
+    follow the same discipline as epoch measurements: every rank takes part in every one.
+
+    Args:
+        epochs: epochs to measure at, e.g. ``[0, 1, 3]`` (0 = initialisation, ``e`` = after ``e``
+            completed epochs). Default: ``[0, 1]`` (the paper's protocol) unless
+            ``every_n_epochs`` is given.
+        every_n_epochs: measure at epochs ``0, n, 2n, ...``; exclusive with ``epochs``.
+        every_n_steps: also measure after every ``k``-th optimizer step. Alone (without
+            ``epochs``/``every_n_epochs``) the epoch schedule becomes ``[0]``: the
+            initialisation, then every ``k`` steps.
+        probe_size: number of probe samples drawn from the training data (the paper uses 256).
+            Ignored when ``probe`` holds tensors.
+        probe: ``(x, y)`` tensors used as they are, or a map-style dataset to draw from; default:
+            the training data.
+        probe_seed: seed of the class-balanced draw (and of random transforms during it).
+        num_probes: number of disjoint probe batches of ``probe_size`` to average over (see
+            "Several probe batches"); the data must hold ``num_probes * probe_size`` samples.
+        batch_unpack: maps one dataset item (or a datamodule's probe batch) to
+            ``(inputs, labels)``; default handles ``(x, y, ...)`` tuples and dicts with keys such
+            as ``x``/``image`` and ``y``/``label``.
+        metrics: names from :data:`~lga_lightning.core.functional.SCALAR_METRICS` and
+            :data:`~lga_lightning.core.functional.EVOLUTION_METRICS`.
+        track_evolution: also log the kernel's distance, correlation and relative difference to
+            the kernel at epoch 0. If epoch 0 is not scheduled, the initial kernel is still
+            computed (not logged) in ``on_train_start`` of a new run, which costs one measurement.
+        kernel_velocity: also log the kernel distance between consecutive measurements
+            (``<prefix>kernel_velocity``); the previous kernel is kept in the callback's state.
+        log_spectrum: log the eigenvalue spectrum as a table and keep it in ``callback.spectra``.
+        plot: at the end of training, plot the evolution metrics against epochs (or steps), save
+            the PNG in the log dir and log it to loggers with ``log_image`` (rank 0). Nothing is
+            plotted when no evolution metric or velocity was measured.
+        prefix: prefix of every logged key; two instances need different prefixes.
+        kernel_kwargs: options for :func:`~lga_lightning.core.kernel.ntk_jacobian`: ``output``
+            (``"sum"``/``"trace"``; ``"full"`` without ``"lga"``), ``params``, ``classifier``,
+            ``bn_mode``, ``output_fn``, ``implementation``, ``chunk_size``.
+        submodule: name of the submodule to differentiate (``pl_module.get_submodule(name)``),
+            for LightningModules whose ``forward`` does not return the logits; default: the
+            LightningModule itself.
+        off_diagonal_lga: compute LGA over the off-diagonal entries only.
+        proxies: zero-cost proxies to measure beside the kernel metrics (names from
+            :data:`lga_lightning.core.proxies.PROXIES`, e.g. ``["synflow", "naswot"]``).
+        state_key: key of the callback's state in checkpoints; default derived from ``prefix``.
+        verbose: print a line per measurement (rank 0).
+        meter: the measuring core to use (``NTKMeter(...)``), as torchmetrics' wrappers take a
+            metric; then ``metrics``, ``track_evolution``, ``kernel_velocity``, ``log_spectrum``,
+            ``off_diagonal_lga``, ``proxies`` and ``kernel_kwargs`` come from it (giving them
+            too is refused).
+        kernel_dtype: compute the kernel in this dtype (``"float64"``, ``torch.float64``);
+            default: float32, or float64 for a float64 model (``docs/session.md``).
+
+    Raises:
+        ValueError: on an invalid argument, naming the fix.
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> callback = NTKMetrics(epochs=[0, 1, 3], probe_size=64)
+        >>> trainer = pl.Trainer(max_epochs=3, callbacks=[callback], logger=False,
+        ...                      enable_progress_bar=False, enable_model_summary=False)
+        >>> # trainer.fit(model, datamodule)  then  callback.history[-1]["lga"]
+        >>> steps = NTKMetrics(every_n_steps=50, kernel_velocity=True)  # + ntk/kernel_velocity
+        >>> steps.epochs, steps.every_n_steps
+        ([0], 50)
+        >>> NTKMetrics(epochs=[-1])
+        Traceback (most recent call last):
+        ...
+        ValueError: `epochs` must be non-negative integers, got [-1].
+    """
+
+    def __init__(
+        self,
+        epochs: Sequence[int] | None = None,
+        every_n_epochs: int | None = None,
+        every_n_steps: int | None = None,
+        probe_size: int = DEFAULT_PROBE_SIZE,
+        probe: tuple[Tensor, Tensor] | Dataset | None = None,
+        probe_seed: int = DEFAULT_PROBE_SEED,
+        num_probes: int = 1,
+        batch_unpack: BatchUnpack | None = None,
+        metrics: Sequence[str] = SCALAR_METRICS,
+        track_evolution: bool = True,
+        kernel_velocity: bool = False,
+        log_spectrum: bool = True,
+        plot: bool = True,
+        prefix: str = "ntk/",
+        kernel_kwargs: Mapping[str, Any] | None = None,
+        submodule: str | None = None,
+        off_diagonal_lga: bool = False,
+        proxies: Sequence[str] = (),
+        state_key: str | None = None,
+        verbose: bool = False,
+        meter: NTKMeter | None = None,
+        kernel_dtype: torch.dtype | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.every_n_steps = (
+            None if every_n_steps is None else check_int("every_n_steps", every_n_steps, 1)
+        )
+        if every_n_steps is not None and epochs is None and every_n_epochs is None:
+            epochs = [0]
+        self.epochs, self.every_n_epochs = check_schedule(epochs, every_n_epochs)
+        self.probe_size = check_int("probe_size", probe_size, minimum=2)
+        self.probe_seed = check_int("probe_seed", probe_seed, minimum=None)
+        self.num_probes = check_int("num_probes", num_probes, minimum=1)
+        self._given_probe = check_probe(probe, self.probe_size, self.num_probes)
+        if batch_unpack is not None and not callable(batch_unpack):
+            raise ValueError(
+                "`batch_unpack` must be a function mapping one dataset item to (inputs, labels), "
+                f"got {type(batch_unpack).__name__}."
+            )
+        self.batch_unpack = batch_unpack
+        for name, flag in (
+            ("track_evolution", track_evolution),
+            ("kernel_velocity", kernel_velocity),
+            ("log_spectrum", log_spectrum),
+            ("plot", plot),
+            ("off_diagonal_lga", off_diagonal_lga),
+            ("verbose", verbose),
+        ):
+            if not isinstance(flag, bool):
+                raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
+        if meter is None:
+            meter = NTKMeter(
+                metrics,
+                track_evolution=track_evolution,
+                kernel_velocity=kernel_velocity,
+                spectrum=log_spectrum,
+                off_diagonal_lga=off_diagonal_lga,
+                proxies=proxies,
+                kernel_kwargs=kernel_kwargs,
+            )
+        else:
+            _check_meter_alone(
+                meter,
+                metrics=(metrics, SCALAR_METRICS),
+                track_evolution=(track_evolution, True),
+                kernel_velocity=(kernel_velocity, False),
+                log_spectrum=(log_spectrum, True),
+                off_diagonal_lga=(off_diagonal_lga, False),
+                proxies=(tuple(proxies), ()),
+                kernel_kwargs=(kernel_kwargs, None),
+            )
+        self.meter = meter
+        self.kernel_dtype = check_dtype("kernel_dtype", kernel_dtype)
+        self.kernel_kwargs = self.meter.kernel_kwargs
+        self.metrics = self.meter.metrics
+        self.track_evolution = self.meter.track_evolution
+        self.kernel_velocity = self.meter.kernel_velocity
+        self.log_spectrum = self.meter.keep_spectrum
+        self.plot = plot
+        self.off_diagonal_lga = self.meter.off_diagonal_lga
+        self.verbose = verbose
+        if not isinstance(prefix, str):
+            raise ValueError(f"`prefix` must be a string such as 'ntk/', got {prefix!r}.")
+        self.prefix = prefix
+        if submodule is not None and (not isinstance(submodule, str) or not submodule):
+            raise ValueError(
+                "`submodule` must be the name of a submodule of the LightningModule "
+                f"(as in `pl_module.named_modules()`), or None; got {submodule!r}."
+            )
+        self.submodule = submodule
+        if state_key is not None and (not isinstance(state_key, str) or not state_key):
+            raise ValueError(f"`state_key` must be a non-empty string or None, got {state_key!r}.")
+        self._state_key = state_key
+
+        self.history: list[dict[str, Any]] = []
+        self.spectra: dict[int, Tensor] = {}
+        self.plot_path: str | None = None
+        self._loaded_state = False
+        self._warned: set[str] = set()
+        self._csv_path: str | None = None
+        self._sessions: dict[int, MeasurementSession] = {}
+
+    # ---------------------------------------------------------------------------------------
+    # schedule and state
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in a checkpoint."""
+        if self._state_key is not None:
+            return self._state_key
+        return self._generate_state_key(prefix=self.prefix)
+
+    @property
+    def probes(self) -> list[tuple[Tensor, Tensor]]:
+        """The probe batches ``(x, y)`` (one unless ``num_probes > 1``), empty before fit."""
+        return self.meter.probes
+
+    @property
+    def initial_kernels(self) -> list[Tensor]:
+        """Each probe batch's kernel at epoch 0 (when evolution is tracked)."""
+        return self.meter.initial_kernels
+
+    @property
+    def previous_kernels(self) -> list[Tensor]:
+        """Each probe batch's kernel at the previous measurement (with ``kernel_velocity``)."""
+        return self.meter.previous_kernels
+
+    @property
+    def probe(self) -> tuple[Tensor, Tensor] | None:
+        """The (first) probe batch ``(x, y)``; all of them are in ``probes``."""
+        return self.probes[0] if self.probes else None
+
+    @property
+    def initial_kernel(self) -> Tensor | None:
+        """The (first) probe batch's kernel at epoch 0; all of them are in ``initial_kernels``."""
+        return self.initial_kernels[0] if self.initial_kernels else None
+
+    @property
+    def previous_kernel(self) -> Tensor | None:
+        """The (first) probe batch's previous kernel; all of them are in ``previous_kernels``."""
+        return self.previous_kernels[0] if self.previous_kernels else None
+
+    @property
+    def evolution_metrics(self) -> tuple[str, ...]:
+        """The kernel-evolution metrics this callback computes."""
+        return self.meter.evolution_metrics
+
+    def is_scheduled(self, epoch: int) -> bool:
+        """Whether ``epoch`` (completed epochs, 0 = initialisation) is measured.
+
+        Example:
+            >>> NTKMetrics(every_n_epochs=2).is_scheduled(4), NTKMetrics().is_scheduled(2)
+            (True, False)
+        """
+        if self.every_n_epochs is not None:
+            return epoch % self.every_n_epochs == 0
+        return epoch in self.epochs
+
+    @property
+    def measured_epochs(self) -> list[int]:
+        """Whole epochs already in the history (step measurements between epochs excluded)."""
+        return [int(row["epoch"]) for row in self.history if _whole(row["epoch"])]
+
+    @property
+    def measured_steps(self) -> list[int]:
+        """Optimizer steps (``trainer.global_step``) at which the history holds a measurement."""
+        return [int(row["step"]) for row in self.history]
+
+    def is_step_scheduled(self, step: int) -> bool:
+        """Whether ``every_n_steps`` asks for a measurement after optimizer step ``step``.
+
+        Example:
+            >>> callback = NTKMetrics(every_n_steps=5)
+            >>> [s for s in range(12) if callback.is_step_scheduled(s)]
+            [5, 10]
+        """
+        n = self.every_n_steps
+        return n is not None and step > 0 and step % n == 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors, numbers, strings, lists and dicts: loadable with ``weights_only``.
+
+        ``meter`` holds the probe batches and the kernels kept for evolution
+        (:meth:`NTKMeter.state_dict <lga_lightning.core.meter.NTKMeter.state_dict>`), ``history``
+        every measurement and ``spectra`` the eigenvalues per epoch.
+        """
+        return {
+            "version": _STATE_VERSION,
+            "meter": self.meter.state_dict(),
+            "history": [dict(row) for row in self.history],
+            "spectra": dict(self.spectra),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the probe batches, the kept kernels, the history and the spectra."""
+        version = state_dict.get("version")
+        if version != _STATE_VERSION:
+            raise ValueError(
+                f"this NTKMetrics state has version {version!r}; this version of lga-lightning "
+                f"reads version {_STATE_VERSION}. Start a new run (or drop the callback's state "
+                "from the checkpoint) to measure from scratch."
+            )
+        self.meter.load_state_dict(state_dict["meter"])
+        self.history = [dict(row) for row in state_dict.get("history", [])]
+        self.spectra = {int(k): v for k, v in state_dict.get("spectra", {}).items()}
+        self._loaded_state = True
+
+    # ---------------------------------------------------------------------------------------
+    # hooks
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Check the trainer's configuration before anything runs."""
+        if stage != "fit":
+            return
+        check_strategy(trainer)
+        self._check_siblings(trainer)
+        self._target(pl_module)
+        max_epochs = trainer.max_epochs
+        if self.epochs is not None and max_epochs is not None and max_epochs >= 0:
+            late = [e for e in self.epochs if e > max_epochs]
+            if late:
+                rank_zero_warn(
+                    f"NTKMetrics: `epochs` {late} lie beyond `max_epochs={max_epochs}` and will "
+                    f"never be measured; raise `max_epochs` or drop them from `epochs`.",
+                    category=UserWarning,
+                )
+        if trainer.world_size > 1:
+            # Every rank computes the same values, so they are logged without a reduction.
+            warnings.filterwarnings(
+                "ignore",
+                message=rf"It is recommended to use `self.log\('{re.escape(self.prefix)}",
+                category=PossibleUserWarning,
+            )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Draw the probe, take the initial kernel and measure epoch 0 (or a resumed epoch)."""
+        completed = trainer.current_epoch
+        fresh = completed == 0 and trainer.global_step == 0
+        if fresh and not self._loaded_state:
+            self._reset()
+        folder = run_dir(trainer)  # a collective: every rank calls it
+        self._csv_path = os.path.join(folder, csv_name(self.prefix))
+        self._ensure_probe(trainer)
+        if trainer.is_global_zero:
+            define_wandb_axis(trainer, self.prefix, [*self.meter.keys, "seconds"])
+
+        if fresh and self.meter.needs_initial_kernel and not self.is_scheduled(0):
+            self._session(trainer).set_initial(self._target(pl_module))
+        if (
+            _at_epoch_boundary(trainer)
+            and self.is_scheduled(completed)
+            and completed not in self.measured_epochs
+        ):
+            self._measure(trainer, pl_module, completed, from_epoch_end=False)
+        missing = [e for e in range(completed) if self.is_scheduled(e)]
+        missing = [e for e in missing if e not in self.measured_epochs]
+        if missing:
+            self._warn_once(
+                f"NTKMetrics: epochs {missing} were not measured before the checkpoint this run "
+                "resumes from was saved; the history continues without them."
+            )
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Measure after ``trainer.current_epoch + 1`` completed epochs when scheduled."""
+        epoch = trainer.current_epoch + 1
+        if self.is_scheduled(epoch) and epoch not in self.measured_epochs:
+            self._measure(trainer, pl_module, epoch, from_epoch_end=True)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Measure after every ``every_n_steps``-th optimizer step.
+
+        Every rank decides alike (the global step and the end of the epoch are the same on every
+        rank), so every rank enters the kernel's collectives together.
+        """
+        step = trainer.global_step
+        if not self.is_step_scheduled(step) or step in self.measured_steps:
+            return
+        last = bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+        if last and self.is_scheduled(trainer.current_epoch + 1):
+            return  # on_train_epoch_end measures these very weights as the epoch
+        self._measure(trainer, pl_module, _fractional_epoch(trainer, batch_idx, last), False)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Close a ``ddp_spawn`` gloo group on every rank in step after a fit.
+
+        See :func:`lga_lightning.training._distributed.close_spawned_gloo_group`.
+        """
+        if stage == "fit":
+            close_spawned_gloo_group(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Plot the evolution (rank 0); forget that the state came from a checkpoint."""
+        self._loaded_state = False
+        if self.plot and trainer.is_global_zero and evolution.has_evolution(self.history):
+            self._plot(trainer)
+
+    # ---------------------------------------------------------------------------------------
+    # measuring
+
+    def _reset(self) -> None:
+        self.history = []
+        self.spectra = {}
+        self.meter.set_probes([])
+        self.plot_path = None
+        self._warned = set()
+
+    def _measure(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        epoch: float,
+        from_epoch_end: bool,
+    ) -> None:
+        values = self._session(trainer).measure(self._target(pl_module), epoch)
+        for message in self.meter.pop_warnings():
+            self._warn_once(f"NTKMetrics: {message}", NTKMetricWarning)
+        seconds = values.pop("seconds")
+        row = {"epoch": values.pop("epoch"), "step": trainer.global_step, **values}
+        row["seconds"] = seconds
+        self.history.append(row)
+        spectrum = self.meter.spectrum
+        if spectrum is not None and _whole(epoch):
+            self.spectra[int(epoch)] = spectrum
+        self._log(trainer, pl_module, row, spectrum, from_epoch_end)
+        if trainer.is_global_zero:
+            if self._csv_path is not None:
+                _history.write_csv(self._csv_path, self.history)
+            if self.verbose:
+                rank_zero_info(f"NTKMetrics: {_history.format_row(row)}")
+
+    def _session(self, trainer: pl.Trainer) -> MeasurementSession:
+        """The run's measurement session: rows sharded over the ranks, kernel >= float32."""
+        session = self._sessions.get(id(trainer))
+        if session is None:
+            session = MeasurementSession(
+                self.meter,
+                trainer,
+                shard=True,
+                kernel_dtype=self.kernel_dtype,
+                error_context="NTKMetrics could not compute the NTK: ",
+                error_hint=_KERNEL_HINT,
+            )
+            self._sessions = {id(trainer): session}
+        return session
+
+    def _target(self, pl_module: pl.LightningModule) -> nn.Module:
+        if self.submodule is None:
+            return pl_module
+        try:
+            return pl_module.get_submodule(self.submodule)
+        except AttributeError as err:
+            names = [name for name, _ in pl_module.named_children()]
+            raise ValueError(
+                f"NTKMetrics(submodule={self.submodule!r}): {_name(pl_module)} has no such "
+                f"submodule; its children are {names}."
+            ) from err
+
+    # ---------------------------------------------------------------------------------------
+    # logging
+
+    def _log(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        row: dict[str, Any],
+        spectrum: Tensor | None,
+        from_epoch_end: bool,
+    ) -> None:
+        log_measurement(
+            trainer, pl_module, self.prefix, self.history, row, spectrum, from_epoch_end
+        )
+
+    def _plot(self, trainer: pl.Trainer) -> None:
+        """Write the evolution PNG atomically next to the history CSV; log it as an image."""
+        directory = os.path.dirname(self._csv_path or "") or trainer.default_root_dir
+        x = "step" if self.every_n_steps is not None else "epoch"
+        probes = f"{len(self.probes)} x " if len(self.probes) > 1 else ""
+        size = len(self.probes[0][1])
+        title = f"NTK evolution ({self.prefix.rstrip('/') or 'ntk'}, probe {probes}{size})"
+        path = evolution.plot_evolution(
+            self.history, os.path.join(directory, plot_name(self.prefix)), x=x, title=title
+        )
+        self.plot_path = str(path)
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key=f"{self.prefix}evolution", images=[self.plot_path])
+
+    # ---------------------------------------------------------------------------------------
+    # probe
+
+    def _ensure_probe(self, trainer: pl.Trainer) -> None:
+        if self.probes:
+            if self._given_probe is None and len(self.probes[0][1]) != self.probe_size:
+                self._warn_once(
+                    f"NTKMetrics: measuring the checkpoint's probe batch of "
+                    f"{len(self.probes[0][1])} samples, not `probe_size={self.probe_size}`, so "
+                    "the history stays comparable."
+                )
+            given = self._given_probe
+            if isinstance(given, tuple) and not same_samples(given, self.probes):
+                self._warn_once(
+                    "NTKMetrics: the `probe` tensors differ from the probe batch in the checkpoint "
+                    "this run resumes from; measuring the checkpoint's, so the history stays "
+                    "comparable. Start a new run to measure the new probe."
+                )
+            if len(self.probes) != self.num_probes:
+                self._warn_once(
+                    f"NTKMetrics: measuring the checkpoint's {len(self.probes)} probe batch(es), "
+                    f"not `num_probes={self.num_probes}`, so the history stays comparable."
+                )
+            return
+        given = self._given_probe
+        source = given if given is not None else getattr(trainer, "datamodule", None)
+        if not callable(getattr(source, "probe_batch", None)) and given is None:
+            source = train_dataset(trainer)
+        # every rank measures rank 0's samples
+        self._session(trainer).draw_probes(
+            source, self.probe_size, self.probe_seed, self.num_probes, self.batch_unpack
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # checks and messages
+
+    def _check_siblings(self, trainer: pl.Trainer) -> None:
+        others = [c for c in trainer.callbacks if isinstance(c, NTKMetrics) and c is not self]
+        for other in others:
+            if other.prefix == self.prefix:
+                raise MisconfigurationException(
+                    f"two NTKMetrics callbacks log under the same prefix {self.prefix!r}; give "
+                    "each its own `prefix` (and `state_key`), e.g. prefix='ntk_eval/'."
+                )
+            if other.state_key == self.state_key:
+                raise MisconfigurationException(
+                    f"two NTKMetrics callbacks share the state_key {self.state_key!r}; give each "
+                    "its own `state_key` so checkpoints keep both."
+                )
+
+    def _warn_once(self, message: str, category: type[Warning] = UserWarning) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            rank_zero_warn(message, category=category)
+
+
+# -------------------------------------------------------------------------------------------
+# helpers
+
+
+def _at_epoch_boundary(trainer: pl.Trainer) -> bool:
+    """Whether the weights are those after exactly ``trainer.current_epoch`` epochs."""
+    loop = trainer.fit_loop
+    if getattr(loop, "restarted_on_epoch_end", False):
+        return False
+    if getattr(loop, "restarted_mid_epoch", False):
+        return bool(loop.epoch_loop.batch_progress.is_last_batch)
+    return True
+
+
+def _whole(epoch: float) -> bool:
+    """Whether a history ``epoch`` is a whole number of epochs (not a step measurement's).
+
+    Example:
+        >>> _whole(2), _whole(2.0), _whole(1.5), _whole(float("nan"))
+        (True, True, False, False)
+    """
+    return float(epoch).is_integer()
+
+
+def _fractional_epoch(trainer: pl.Trainer, batch_idx: int, last: bool) -> float:
+    """Epochs completed after batch ``batch_idx``; ``nan`` when the epoch's length is unknown."""
+    if last:
+        return trainer.current_epoch + 1
+    batches = trainer.num_training_batches
+    if not math.isfinite(batches) or batches <= 0:
+        return math.nan
+    return trainer.current_epoch + (batch_idx + 1) / batches
+
+
+def _name(module: nn.Module) -> str:
+    return type(module).__name__
+
+
+def _check_meter_alone(meter: NTKMeter, **given: tuple[Any, Any]) -> None:
+    """With ``meter=``, the meter's own options rule: refuse the keywords that would be ignored."""
+    if not isinstance(meter, NTKMeter):
+        raise ValueError(f"`meter` must be an NTKMeter, got {type(meter).__name__}.")
+    clashing = [name for name, (value, default) in given.items() if _differs(value, default)]
+    if clashing:
+        raise ValueError(
+            f"NTKMetrics(meter=...) takes the measurement's options from the meter, but "
+            f"{clashing} were given too; pass them to NTKMeter(...) instead."
+        )
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return tuple(value) != tuple(default)
+    return value != default
