@@ -131,6 +131,7 @@ SETUPS = {
     "manual optimisation, two optimizers": ({"manual": True}, torch.float32),
     "validation loop": ({"val": True}, torch.float32),
     "bf16-mixed": ({"precision": "bf16-mixed"}, torch.float32),
+    "16-mixed": ({"precision": "16-mixed"}, torch.float32),
     "64-true": ({"precision": "64-true"}, torch.float64),
 }
 
@@ -151,6 +152,30 @@ def test_the_callback_measures_the_core_kernel_and_leaves_training_unchanged(set
         assert measured.history[0][metric] == expected[metric], metric
     for a, b in zip(with_callback.parameters(), without.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_strategy_that_shards_the_parameters_is_refused_at_setup_in_one_line():
+    from lightning.pytorch.strategies import ModelParallelStrategy
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    module = UserModule()
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        strategy=ModelParallelStrategy(),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback()],
+    )
+    loader = DataLoader(torch.utils.data.TensorDataset(*images()), batch_size=32)
+    with pytest.raises(MisconfigurationException, match="ModelParallelStrategy shards") as info:
+        trainer.fit(module, loader)
+    assert "\n" not in str(info.value) and "strategy='ddp'" in str(info.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
 
 def test_an_iterable_dataset_needs_a_probe_and_says_so():

@@ -107,8 +107,17 @@ def check_probe(
 
 
 def check_strategy(trainer: pl.Trainer) -> None:
+    """Refuse strategies that shard the parameters (FSDP, DeepSpeed, model parallelism).
+
+    The kernel needs every parameter on the rank that measures; DDP keeps a full copy per rank.
+    """
+    from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
+
+    sharding = (DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy)
     name = type(trainer.strategy).__name__
-    if any(s in name for s in ("FSDP", "DeepSpeed", "ModelParallel")):
+    if isinstance(trainer.strategy, sharding) or any(
+        s in name for s in ("FSDP", "DeepSpeed", "ModelParallel")
+    ):
         raise MisconfigurationException(
             f"NTKMetrics needs every rank to hold the full model, but {name} shards the "
             "parameters; use a DDP strategy (e.g. strategy='ddp') or a single device."
