@@ -18,6 +18,31 @@ class ProxyWarning(NTKMetricWarning):
     """A zero-cost proxy is undefined for this network and batch (dead or constant); it is nan."""
 
 
+def to_host(values: list[Tensor]) -> list[float]:
+    """Scalar tensors as Python floats, read from their device in one transfer.
+
+    Each value is exactly ``float(value)``; the proxies sum them on the host in a fixed order,
+    so a score does not depend on the device's reduction order, and a CUDA model syncs once.
+
+    Example:
+        >>> to_host([torch.tensor(1.5), torch.tensor(2.0)])
+        [1.5, 2.0]
+    """
+    if not values:
+        return []
+    return torch.stack([v.detach().reshape(()).double() for v in values]).tolist()
+
+
+def sum_on_host(values: list[Tensor]) -> float:
+    """``sum(float(v) for v in values)`` with one device-to-host transfer.
+
+    Example:
+        >>> sum_on_host([torch.tensor(1.5), torch.tensor(2.0)])
+        3.5
+    """
+    return sum(to_host(values), 0.0)
+
+
 def undefined(name: str, reason: str) -> float:
     """Warn with :class:`ProxyWarning` and return ``nan``.
 

@@ -15,7 +15,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from lga_lightning.core.proxies._common import undefined, untouched, weighted_layers
+from lga_lightning.core.proxies._common import (
+    sum_on_host,
+    to_host,
+    undefined,
+    untouched,
+    weighted_layers,
+)
 
 
 def _weight_grads(model: nn.Module, x: Tensor, y: Tensor) -> tuple[list[Tensor], list[Tensor]]:
@@ -28,7 +34,8 @@ def _weight_grads(model: nn.Module, x: Tensor, y: Tensor) -> tuple[list[Tensor],
 
 
 def _all_zero(tensors: list[Tensor]) -> bool:
-    return all(not bool(t.any()) for t in tensors)
+    # One device-to-host transfer for all tensors, not one per tensor.
+    return not bool(torch.stack([t.any() for t in tensors]).any())
 
 
 def grad_norm(model: nn.Module, x: Tensor, y: Tensor, *, train: bool = True) -> float:
@@ -79,8 +86,8 @@ def snip(model: nn.Module, x: Tensor, y: Tensor, *, train: bool = True) -> float
     """
     with untouched(model, train):
         weights, grads = _weight_grads(model, x, y)
-        score = sum(
-            float((g * w.detach()).abs().sum()) for w, g in zip(weights, grads, strict=True)
+        score = sum_on_host(
+            [(g * w.detach()).abs().sum() for w, g in zip(weights, grads, strict=True)]
         )
         if score == 0.0:
             return undefined("snip", "every weight has zero saliency")
@@ -188,12 +195,16 @@ def fisher(
         with untouched(model, train):
             loss = F.cross_entropy(model(x), y)
             grads = torch.autograd.grad(loss, outputs, allow_unused=True)
-            score = 0.0
+            layer_scores, counts = [], []
             for act, grad, weights in zip(outputs, grads, per_channel, strict=True):
                 if grad is None:
                     continue
                 prod = (act.detach() * grad).flatten(2).sum(-1) if act.dim() > 2 else act * grad
-                score += float(prod.detach().pow(2).mean(0).sum() * 0.5) * weights
+                layer_scores.append(prod.detach().pow(2).mean(0).sum() * 0.5)
+                counts.append(weights)
+            score = 0.0
+            for value, weights in zip(to_host(layer_scores), counts, strict=True):
+                score += value * weights
     finally:
         for handle in handles:
             handle.remove()

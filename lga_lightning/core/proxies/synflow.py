@@ -9,7 +9,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lga_lightning.core.proxies._common import undefined, untouched, weighted_layers
+from lga_lightning.core.proxies._common import (
+    sum_on_host,
+    undefined,
+    untouched,
+    weighted_layers,
+)
 
 
 def _without_batchnorm(model: nn.Module) -> None:
@@ -65,10 +70,8 @@ def synflow(
     ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
     total = twin(ones).sum()
     grads = torch.autograd.grad(total, weights, allow_unused=True)
-    score = sum(
-        float((w.detach() * g).abs().sum())
-        for w, g in zip(weights, grads, strict=True)
-        if g is not None
+    score = sum_on_host(
+        [(w.detach() * g).abs().sum() for w, g in zip(weights, grads, strict=True) if g is not None]
     )
     if score == 0.0 or not math.isfinite(score):
         return undefined("synflow", f"the synaptic flow is {score}")

@@ -8,7 +8,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from lga_lightning.core.proxies._common import undefined, untouched, weighted_layers
+from lga_lightning.core.proxies._common import (
+    to_host,
+    undefined,
+    untouched,
+    weighted_layers,
+)
 
 
 def zico(
@@ -59,12 +64,16 @@ def zico(
                     for w, g in zip(weights, grads, strict=True)
                 ]
             )
-    score, used = 0.0, 0
+    totals = []
     for layer in zip(*per_batch, strict=True):
         stacked = torch.stack(layer).double().flatten(1)
         std = stacked.std(0, correction=0)
         keep = std > 0
-        total = float((stacked.abs().mean(0)[keep] / std[keep]).sum())
+        # where() instead of boolean indexing: indexing by a mask syncs with the host.
+        ratio = torch.where(keep, stacked.abs().mean(0) / torch.where(keep, std, 1.0), 0.0)
+        totals.append(ratio.sum())
+    score, used = 0.0, 0
+    for total in to_host(totals):
         if total != 0.0:
             score += math.log(total)
             used += 1
