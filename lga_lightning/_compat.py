@@ -75,10 +75,16 @@ class _AliasLoader(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(self.target)
+        module = importlib.import_module(self.target)
+        self.own_spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """The target module is already executed by its own import."""
+        """The target is already executed; give it back its own spec, which the import replaced.
+
+        Without it, ``importlib.resources.files`` would see the alias, which is no package.
+        """
+        module.__spec__ = self.own_spec
 
 
 class _MovedModuleFinder(importlib.abc.MetaPathFinder):

@@ -168,3 +168,12 @@ def test_a_0_2_config_class_path_still_resolves():
     config = parser.parse_args(["--space", old_config])
     space = parser.instantiate_classes(config).space
     assert isinstance(space, NB201Space) and type(space) is NB201Space
+
+
+def test_a_module_imported_by_its_old_path_keeps_its_own_spec():
+    code = (
+        "import lga_lightning.ground_truth, importlib.resources as r;"
+        " print(r.files('lga_lightning.search.ground_truth').joinpath('data').is_dir())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

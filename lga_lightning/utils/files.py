@@ -194,7 +194,7 @@ def check_output_dir(path: str | os.PathLike, option: str) -> None:
         >>> check_output_dir(os.path.join(base, "f.txt", "sub"), "--output_dir")
         Traceback (most recent call last):
         ...
-        lga_lightning.utils.files.OutputDirError: cannot write to ...f.txt is a file, not a folder
+        lga_lightning.utils.files.OutputDirError: cannot write to ...f.txt is a file, not...
     """
     target = os.path.abspath(os.fspath(path))
     existing = target
