@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lga_lightning.search.ground_truth import (
@@ -43,6 +44,24 @@ class StudyAnalysis:
             source = nb201_table()
         self._truth_source = source
         return source
+
+    def _check_ground_truth_files(self) -> None:
+        """Fail before hours of measuring when the ground-truth file is missing or damaged."""
+        for name, value in (("benchmark", self.benchmark), ("table", self.table)):
+            if value and not Path(value).exists():
+                raise FileNotFoundError(
+                    f"`{name}` file not found: {value}"
+                    + (
+                        " (expected the official NAS-Bench-201 file "
+                        "NAS-Bench-201-v1_1-096897.pth, or its folder)"
+                        if name == "benchmark"
+                        else " (a CSV/JSON table with an 'arch' column and accuracy columns)"
+                    )
+                )
+        if (self.benchmark or self.table) and not self.analyse_only:
+            source = self.truth_source()  # reads (and checks) the file
+            if self.truth_column is None:
+                source.check_query(self.dataset, self.split, self.hp)
 
     def ground_truth(self, records: Sequence[dict[str, Any]]) -> list[float]:
         """The accuracy of each record's architecture (NaN where the source has none)."""

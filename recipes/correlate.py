@@ -43,17 +43,14 @@ Example::
 
 from __future__ import annotations
 
-import json
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from lga_lightning.core.functional import EVOLUTION_METRICS, SCALAR_METRICS
+from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
 from lga_lightning.core.meter import check_proxies
 from lga_lightning.data import DigitsDataModule
@@ -62,14 +59,27 @@ from lga_lightning.search.spaces import NB201Space
 from lga_lightning.utils.describe import describe
 from lga_lightning.utils.files import check_output_dir
 from lga_lightning.utils.lock import OutputLock
-from lga_lightning.utils.threads import Threads, choose_threads
+from lga_lightning.utils.threads import Threads
 from recipes._analysis import PROG, RAW_NAME, StudyAnalysis
+from recipes._archs import study_architectures
 from recipes._cli import class_parser, run_class
 from recipes._combine import parse_combination
-from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
 from recipes._probes import setting_name
 from recipes._rank import Correlation
-from recipes._study import StudyMeasurement
+from recipes._store import ANALYSE_ANYWAY, SETTING_DEFAULTS, resume
+from recipes._study import StudyMeasurement, study_threads
+from recipes._study_args import check_study_arguments
+
+__all__ = [
+    "ANALYSE_ANYWAY",
+    "EVAL_ORDER",
+    "SETTING_DEFAULTS",
+    "CorrelationStudy",
+    "build_parser",
+    "main",
+    "run",
+    "study_threads",
+]
 
 DESCRIPTION = (
     "Measure NTK metrics of many architectures, each trained with a fixed recipe, and "
@@ -85,24 +95,10 @@ DESCRIPTION = (
 DEFAULT_SPACE = lazy_instance(NB201Space, C=16, N=5)
 
 
-SETTING_DEFAULTS: dict[str, Any] = {
-    "init": "pytorch",
-    "probe": None,
-    "val_source": "split",
-    "proxies": [],
-    "proxy_batch": None,
-    "eval_order": "file",
-}
-"""Fingerprint entries newer than some stored studies, with the value those studies ran with."""
-
 EVAL_ORDER = "seeded"
 """How validation and test batches are ordered: ``seeded``, a fixed seeded permutation of the
 split (:func:`lga_lightning.data.base.eval_order`); studies stored before it ran in ``file``
 order, which on class-sorted data gives one-class batches (their ``val_acc`` is suspect)."""
-
-ANALYSE_ANYWAY = ("eval_order",)
-"""Fingerprint entries that change only the ``val_acc`` baseline: ``analyse_only`` reads a store
-that differs in them, with a note, instead of refusing it."""
 
 
 class CorrelationStudy(StudyMeasurement, StudyAnalysis):
@@ -245,62 +241,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         truth_column: str | None = None,
         pairs: list[str] | None = None,
     ) -> None:
-        given = (("archs", archs), ("sample", sample), ("first", first))
-        chosen = [name for name, v in given if v is not None]
-        if len(chosen) != 1:
-            raise ValueError(
-                "choose the architectures with exactly one of `archs` (a list), `sample` (a "
-                "seeded sample size) or `first` (the first k of the space); "
-                f"got {chosen or 'none'}."
-            )
-        for name, count in (("sample", sample), ("first", first)):
-            if count is not None and count < 1:
-                raise ValueError(f"`{name}` must be a positive number of archs, got {count}.")
-        if archs is not None and not archs:
-            raise ValueError("`archs` is an empty list; give at least one arch string.")
-        if not epochs or any(e < 0 for e in epochs):
-            raise ValueError(f"`epochs` must be non-negative integers, got {epochs}.")
-        known = SCALAR_METRICS + EVOLUTION_METRICS
-        unknown = [m for m in metrics if m not in known]
-        if unknown or not metrics:
-            raise ValueError(f"unknown `metrics` {unknown}; choose from {list(known)}.")
-        if not probe_sizes or any(s < 2 for s in probe_sizes):
-            raise ValueError(f"`probe_sizes` must be integers >= 2, got {probe_sizes}.")
-        sources = [n for n, v in (("benchmark", benchmark), ("table", table)) if v]
-        if len(sources) > 1 or (sources and own_epochs):
-            raise ValueError(
-                "choose the ground truth with at most one of `benchmark` (NAS-Bench-201 file), "
-                "`table` (CSV/JSON) or `own_epochs` (the run's own longer training); without "
-                "any, the NAS-Bench-201 table shipped with the package is used."
-            )
-        if not (sources or own_epochs) and not isinstance(space, NB201Space):
-            raise ValueError(
-                f"the {type(space).__name__} space has no embedded ground truth; give `table`, "
-                "`benchmark` or `own_epochs`."
-            )
+        check_study_arguments(**locals())  # every argument by name, before anything is kept
         self.proxies = list(check_proxies(proxies))
-        if proxy_batch < 2:
-            raise ValueError(f"`proxy_batch` must be an integer >= 2, got {proxy_batch}.")
         self.combine = [parse_combination(text, epochs) for text in combine]
-        if probe_indices is not None and probe_file is not None:
-            raise ValueError("give the probe as `probe_indices` or `probe_file`, not both.")
-        if truth_column is not None and (benchmark or own_epochs):
-            raise ValueError(
-                "`truth_column` names a column of `table` (or of the embedded table); it does "
-                "not apply to `benchmark` or `own_epochs`."
-            )
-        if not model_seeds or len(set(model_seeds)) != len(model_seeds):
-            raise ValueError(
-                f"`model_seeds` must be a non-empty list of distinct integers, got {model_seeds}."
-            )
-        if own_epochs is not None and own_epochs < 1:
-            raise ValueError(f"`own_epochs` must be >= 1, got {own_epochs}.")
-        if own_epochs is not None and own_epochs in epochs:
-            raise ValueError(
-                f"`own_epochs={own_epochs}` is also in `epochs`: the validation-accuracy baseline "
-                "at that epoch would be the ground truth itself; choose `own_epochs` larger than "
-                "every measured epoch."
-            )
         self.data = (
             data if data is not None else DigitsDataModule(resize=16, channels=3, batch_size=128)
         )
@@ -311,16 +254,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.probe_sizes = sorted(set(probe_sizes))
         self.bn_modes = list(dict.fromkeys(bn_modes))
         splits = [probe_split] if isinstance(probe_split, str) else list(probe_split)
-        if not splits or any(s not in ("train", "test") for s in splits):
-            raise ValueError(
-                f"`probe_split` must be `train`, `test` or a list of them, got {probe_split}."
-            )
         self.probe_splits = list(dict.fromkeys(splits))
-        if len(self.probe_splits) > 1 and (probe_indices is not None or probe_file is not None):
-            raise ValueError(
-                "an explicit probe (`probe_indices`/`probe_file`) is one probe; give one "
-                "`probe_split` with it, not a list."
-            )
         several = len(self.probe_splits) > 1
         self.probe_split = self.probe_splits if several else self.probe_splits[0]
         self.model_seeds, self.data_seed = [int(seed) for seed in model_seeds], data_seed
@@ -395,26 +329,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
 
     def architectures(self) -> list[str]:
         """The architectures of the study, encoded as strings, in study order."""
-        space = self.space
-        if self.archs:
-            return [space.encode(space.decode(a)) for a in self.archs]
-        if self.first:
-            out = []
-            for arch in space.enumerate():
-                out.append(space.encode(arch))
-                if len(out) == self.first:
-                    break
-            return out
-        size = space.size
-        if self.sample > size:
-            raise ValueError(
-                f"`sample={self.sample}` exceeds the {size} architectures of the space."
-            )
-        rng = random.Random(self.arch_seed)
-        seen: dict[str, None] = {}
-        while len(seen) < self.sample:
-            seen.setdefault(space.encode(space.sample(rng)), None)
-        return list(seen)
+        return study_architectures(self.space, self.archs, self.sample, self.first, self.arch_seed)
 
     # ------------------------------------------------------------------ running
     def run(self) -> list[Correlation]:
@@ -425,6 +340,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         reads ``raw.jsonl``, so it runs beside a study that is still measuring.
         """
         archs = self.architectures()
+        self._check_probe_file()
         self._check_ground_truth_files()
         check_output_dir(self.output_dir, "output_dir")
         raw_path = self.output_dir / RAW_NAME
@@ -437,65 +353,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
                 self._measure_missing(archs, records, raw_path)
         return self.analyse([records[a] for a in archs if a in records])
 
-    def _check_ground_truth_files(self) -> None:
-        """Fail before hours of measuring when the ground-truth file is missing or damaged."""
-        self._check_probe_file()
-        for name, value in (("benchmark", self.benchmark), ("table", self.table)):
-            if value and not Path(value).exists():
-                raise FileNotFoundError(
-                    f"`{name}` file not found: {value}"
-                    + (
-                        " (expected the official NAS-Bench-201 file "
-                        "NAS-Bench-201-v1_1-096897.pth, or its folder)"
-                        if name == "benchmark"
-                        else " (a CSV/JSON table with an 'arch' column and accuracy columns)"
-                    )
-                )
-        if (self.benchmark or self.table) and not self.analyse_only:
-            source = self.truth_source()  # reads (and checks) the file
-            if self.truth_column is None:
-                source.check_query(self.dataset, self.split, self.hp)
-
     def _resume(self, raw_path: Path) -> dict[str, dict[str, Any]]:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        drop_torn_tail(raw_path)
-        lines = read_jsonl(raw_path)
-        header = {"kind": "study", "fingerprint": self.fingerprint()}
-        if not lines:
-            if self.analyse_only:
-                raise FileNotFoundError(f"`analyse_only`: no measurements in {raw_path}.")
-            append_jsonl(raw_path, header)
-            return {}
-        stored = json.loads(json.dumps(lines[0].get("fingerprint")))
-        wanted = json.loads(json.dumps(header["fingerprint"]))
-        # settings added since a study was stored: absent there means it ran with the default
-        stored = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in wanted}, **(stored or {})}
-        diff = sorted(k for k in wanted if stored.get(k) != wanted[k])
-        if self.analyse_only and diff and set(diff) <= set(ANALYSE_ANYWAY):
-            print(
-                f"{PROG}: {raw_path} was measured with validation batches in file order "
-                f"(differs in {diff}); its `val_acc` rows are suspect on class-sorted data."
-            )
-            stored = wanted
-        if lines[0].get("kind") != "study" or stored != wanted:
-            raise ValueError(
-                f"{raw_path} holds a study with other settings (differs in {diff}); choose "
-                "another `output_dir`, or restore those settings to resume it."
-            )
-        return {r["arch"]: r for r in lines[1:] if r.get("kind") == "arch"}
-
-
-def study_threads(setting: Threads, accelerator: str) -> tuple[int | None, str]:
-    """The study's thread count (one process) and why; ``"auto"`` off a CPU keeps torch's.
-
-    Example:
-        >>> study_threads(2, "cpu")
-        (2, 'num_threads=2')
-    """
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if setting == "auto" and not on_cpu:
-        return None, "auto: not on a CPU, torch's default"
-    return choose_threads(setting, processes=1)
+        return resume(raw_path, self.fingerprint(), self.analyse_only)
 
 
 def build_parser() -> ArgumentParser:

@@ -33,9 +33,7 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import re
 import time
@@ -59,6 +57,7 @@ from lga_lightning.training.module import ClassificationModule
 from lga_lightning.utils.describe import describe as _describe
 from lga_lightning.utils.files import check_output_dir
 from lga_lightning.utils.lock import OutputLock
+from recipes._advantage_table import COLUMNS, advantage, format_row, format_table, to_csv
 from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, atomic_write_text, read_jsonl
 
@@ -72,6 +71,19 @@ DESCRIPTION = (
 )
 
 
+__all__ = [
+    "COLUMNS",
+    "CSV_NAME",
+    "RAW_NAME",
+    "NonlinearAdvantage",
+    "advantage",
+    "build_parser",
+    "format_table",
+    "main",
+    "run",
+    "to_csv",
+]
+
 PROG = "lga-linearize"
 RAW_NAME = "raw.jsonl"
 CSV_NAME = "advantage.csv"
@@ -80,29 +92,6 @@ DEFAULT_ARCH = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+"
     "|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 )
-COLUMNS = (
-    "name",
-    "parameters",
-    "acc_nonlinear",
-    "acc_linear",
-    "advantage",
-    "normalized_advantage",
-    "kernel_distance",
-    "kernel_velocity",
-    "seconds_nonlinear",
-    "seconds_linear",
-)
-
-
-def advantage(acc_nonlinear: float, acc_linear: float, num_classes: int) -> tuple[float, float]:
-    """The non-linear advantage and its normalised form ``advantage / (1 - 1/C)``.
-
-    Example:
-        >>> advantage(0.9, 0.6, num_classes=10)
-        (0.30000000000000004, 0.33333333333333337)
-    """
-    gap = acc_nonlinear - acc_linear
-    return gap, gap / (1.0 - 1.0 / num_classes)
 
 
 class NonlinearAdvantage:
@@ -283,7 +272,7 @@ class NonlinearAdvantage:
             "seconds_linear": sec_l,
             "folder": str(folder),
         }
-        print(f"{PROG}: {name}: " + _format_row(record), flush=True)
+        print(f"{PROG}: {name}: " + format_row(record), flush=True)
         return record
 
     # -------------------------------------------------------------------------------------------
@@ -328,49 +317,6 @@ class NonlinearAdvantage:
             torch.save(network.state_dict(), folder / f"{kind}.pt")
         last = callback.history[-1] if callback and callback.history else {}
         return float(result["test/acc"]), seconds, dict(last)
-
-
-def to_csv(records: Sequence[dict[str, Any]]) -> str:
-    """The table as CSV text, columns :data:`COLUMNS`.
-
-    Example:
-        >>> to_csv([]).strip() == ",".join(COLUMNS)
-        True
-    """
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(COLUMNS), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue()
-
-
-def format_table(records: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of the records, one line per architecture.
-
-    Example:
-        >>> print(format_table([{"name": "a", "acc_nonlinear": 0.9, "acc_linear": 0.8,
-        ...                      "advantage": 0.1, "normalized_advantage": 0.111,
-        ...                      "kernel_distance": 0.05}]))
-        nonlinear  linear  advantage  normalized  kernel_dist  name
-           0.9000  0.8000    +0.1000     +0.1110       0.0500  a
-    """
-    lines = ["nonlinear  linear  advantage  normalized  kernel_dist  name"]
-    for r in records:
-        lines.append(
-            f"{r['acc_nonlinear']:9.4f}  {r['acc_linear']:6.4f}  {r['advantage']:+9.4f}  "
-            f"{r['normalized_advantage']:+10.4f}  {r.get('kernel_distance', math.nan):11.4f}  "
-            f"{r['name']}"
-        )
-    return "\n".join(lines)
-
-
-def _format_row(r: dict[str, Any]) -> str:
-    return (
-        f"acc {r['acc_nonlinear']:.4f} (network) vs {r['acc_linear']:.4f} (linearised), "
-        f"advantage {r['advantage']:+.4f} (normalised {r['normalized_advantage']:+.4f}), "
-        f"kernel distance {r['kernel_distance']:.4f}; "
-        f"{r['seconds_nonlinear']:.1f} s + {r['seconds_linear']:.1f} s"
-    )
 
 
 def _valid_arch(i: int, arch: str) -> str:
