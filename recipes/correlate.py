@@ -53,9 +53,10 @@ import torch
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from lga_lightning.core.functional import EVOLUTION_METRICS, SCALAR_METRICS
+from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
 from lga_lightning.core.meter import check_proxies
+from lga_lightning.core.signals import kernel_metric_names
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.search.spaces import NB201Space
@@ -260,7 +261,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             raise ValueError("`archs` is an empty list; give at least one arch string.")
         if not epochs or any(e < 0 for e in epochs):
             raise ValueError(f"`epochs` must be non-negative integers, got {epochs}.")
-        known = SCALAR_METRICS + EVOLUTION_METRICS
+        known = kernel_metric_names()  # the registry's, registered ones included
         unknown = [m for m in metrics if m not in known]
         if unknown or not metrics:
             raise ValueError(f"unknown `metrics` {unknown}; choose from {list(known)}.")
