@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lga_lightning.core.signals import SIGNALS
 from lga_lightning.search.ground_truth import (
     NB201_COLUMNS,
     NASBench201,
@@ -131,7 +132,7 @@ class StudyAnalysis:
                     _get(r, key, "proxies", proxy) for r in records
                 ]
             for name in BASELINES:
-                if name in ("params", "flops"):
+                if SIGNALS[name].kind == "model":  # of the network: one value per arch
                     cols[(name, "-", epoch)] = [float(r[name]) for r in records]
                 elif not (name == "train_loss" and epoch == 0):
                     cols[(name, "-", epoch)] = [_get(r, key, name) for r in records]

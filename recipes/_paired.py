@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from lga_lightning.core.signals import expected_sign
+from lga_lightning.core.signals import expected_sign, signal_names
 from recipes._files import atomic_write_text
 from recipes._rank import METHOD, correlate, kendall_rows, resampled_interval, worst_ranked
 
@@ -48,7 +48,8 @@ PAIRED_COLUMNS = (
     "high",
     "method",
 )
-EPOCH_FREE = ("params", "flops")
+EPOCH_FREE = signal_names("model")
+"""Quantities of the network alone, the same at every epoch: the registry's ``model`` rows."""
 
 
 def signed_tau(values: Sequence[float], truth: Sequence[float], sign: int) -> float:

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from lga_lightning.core.signals import expected_sign
+from lga_lightning.core.signals import expected_sign, signal_names
 from recipes._files import atomic_write, atomic_write_text
 
-BASELINES: tuple[str, ...] = ("params", "flops", "train_loss", "val_acc")
-"""Quantities measured on the same runs as the NTK metrics, to compare them with."""
+BASELINES: tuple[str, ...] = (*signal_names("model"), *signal_names("training"))
+"""Quantities measured on the same runs as the NTK metrics, to compare them with: the
+registry's ``model`` rows (``params``, ``flops``) and ``training`` rows."""
 
 METHOD = "percentile"
 """The interval of :func:`scipy.stats.bootstrap` used for every row and pair: the 2.5 and 97.5
@@ -311,7 +312,7 @@ def plot(rows: Sequence[Correlation], path: str | os.PathLike, title: str = "") 
         x = [r.epoch + offset for r in group]
         y = [r.kendall_tau for r in group]
         style = (
-            "--" if quantity in ("params", "flops") or quantity.startswith("benchmark_") else "-"
+            "--" if quantity in signal_names("model") or quantity.startswith("benchmark_") else "-"
         )
         color = colors[i % len(colors)]
         ax.plot(x, y, style, marker=markers[i % len(markers)], color=color, label=label)

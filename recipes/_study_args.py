@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lga_lightning.core.functional import EVOLUTION_METRICS, SCALAR_METRICS
 from lga_lightning.core.meter import check_proxies
+from lga_lightning.core.signals import kernel_metric_names
 from lga_lightning.search.spaces import NB201Space
 from recipes._combine import parse_combination
 
@@ -71,7 +71,7 @@ def check_study_arguments(
         raise ValueError("`archs` is an empty list; give at least one arch string.")
     if not epochs or any(e < 0 for e in epochs):
         raise ValueError(f"`epochs` must be non-negative integers, got {epochs}.")
-    known = SCALAR_METRICS + EVOLUTION_METRICS
+    known = kernel_metric_names()  # the registry's, registered ones included
     unknown = [m for m in metrics if m not in known]
     if unknown or not metrics:
         raise ValueError(f"unknown `metrics` {unknown}; choose from {list(known)}.")

@@ -34,14 +34,10 @@ from typing import Any, Literal
 from torch import Tensor
 
 from lga_lightning.core.functional import kernel_distance
+from lga_lightning.core.signals import signal_names
 
-PLOTTED_METRICS = (
-    "kernel_distance",
-    "kernel_velocity",
-    "kernel_correlation",
-    "relative_kernel_difference",
-)
-"""History columns :func:`plot_evolution` draws, when present."""
+PLOTTED_METRICS = signal_names("evolution")
+"""History columns :func:`plot_evolution` draws, when present: the registry's evolution rows."""
 
 _PANELS = (
     (("kernel_distance", "kernel_velocity"), "kernel distance", (0.0, None)),

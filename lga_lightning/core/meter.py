@@ -21,16 +21,14 @@ import numpy as np
 from torch import Tensor, nn
 
 from lga_lightning.core.functional import (
-    EVOLUTION_METRICS,
     SCALAR_METRICS,
     NTKMetricWarning,
     eigenvalues,
-    kernel_distance,
     ntk_metrics,
 )
 from lga_lightning.core.kernel import BN_MODES, CHOICES, OUTPUTS, empirical_ntk
 from lga_lightning.core.probe import BatchUnpack, Probes, draw_probe, to_model
-from lga_lightning.core.proxies import PROXIES
+from lga_lightning.core.signals import SIGNALS, check_metrics, check_proxies, signal_names
 
 KernelFn = Callable[[nn.Module, Tensor], Tensor]
 """``(model, probe inputs) -> kernel``: how a meter computes one kernel (e.g. sharded by DDP)."""
@@ -64,10 +62,10 @@ class NTKMeter:
         kernel_kwargs: options of :func:`~lga_lightning.core.kernel.empirical_ntk` (``output``,
             ``params``, ``classifier``, ``bn_mode``, ``output_fn``, ``implementation``,
             ``chunk_size``); the paper's conventions by default.
-        proxies: zero-cost proxies measured on the same probe batches and model
-            (:data:`lga_lightning.core.proxies.PROXIES`: ``grad_norm``, ``snip``, ``grasp``,
-            ``fisher``, ``synflow``, ``jacob_cov``, ``naswot``, ``zico``, ``params``,
-            ``flops``). With ``metrics=()`` only the proxies are measured (no kernel).
+        proxies: zero-cost proxies measured on the same probe batches and model: the
+            ``proxy`` and ``model`` rows of :data:`lga_lightning.core.signals.SIGNALS`
+            (:data:`lga_lightning.core.proxies.PROXIES`), registered ones included. With
+            ``metrics=()`` only the proxies are measured (no kernel).
 
     With several probe batches each metric is the mean over them and ``<metric>_std`` their
     sample standard deviation (``ddof=1``); evolution and velocity compare each probe batch's
@@ -121,9 +119,10 @@ class NTKMeter:
     @property
     def evolution_metrics(self) -> tuple[str, ...]:
         """The evolution metrics this meter computes."""
-        if self.track_evolution:
-            return EVOLUTION_METRICS
-        return tuple(m for m in self.metrics if m in EVOLUTION_METRICS)
+        evolution = signal_names("evolution", needs="initial_kernel")
+        return (
+            evolution if self.track_evolution else tuple(m for m in self.metrics if m in evolution)
+        )
 
     @property
     def needs_kernel(self) -> bool:
@@ -139,7 +138,7 @@ class NTKMeter:
     def keys(self) -> list[str]:
         """The value keys of a record (besides ``epoch`` and ``seconds``)."""
         velocity = ["kernel_velocity"] if self.kernel_velocity else []
-        names = [m for m in self.metrics if m not in EVOLUTION_METRICS]
+        names = [m for m in self.metrics if m not in self.evolution_metrics]
         keys = list(dict.fromkeys([*names, *self.evolution_metrics, *velocity, *self.proxies]))
         if len(self.probes) > 1:
             keys += [f"{key}_std" for key in keys]
@@ -220,7 +219,7 @@ class NTKMeter:
                 y = y.to(x.device)
                 for name in self.proxies:
                     start = time.perf_counter()
-                    values[name] = float(PROXIES[name](model, x, y))
+                    values[name] = float(SIGNALS[name].compute(model=model, batch=x, labels=y))
                     self._add_seconds(name, time.perf_counter() - start)
         for w in caught:
             if issubclass(w.category, NTKMetricWarning):
@@ -233,7 +232,7 @@ class NTKMeter:
         labels = self.probes[index][1].to(kernel.device)
         initial = _item(self.initial_kernels, index)
         previous = _item(self.previous_kernels, index)
-        names = [m for m in self.metrics if m not in EVOLUTION_METRICS]
+        names = [m for m in self.metrics if m not in self.evolution_metrics]
         if self.evolution_metrics:
             if initial is None:
                 self._warn(
@@ -254,8 +253,11 @@ class NTKMeter:
             else {}
         )
         if self.kernel_velocity:
-            values["kernel_velocity"] = (
-                math.nan if previous is None else kernel_distance(previous.to(kernel), kernel)
+            velocity = SIGNALS["kernel_velocity"]
+            values[velocity.name] = (
+                math.nan
+                if previous is None
+                else velocity.compute(kernel=kernel, previous_kernel=previous.to(kernel))
             )
         if self.keep_spectrum and index == 0:
             self.spectrum = eigenvalues(kernel).flip(0).cpu()
@@ -343,45 +345,6 @@ def check_kernel_kwargs(kernel_kwargs: Mapping[str, Any] | None) -> dict[str, An
     ):
         raise ValueError(f"`kernel_kwargs['chunk_size']` must be an integer >= 1, got {chunk!r}.")
     return dict(kernel_kwargs)
-
-
-def check_proxies(proxies: Sequence[str]) -> tuple[str, ...]:
-    """Validate zero-cost proxy names, naming the choices.
-
-    Example:
-        >>> check_proxies(["snip", "naswot"])
-        ('snip', 'naswot')
-    """
-    if isinstance(proxies, str):
-        proxies = (proxies,)
-    unknown = [p for p in proxies if p not in PROXIES]
-    if unknown:
-        raise ValueError(f"unknown `proxies` {unknown}; choose from {list(PROXIES)}.")
-    return tuple(dict.fromkeys(proxies))
-
-
-def check_metrics(metrics: Sequence[str], output: str = "sum") -> tuple[str, ...]:
-    """Validate metric names, naming the choices.
-
-    Example:
-        >>> check_metrics(["lga", "lga", "trace"])
-        ('lga', 'trace')
-    """
-    if isinstance(metrics, str):
-        metrics = (metrics,)
-    known = SCALAR_METRICS + EVOLUTION_METRICS
-    names = tuple(metrics)
-    unknown = [m for m in names if m not in known]
-    if unknown:
-        raise ValueError(f"unknown `metrics` {unknown}; choose from {list(known)}.")
-    if not names:
-        raise ValueError(f"`metrics` is empty; choose from {list(known)}.")
-    if output == "full" and "lga" in names:
-        raise ValueError(
-            "'lga' needs an (n, n) kernel, but kernel_kwargs['output']='full' makes it "
-            "(n*C, n*C); use output 'sum' or 'trace', or drop 'lga' from `metrics`."
-        )
-    return tuple(dict.fromkeys(names))
 
 
 def _keep(kernel: Tensor) -> Tensor:

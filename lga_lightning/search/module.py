@@ -53,7 +53,7 @@ from lga_lightning.utils.threads import Threads, choose_threads, threads_line
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
 
-DEFAULT_METRICS = ("lga", "condition_number", "frobenius_norm", "mean", "trace")
+DEFAULT_METRICS = SCALAR_METRICS  # the registry's kernel metrics (lga_lightning.core.signals)
 
 
 class LGASearch(pl.LightningModule):

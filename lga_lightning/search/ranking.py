@@ -13,15 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from lga_lightning.core.rank_combination import sum_of_log_ranks, sum_of_ranks
-from lga_lightning.core.signals import direction
+from lga_lightning.core.signals import direction, expected_sign, signal_names
 
 Mode = Literal["max", "min"]
 Signal = str | list[str] | Callable[[Mapping[str, Any]], float]
 CombineBy = Literal["log_ranks", "ranks"]
 
 
-RECORD_QUANTITIES = ("train_loss", "val_acc", "params")
-"""Quantities every record has besides the NTK metrics."""
+RECORD_QUANTITIES = (*signal_names("training"), "params")
+"""Quantities every record has besides the NTK metrics: the registry's training rows and
+``params``."""
 
 
 class Ranking:
@@ -102,7 +103,7 @@ class Ranking:
                  for r in group]
                 for name in self.combined
             ]  # fmt: skip
-            signs = [1 if direction(name) == "max" else -1 for name in self.combined]
+            signs = [expected_sign(name) for name in self.combined]
             for record, value in zip(group, combine(columns, signs).tolist(), strict=True):
                 failed = record.get("status") == "diverged" or any(
                     math.isnan(_finite_or_nan(record.get(name))) for name in self.combined

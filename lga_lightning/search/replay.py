@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lga_lightning.core.signals import expected_sign
+from lga_lightning.core.signals import expected_sign, signal_names
 from lga_lightning.search import leaderboard
 from lga_lightning.search.strategies import Strategy
 
@@ -302,7 +302,7 @@ def table_from_study(
                     if i == 0:
                         out[metric] = float(v)
             out.update({k: float(v) for k, v in entry.get("proxies", {}).items()})
-            for k in ("train_loss", "val_acc"):
+            for k in signal_names("training"):
                 if entry.get(k) is not None:
                     out[k] = float(entry[k])
             if reference is not None:
@@ -320,7 +320,7 @@ def table_from_study(
         per.update(
             {
                 m: spent.get("kernel", 0.0) / max(len(measured) * settings, 1)
-                for m in ("lga", "condition_number", "frobenius_norm", "mean", "trace")
+                for m in signal_names("kernel")
             }
         )
         signal_seconds[arch] = per

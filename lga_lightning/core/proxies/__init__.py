@@ -5,9 +5,11 @@ leaves the model exactly as it found it: parameters, buffers (BatchNorm running 
 ``.grad``, training and ``requires_grad`` flags, and the global RNG state. An undefined score
 (dead network, constant Jacobian, singular kernel) is ``nan`` with a :class:`ProxyWarning`.
 
-:data:`PROXIES` maps each name to its function; the sign of "better" in each proxy's own paper
-(higher is better, for all of them) is in the one table of signals,
-:data:`lga_lightning.core.signals.SIGNALS`.
+``PROXIES`` maps each name to its function, in the order of the one registry of signals,
+:data:`lga_lightning.core.signals.SIGNALS`, which also holds each proxy's needs and the sign of
+"better" in its own paper (higher is better, for all of them): the registry's ``proxy`` and
+``model`` rows, read at every access, so a proxy added with
+:func:`lga_lightning.core.signals.register` is in it.
 
 Example:
     >>> import torch
@@ -23,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from lga_lightning.core.proxies._common import ProxyWarning
 from lga_lightning.core.proxies.activation import jacob_cov, naswot
@@ -32,19 +34,31 @@ from lga_lightning.core.proxies.size import flops, params
 from lga_lightning.core.proxies.synflow import synflow
 from lga_lightning.core.proxies.zico import zico
 
-PROXIES: dict[str, Callable[..., float]] = {
-    "grad_norm": grad_norm,
-    "snip": snip,
-    "grasp": grasp,
-    "fisher": fisher,
-    "synflow": synflow,
-    "jacob_cov": jacob_cov,
-    "naswot": naswot,
-    "zico": zico,
-    "params": params,
-    "flops": flops,
-}
-"""Every proxy by name; call as ``PROXIES[name](model, x, y)``."""
+
+class _Proxies(Mapping[str, Callable[..., float]]):
+    """A read-only, live view of the registry's ``proxy`` and ``model`` rows: name -> function."""
+
+    def _functions(self) -> dict[str, Callable[..., float]]:
+        # the registry imports the proxy modules, so it is imported here and not at the top
+        from lga_lightning.core.signals import SIGNALS, signal_names
+
+        return {n: SIGNALS[n].function for n in signal_names("proxy", "model")}  # type: ignore[misc]
+
+    def __getitem__(self, name: str) -> Callable[..., float]:
+        return self._functions()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._functions())
+
+    def __len__(self) -> int:
+        return len(self._functions())
+
+    def __repr__(self) -> str:
+        return f"PROXIES({list(self)})"
+
+
+PROXIES: Mapping[str, Callable[..., float]] = _Proxies()
+"""Every proxy by name; call as ``PROXIES[name](model, x, y)``; add one with ``register``."""
 
 
 __all__ = [

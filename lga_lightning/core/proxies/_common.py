@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd
 
-from lga_lightning.core.functional import NTKMetricWarning
+from lga_lightning.core.kernel_metrics import NTKMetricWarning
 
 
 class ProxyWarning(NTKMetricWarning):
