@@ -5,17 +5,9 @@ The metric functions (:func:`lga`, :func:`condition_number`, ...) live in
 directions are rows of the registry :data:`lga_lightning.core.signals.SIGNALS`, which the lists
 below and :func:`ntk_metrics` read.
 
-Every scalar metric returns a Python ``float``. Where a metric is undefined (a probe batch with
-one class, a constant or non-finite kernel) it returns ``nan`` — or ``inf`` for the condition
-number of a singular kernel — and warns with :class:`NTKMetricWarning`, naming the cause and the
-fix. It never returns a silently wrong number.
+What a metric returns where it is undefined is said in :mod:`lga_lightning.core.kernel_metrics`.
 
 Example:
-    >>> import torch
-    >>> y = torch.tensor([0, 0, 1, 1])
-    >>> L = label_kernel(y)
-    >>> round(lga(L, y), 6), round(condition_number(torch.eye(3)), 6)
-    (1.0, 1.0)
     >>> SCALAR_METRICS
     ('lga', 'condition_number', 'frobenius_norm', 'mean', 'trace')
 """
