@@ -22,7 +22,7 @@ from torch import Tensor
 from lga_lightning.core.init import initialize
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.probe import draw_probe
-from lga_lightning.utils.threads import Threads, choose_threads, threads_line
+from lga_lightning.utils.threads import Threads, choose_threads, threads_line, torch_threads
 from recipes._baselines import count_flops, count_parameters
 from recipes._files import append_jsonl
 from recipes._probe_file import read_probe_file
@@ -53,8 +53,16 @@ class StudyMeasurement:
         todo = [a for a in archs if a not in records]
         if not todo:
             return
-        if self.num_threads:
-            torch.set_num_threads(self.num_threads)
+        with torch_threads(self.num_threads or None):
+            self._measure_todo(archs, todo, records, raw_path)
+
+    def _measure_todo(
+        self,
+        archs: Sequence[str],
+        todo: Sequence[str],
+        records: dict[str, dict[str, Any]],
+        raw_path: Path,
+    ) -> None:
         print(threads_line(self.prog, self.num_threads, self.threads_reason), flush=True)
         self.data.setup("fit")
         self._check_validation_source()

@@ -57,6 +57,7 @@ from lga_lightning.training.module import ClassificationModule
 from lga_lightning.utils.describe import describe as _describe
 from lga_lightning.utils.files import check_output_dir
 from lga_lightning.utils.lock import OutputLock
+from lga_lightning.utils.threads import torch_threads
 from recipes._advantage_table import COLUMNS, advantage, format_row, format_table, to_csv
 from recipes._cli import class_parser, run_class
 from recipes._files import append_jsonl, atomic_write_text, read_jsonl
@@ -173,8 +174,7 @@ class NonlinearAdvantage:
         check_output_dir(output_dir, "output_dir")
         self.output_dir = Path(output_dir)
         self.save_weights = save_weights
-        if num_threads:
-            torch.set_num_threads(num_threads)
+        self.num_threads = num_threads or None
 
     # -------------------------------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class NonlinearAdvantage:
         Raises:
             OutputLockedError: when another run is using ``output_dir``.
         """
-        with OutputLock(self.output_dir, option="`output_dir`"):
+        with OutputLock(self.output_dir, option="`output_dir`"), torch_threads(self.num_threads):
             return self._run()
 
     def _run(self) -> list[dict[str, Any]]:

@@ -17,8 +17,10 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_thread():
+    # Each test starts at one thread, whatever an earlier test left: results compared bit for
+    # bit within a test must not depend on which tests ran before it.
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

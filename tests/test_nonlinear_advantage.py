@@ -64,6 +64,24 @@ def test_a_model_linear_in_its_parameters_has_no_advantage(tmp_path: Path) -> No
         assert not torch.equal(lin[f"_theta0.{name}"], lin[name])  # it did move
 
 
+def test_num_threads_holds_for_the_run_only(tmp_path: Path) -> None:
+    # a library call that left torch's count changed would change the caller's next sums
+    before = torch.get_num_threads()
+    study = recipe.NonlinearAdvantage(
+        data=data(),
+        models=[linear_in_parameters],
+        epochs=1,
+        limit_train_batches=2,
+        probe_size=0,
+        accelerator="cpu",
+        output_dir=str(tmp_path),
+        num_threads=before + 1,
+    )
+    assert torch.get_num_threads() == before  # building the study changes nothing
+    study.run()
+    assert torch.get_num_threads() == before
+
+
 def test_reported_advantage_is_the_difference_of_the_reported_accuracies(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

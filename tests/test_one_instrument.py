@@ -17,6 +17,7 @@ from lga_lightning.search import LGASearch, Plain
 from lga_lightning.search.seeding import derive_seed
 from lga_lightning.search.spaces import NB201Space
 from lga_lightning.training.module import ClassificationModule
+from lga_lightning.utils.threads import torch_threads
 from recipes import correlate
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
@@ -50,6 +51,7 @@ def search_records(tmp_path) -> dict[int, dict]:
         results_dir=str(tmp_path / "search"),
         progress=False,
         verbose=False,
+        num_threads=1,  # the three surfaces sum in the same order
     )
     quiet(max_epochs=-1, default_root_dir=tmp_path).fit(search, datamodule=data())
     return {int(r["epoch"]): r for r in search.records}
@@ -67,9 +69,10 @@ def callback_history(tmp_path) -> list[dict]:
         log_spectrum=False,
         plot=False,
     )
-    quiet(max_epochs=1, default_root_dir=tmp_path, callbacks=[callback]).fit(
-        ClassificationModule(network, num_classes=10), datamodule=data()
-    )
+    with torch_threads(1):
+        quiet(max_epochs=1, default_root_dir=tmp_path, callbacks=[callback]).fit(
+            ClassificationModule(network, num_classes=10), datamodule=data()
+        )
     return callback.history
 
 
@@ -88,6 +91,7 @@ def study_record(tmp_path) -> dict:
         limit_train_batches=2,
         output_dir=str(tmp_path / "study"),
         plot=False,
+        num_threads=1,
     )
     study.run()
     lines = (tmp_path / "study" / "raw.jsonl").read_text().splitlines()

@@ -270,6 +270,13 @@ def test_a_resume_with_another_thread_count_is_refused(study, tmp_path, capsys):
     assert "num_threads" in capsys.readouterr().err
 
 
+def test_num_threads_holds_for_the_study_only(tmp_path):
+    before = torch.get_num_threads()
+    correlate.run(args_for(tmp_path, archs=ARCHS[:2], extra=["--num_threads", str(before + 1)]))
+    assert raw_records(tmp_path)[0]["fingerprint"]["num_threads"] == before + 1  # it was used
+    assert torch.get_num_threads() == before
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -108,3 +110,31 @@ def threads_line(prog: str, threads: int | None, reason: str) -> str:
     else:
         count = f"{threads} torch thread{'s' if threads != 1 else ''} per process"
     return f"{prog}: {count} ({reason}; num_threads sets it)"
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` intra-op threads inside the block and restore torch's count after it.
+
+    A library call that changed the count for good would change the numbers of whatever the
+    caller runs next (a float sum over 2 threads is not the one over 1).
+
+    Args:
+        threads: the count inside the block; ``None`` leaves torch's setting alone.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with torch_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
