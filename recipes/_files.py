@@ -77,7 +77,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     r"""Read every complete line; a torn last line (a crash mid-write) is ignored.
 
     Raises:
-        ValueError: when a complete line is not JSON (the file was edited or damaged).
+        ValueError: when the file is not UTF-8 text, or a complete line is not a JSON object
+            (the file was edited or damaged); the message names the file and the line.
 
     Example:
         >>> import tempfile
@@ -86,24 +87,65 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
         >>> read_jsonl(p)
         [{'a': 1}]
     """
+    return [record for _, record in read_jsonl_numbered(path)]
+
+
+def read_jsonl_numbered(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    r"""Like :func:`read_jsonl`, with each record's line number (blank lines are skipped).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "r.jsonl"
+        >>> _ = p.write_text('{"a": 1}\n\n{"a": 2}\n')
+        >>> read_jsonl_numbered(p)
+        [(1, {'a': 1}), (3, {'a': 2})]
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    complete = lines[:-1]  # whatever follows the last newline is torn (or empty)
+    complete = complete_text(path).split("\n")[:-1]
     records = []
     for number, line in enumerate(complete, start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(
                 f"{path}, line {number}, is not valid JSON ({err.msg}); the file was edited or "
                 "damaged: fix or delete that line, or choose another output_dir."
             ) from None
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"{path}, line {number}, is {line[:40]!r}, not a JSON object; the file was edited "
+                "or damaged: fix or delete that line, or choose another output_dir."
+            )
+        records.append((number, record))
     return records
+
+
+def complete_text(path: str | os.PathLike) -> str:
+    r"""The file's text, checked to be UTF-8 (the torn tail included).
+
+    Raises:
+        ValueError: naming the file and the first byte that is not UTF-8.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "r.jsonl"
+        >>> _ = p.write_bytes(b"\x80\x81")
+        >>> complete_text(p)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...r.jsonl is not a text file (byte 0 is not UTF-8)...
+    """
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not a text file (byte {err.start} is not UTF-8), so it is not a store "
+            "this tool wrote: move it away, or choose another output_dir."
+        ) from None
 
 
 def drop_torn_tail(path: str | os.PathLike) -> None:

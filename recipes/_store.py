@@ -4,7 +4,8 @@ The first line is ``{"kind": "study", "fingerprint": {...}}``, the settings that
 measured values; each following line is one architecture's record (``"kind": "arch"``). A rerun
 resumes the store only when its fingerprint equals the study's (entries newer than the store
 count with the value the store ran with, :data:`SETTING_DEFAULTS`); a torn last line (a crash
-mid-write) is dropped.
+mid-write) is dropped. :func:`read_store` checks all of it before anything is written: a file
+that is not such a store (not text, no header, a line that is not a record) is refused, not cut.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes._analysis import PROG
-from recipes._files import append_jsonl, drop_torn_tail, read_jsonl
+from recipes._files import append_jsonl, complete_text, drop_torn_tail, read_jsonl_numbered
 
 SETTING_DEFAULTS: dict[str, Any] = {
     "init": "pytorch",
@@ -26,15 +27,78 @@ SETTING_DEFAULTS: dict[str, Any] = {
 }
 """Fingerprint entries newer than some stored studies, with the value those studies ran with."""
 
+TORN_HEADER_START = '{"fingerprint": '
+"""How a header line starts (keys are sorted): a lone torn line starting so is a cut header."""
+
 ANALYSE_ANYWAY = ("eval_order",)
 """Fingerprint entries that change only the ``val_acc`` baseline: ``analyse_only`` reads a store
 that differs in them, with a note, instead of refusing it."""
+
+
+def read_store(raw_path: Path) -> list[dict[str, Any]]:
+    r"""The store's complete lines, checked; reads only.
+
+    A torn last line is left out (a crash mid-write); a torn header with no line before it
+    (a crash while a new store was started) reads as an empty store.
+
+    Args:
+        raw_path: the store (``<output_dir>/raw.jsonl``); absent reads as empty.
+
+    Raises:
+        ValueError: naming the file, the line and the fix, when the file is not UTF-8 text, holds
+            text but no complete line, starts with anything but a header
+            (``{"kind": "study", "fingerprint": {...}}``), or holds a line that is not an
+            architecture record (``{"kind": "arch", "arch": "..."}``).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "raw.jsonl"
+        >>> _ = path.write_text('{"kind": "arch", "arch": "a"}\n')
+        >>> read_store(path)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...raw.jsonl, line 1, is not a lga-correlate header...
+    """
+    if not raw_path.exists():
+        return []
+    if not raw_path.is_file():
+        raise ValueError(f"{raw_path} is not a file; choose another `output_dir`.")
+    text = complete_text(raw_path)
+    complete, _, torn = text.rpartition("\n")
+    if not complete.strip() and torn.strip():
+        if torn.startswith(TORN_HEADER_START):
+            return []  # the header's write was cut short: nothing was measured
+        raise ValueError(
+            f"{raw_path} holds {len(torn)} characters and no complete line, so it is not a store "
+            f"{PROG} wrote (its first line is a header): move it away, or choose another "
+            "`output_dir`."
+        )
+    numbered = read_jsonl_numbered(raw_path)
+    for index, (number, line) in enumerate(numbered):
+        if index == 0 and not (
+            line.get("kind") == "study" and isinstance(line.get("fingerprint"), dict)
+        ):
+            raise ValueError(
+                f'{raw_path}, line {number}, is not a {PROG} header ({{"kind": "study", '
+                '"fingerprint": {...}}), so the file was not written by '
+                f"{PROG} or was edited: move it away, or choose another `output_dir`."
+            )
+        if index > 0 and not (line.get("kind") == "arch" and isinstance(line.get("arch"), str)):
+            raise ValueError(
+                f'{raw_path}, line {number}, is not an architecture record ({{"kind": "arch", '
+                '"arch": "..."}); the file was edited or damaged: fix or delete that line, or '
+                "choose another `output_dir`."
+            )
+    return [line for _, line in numbered]
 
 
 def resume(
     raw_path: Path, fingerprint: dict[str, Any], analyse_only: bool = False
 ) -> dict[str, dict[str, Any]]:
     """The records of the store at ``raw_path``, ``arch -> record``; a new store gets a header.
+
+    The store is checked (:func:`stored_records`) before anything is written; ``analyse_only``
+    writes nothing at all.
 
     Args:
         raw_path: the store (``<output_dir>/raw.jsonl``); its folder must exist.
@@ -43,7 +107,7 @@ def resume(
             :data:`ANALYSE_ANYWAY` is read with a note.
 
     Raises:
-        ValueError: when the store holds a study with other settings.
+        ValueError: when the store is damaged or holds a study with other settings.
         FileNotFoundError: with ``analyse_only``, when the store holds nothing.
 
     Example:
@@ -55,18 +119,42 @@ def resume(
         >>> resume(path, {"epochs": [0]})
         {'a': {'arch': 'a', 'kind': 'arch', 'params': 3}}
     """
-    drop_torn_tail(raw_path)
-    lines = read_jsonl(raw_path)
-    header = {"kind": "study", "fingerprint": fingerprint}
+    records = stored_records(raw_path, fingerprint, analyse_only)
+    if analyse_only:
+        return records
+    if records:
+        drop_torn_tail(raw_path)
+        return records
+    if raw_path.exists():
+        raw_path.write_bytes(b"")  # a header alone, or a torn one: start the store afresh
+    append_jsonl(raw_path, {"kind": "study", "fingerprint": fingerprint})
+    return {}
+
+
+def stored_records(
+    raw_path: Path, fingerprint: dict[str, Any], analyse_only: bool = False
+) -> dict[str, dict[str, Any]]:
+    """What :func:`resume` would return, without writing: checks the store and its fingerprint.
+
+    Raises:
+        ValueError: when the store is damaged or holds a study with other settings.
+        FileNotFoundError: with ``analyse_only``, when the store holds nothing.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "raw.jsonl"
+        >>> stored_records(path, {"epochs": [0]}), path.exists()
+        ({}, False)
+    """
+    lines = read_store(raw_path)
     if not lines:
         if analyse_only:
             raise FileNotFoundError(f"`analyse_only`: no measurements in {raw_path}.")
-        append_jsonl(raw_path, header)
         return {}
-    stored = json.loads(json.dumps(lines[0].get("fingerprint")))
-    wanted = json.loads(json.dumps(header["fingerprint"]))
+    stored = json.loads(json.dumps(lines[0]["fingerprint"]))
+    wanted = json.loads(json.dumps(fingerprint))
     # settings added since a study was stored: absent there means it ran with the default
-    stored = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in wanted}, **(stored or {})}
+    stored = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in wanted}, **stored}
     diff = sorted(k for k in wanted if stored.get(k) != wanted[k])
     if analyse_only and diff and set(diff) <= set(ANALYSE_ANYWAY):
         print(
@@ -74,9 +162,9 @@ def resume(
             f"(differs in {diff}); its `val_acc` rows are suspect on class-sorted data."
         )
         stored = wanted
-    if lines[0].get("kind") != "study" or stored != wanted:
+    if stored != wanted:
         raise ValueError(
             f"{raw_path} holds a study with other settings (differs in {diff}); choose "
             "another `output_dir`, or restore those settings to resume it."
         )
-    return {r["arch"]: r for r in lines[1:] if r.get("kind") == "arch"}
+    return {r["arch"]: r for r in lines[1:]}

@@ -66,7 +66,7 @@ from recipes._cli import class_parser, run_class
 from recipes._combine import parse_combination
 from recipes._probes import setting_name
 from recipes._rank import Correlation
-from recipes._store import ANALYSE_ANYWAY, SETTING_DEFAULTS, resume
+from recipes._store import ANALYSE_ANYWAY, SETTING_DEFAULTS, resume, stored_records
 from recipes._study import StudyMeasurement, study_threads
 from recipes._study_args import check_study_arguments
 
@@ -344,18 +344,14 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self._check_ground_truth_files()
         check_output_dir(self.output_dir, "output_dir")
         raw_path = self.output_dir / RAW_NAME
-        if self.analyse_only:
-            records = self._resume(raw_path)
-        else:
+        # a damaged or foreign store is refused before anything is written
+        records = stored_records(raw_path, self.fingerprint(), self.analyse_only)
+        if not self.analyse_only:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with OutputLock(self.output_dir, option="`output_dir`"):
-                records = self._resume(raw_path)
+                records = resume(raw_path, self.fingerprint())
                 self._measure_missing(archs, records, raw_path)
         return self.analyse([records[a] for a in archs if a in records])
-
-    def _resume(self, raw_path: Path) -> dict[str, dict[str, Any]]:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        return resume(raw_path, self.fingerprint(), self.analyse_only)
 
 
 def build_parser() -> ArgumentParser:

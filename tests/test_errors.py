@@ -198,6 +198,19 @@ def garbage_lock(tmp: Path) -> None:
     os.utime(path, (future, future))
 
 
+def study_store(content: bytes) -> Callable[[Path], None]:
+    """A setup writing ``out/raw.jsonl`` with ``content`` (the CORRELATE cases' store)."""
+
+    def setup(tmp: Path) -> None:
+        (tmp / "out").mkdir()
+        (tmp / "out" / "raw.jsonl").write_bytes(content)
+
+    return setup
+
+
+A_RECORD = json.dumps({"kind": "arch", "arch": GOOD_ARCH, "params": 1}).encode() + b"\n"
+
+
 def damaged_benchmark(tmp: Path) -> str:
     path = tmp / "NAS-Bench-201-v1_1-096897.pth"
     path.write_bytes(b"PK\x03\x04 the first bytes of a download that stopped")
@@ -427,6 +440,48 @@ CASES = [
         "correlate",
         lambda t: [*CORRELATE, "--probe_file", probe_file(t, (10, 3, 8, 8), list(range(50, 60)))],
         lambda t: ["probe.npz", "labels lie in [50, 59]", "10 classes"],
+    ),
+    Case(
+        "correlate-store-not-text",
+        "correlate",
+        lambda t: CORRELATE,
+        lambda t: ["out/raw.jsonl is not a text file", "byte 1 is not UTF-8", "move it away"],
+        setup=study_store(b"P\x80K\x03\x04\n binary"),
+    ),
+    Case(
+        "correlate-store-no-newline",
+        "correlate",
+        lambda t: CORRELATE,
+        lambda t: ["out/raw.jsonl holds 13 characters and no complete line", "move it away"],
+        setup=study_store(b"my own notes!"),
+    ),
+    Case(
+        "correlate-store-record-first",
+        "correlate",
+        lambda t: CORRELATE,
+        lambda t: ["out/raw.jsonl, line 1, is not a lga-correlate header", "move it away"],
+        setup=study_store(A_RECORD),
+    ),
+    Case(
+        "correlate-store-header-without-fingerprint",
+        "correlate",
+        lambda t: CORRELATE,
+        lambda t: ["out/raw.jsonl, line 1, is not a lga-correlate header"],
+        setup=study_store(b'{"kind": "study"}\n' + A_RECORD),
+    ),
+    Case(
+        "correlate-store-foreign-line",
+        "correlate",
+        lambda t: CORRELATE,
+        lambda t: ["out/raw.jsonl, line 2, is not an architecture record", "delete that line"],
+        setup=study_store(b'{"fingerprint": {}, "kind": "study"}\n{"kind": "search"}\n'),
+    ),
+    Case(
+        "correlate-analyse-only-store-not-text",
+        "correlate",
+        lambda t: [*CORRELATE, "--analyse_only", "true"],
+        lambda t: ["out/raw.jsonl is not a text file"],
+        setup=study_store(b"\xff\xfe{}\n"),
     ),
     Case(
         "search-garbage-lock",
