@@ -50,3 +50,38 @@ def test_saved_state_restores_and_a_crafted_one_is_refused(tmp_path):
         f.write(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match="refused the candidate state"):
         files.restore(_run(1), before=2, device="cpu")
+
+
+def test_a_state_that_does_not_fit_on_the_disk_names_its_path_and_keeps_the_older_one(tmp_path):
+    # torch.save on a full disk raises a RuntimeError that names neither the file nor the cause
+    import errno
+    import os
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()[:80]})")
+    try:
+        files = StateFiles(str(disk / "states"))
+        first = _run(0)
+        files.save(first)
+        stats = os.statvfs(disk)
+        (disk / "filler").write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - 2048))
+        later = _run(1)
+        later.model = nn.Linear(300, 200)  # a state larger than what is left
+        later.optimizer = torch.optim.SGD(later.model.parameters(), lr=0.1)
+        later.epoch = 2
+        with pytest.raises(OSError) as info:
+            files.save(later)
+        assert info.value.errno == errno.ENOSPC
+        assert info.value.filename == files.path(0, 2)
+        assert sorted(os.listdir(disk / "states")) == ["cand00000-ep0001.pt"]  # no .tmp left
+        restored = _run(2)
+        files.restore(restored, before=3, device="cpu")  # the older state is whole
+        torch.testing.assert_close(restored.model.weight, first.model.weight, rtol=0, atol=0)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
