@@ -1,4 +1,4 @@
-"""lga-correlate's store: read without writing, resume after a crash, refuse what it did not write."""
+"""lga-correlate's store: read without writing, resume after a crash, refuse a foreign file."""
 
 from __future__ import annotations
 
