@@ -23,7 +23,7 @@ from lga_lightning.core.proxies import (
     synflow,
     zico,
 )
-from lga_lightning.core.signals import SIGNALS
+from lga_lightning.core.signals import SIGNALS, check_proxies
 from lga_lightning.search.spaces import nb201
 
 W1 = [[1.0, -1.0], [2.0, 1.0]]
@@ -98,6 +98,9 @@ def test_fisher_by_hand():
     assert fisher(mlp(), *data(), convention="channel") == pytest.approx(layer1 + layer2, rel=1e-5)
     # zero-cost-nas (the default): each unit's value given to its 2 incoming weights
     assert fisher(mlp(), *data()) == pytest.approx(2 * layer1 + 2 * layer2, rel=1e-5)
+    # the per-channel total is a signal of its own, so a study or a search can name it
+    assert PROXIES["fisher_channel"](mlp(), *data()) == pytest.approx(layer1 + layer2, rel=1e-5)
+    assert check_proxies(["fisher_channel"]) == ("fisher_channel",)
 
 
 def test_fisher_per_weight_counts_each_layers_fan_in():
@@ -216,6 +219,7 @@ def test_every_proxy_is_higher_is_better_and_registered():
         "snip",
         "grasp",
         "fisher",
+        "fisher_channel",
         "synflow",
         "jacob_cov",
         "naswot",

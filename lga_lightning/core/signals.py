@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, get_args
 
 from torch import Tensor, nn
@@ -177,6 +178,8 @@ _TABLE = (
     Signal("grasp", "max", "proxy", "-theta * (H g) (Wang et al., 2020)", grasp, _LABELLED),
     Signal("fisher", "max", "proxy", "Fisher pruning score of the channels (Turner et al., 2020)",
            fisher, _LABELLED, _FISHER_NOTE),
+    Signal("fisher_channel", "max", "proxy", "fisher with each channel's F_k counted once",
+           partial(fisher, convention="channel"), _LABELLED, _FISHER_NOTE),
     Signal("synflow", "max", "proxy", "synaptic flow (Tanaka et al., 2020)", synflow, _BATCH),
     Signal("jacob_cov", "max", "proxy", "input-Jacobian correlation (Mellor et al., 2021)",
            jacob_cov, _BATCH),

@@ -20,7 +20,7 @@ Example:
     >>> x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     >>> scores = {name: proxy(net, x, y) for name, proxy in PROXIES.items()}
     >>> sorted(scores)[:3], scores["params"]
-    (['fisher', 'flops', 'grad_norm'], 515.0)
+    (['fisher', 'fisher_channel', 'flops'], 515.0)
 """
 
 from __future__ import annotations
