@@ -143,6 +143,17 @@ def store(tmp: Path, lines: list[dict]) -> None:
     (folder / "results.jsonl").write_text(text)
 
 
+def raw_store(content: bytes) -> Callable[[Path], None]:
+    """A setup writing ``runs/lga_search/results.jsonl`` with ``content``."""
+
+    def setup(tmp: Path) -> None:
+        folder = tmp / "runs" / "lga_search"
+        folder.mkdir(parents=True)
+        (folder / "results.jsonl").write_bytes(content)
+
+    return setup
+
+
 def hold_lock(tmp: Path, folder: str = "runs/lga_search") -> None:
     folder = tmp / folder
     folder.mkdir(parents=True)
@@ -482,6 +493,27 @@ CASES = [
         lambda t: [*CORRELATE, "--analyse_only", "true"],
         lambda t: ["out/raw.jsonl is not a text file"],
         setup=study_store(b"\xff\xfe{}\n"),
+    ),
+    Case(
+        "search-store-not-text",
+        "search",
+        lambda t: search_config(t),
+        lambda t: ["results.jsonl is not a text file", "byte 0 is not UTF-8", "move it away"],
+        setup=raw_store(b"\x89PNG\r\n\x1a\n"),
+    ),
+    Case(
+        "search-store-no-newline",
+        "search",
+        lambda t: search_config(t),
+        lambda t: ["results.jsonl holds 8 bytes and no complete line", "move it away"],
+        setup=raw_store(b"my notes"),
+    ),
+    Case(
+        "search-store-record-before-header",
+        "search",
+        lambda t: search_config(t),
+        lambda t: ["results.jsonl, line 1, is a record before the search's header"],
+        setup=raw_store(b'{"kind": "measurement", "candidate": 0, "epoch": 1}\n'),
     ),
     Case(
         "search-garbage-lock",

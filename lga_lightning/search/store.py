@@ -83,7 +83,20 @@ class ResultsStore:
             return None, []
         with open(self.path, "rb") as f:
             data = f.read()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                f"{self.path} is not a text file (byte {err.start} is not UTF-8), so it is not a "
+                "results store: move it away, or use a new results directory."
+            ) from None
         complete = data[: data.rfind(b"\n") + 1]
+        torn = data[len(complete) :]
+        if not complete.strip() and torn.strip() and not torn.startswith(b"{"):
+            raise ValueError(
+                f"{self.path} holds {len(torn)} bytes and no complete line, so it is not a results "
+                "store (each line is a JSON object): move it away, or use a new results directory."
+            )
         header: Record | None = None
         records: list[Record] = []
         for number, line in enumerate(complete.splitlines(), start=1):
@@ -114,6 +127,12 @@ class ResultsStore:
                         f"record needs integer {' and '.join(REQUIRED)}); the store was edited "
                         "or corrupted. Fix or remove that line, or use a new results directory."
                     )
+            if header is None:
+                raise ValueError(
+                    f"{self.path}, line {number}, is a record before the search's header "
+                    '({"kind": "search", ...}), so the store was edited or is not a search\'s: '
+                    "move it away, or use a new results directory."
+                )
             records.append(item)
         return header, records
 
