@@ -2,7 +2,8 @@
 
 The wings are ``core`` (torch only) <- ``training`` (Lightning side) <- ``search``; the
 recipes sit on top. ``utils`` may be used by all and imports no other part; ``data`` (data
-modules) may use the core and ``utils`` only. Every ``import`` statement counts, including those
+modules) may use the core and ``utils`` only. Every module stays short enough to read whole
+(at most :data:`MAX_LINES` lines). Every ``import`` statement counts, including those
 inside functions, so a lazy import cannot hide a wrong direction.
 """
 
@@ -30,6 +31,8 @@ ALLOWED = {
     "recipes": {"utils", "core", "training", "search", "data"},
 }
 THIRD_PARTY_BANNED = {"core": {"lightning", "pytorch_lightning", "ray", "wandb"}}
+#: the most lines a module may have, docstrings and comments included.
+MAX_LINES = 400
 
 
 def _module_name(path: Path) -> str:
@@ -94,6 +97,28 @@ def test_a_wing_imports_only_the_wings_below_it(wing):
             if target == "lga_lightning" and wing != "recipes":
                 wrong.append(f"{module} -> lga_lightning (import the wing, not the package root)")
     assert wrong == []
+
+
+def _too_long(paths: list[Path], limit: int, root: Path = ROOT) -> list[str]:
+    """``path: N lines`` (from ``root``) for each file over ``limit`` lines, longest first."""
+    counts = {path: len(path.read_text().splitlines()) for path in paths}
+    long = sorted((p for p, n in counts.items() if n > limit), key=lambda p: -counts[p])
+    return [f"{path.relative_to(root)}: {counts[path]} lines" for path in long]
+
+
+def test_every_module_has_at_most_400_lines():
+    too_long = _too_long(sorted(MODULES.values()), MAX_LINES)
+    assert too_long == [], f"modules over {MAX_LINES} lines (split them): {too_long}"
+
+
+def test_the_line_count_names_the_modules_over_the_limit(tmp_path):
+    short, long, longer = tmp_path / "short.py", tmp_path / "long.py", tmp_path / "longer.py"
+    short.write_text("x = 1\n" * 4)
+    long.write_text("x = 1\n" * 5)
+    longer.write_text('"""A docstring counts too."""\n' * 6)
+    found = _too_long([short, long, longer], limit=4, root=tmp_path)
+    assert found == ["longer.py: 6 lines", "long.py: 5 lines"]
+    assert _too_long([short], limit=4, root=tmp_path) == []
 
 
 def test_the_core_imports_no_lightning_ray_or_wandb():

@@ -222,3 +222,32 @@ def test_a_new_strategy_says_what_it_supports_without_any_type_list():
     LGASearch(NB201Space(C=4, N=1), FixedOrder(archs=[arch]), **combined)  # accepted
     with pytest.raises(ValueError, match="Greedy decides on scores as they arrive"):
         LGASearch(NB201Space(C=4, N=1), Greedy(), **combined)
+
+
+def test_a_strategy_written_from_the_base_class_is_accepted_like_the_packaged_ones():
+    from lga_lightning.search import LGASearch
+    from lga_lightning.search.spaces import NB201Space
+    from lga_lightning.search.strategies import Job, Strategy
+
+    arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+    class OneArch(Strategy):
+        """Proposes one fixed architecture and never looks at a score."""
+
+        decides_on_scores = False
+
+        def _next(self):
+            self.finished = True
+            return Job(self._new_candidate(), arch, 1, (1,))
+
+        def _finish(self, job, record):
+            pass
+
+    search = LGASearch(NB201Space(C=4, N=1), OneArch(), rank_by=["lga", "params"])
+    assert search.ranking.combined == ("lga", "params")
+    strategy = search.strategy
+    strategy.bind(NB201Space(C=4, N=1), seed=0)
+    job = strategy.propose()
+    strategy.report({"candidate": job.candidate, "epoch": 1, "status": "ok", "score": 0.5})
+    assert (job.candidate, job.arch, strategy.done) == (0, arch, True)
+    assert repr(strategy) == "OneArch()"

@@ -9,9 +9,11 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.probe import too_small_message
 
 DEFAULT_EPOCHS = (0, 1)
@@ -155,3 +157,98 @@ def flatten_loaders(loaders: Any) -> list[Any]:
     if isinstance(loaders, (list, tuple)):
         return [x for v in loaders for x in flatten_loaders(v)]
     return [loaders]
+
+
+def check_flags(**flags: Any) -> None:
+    """Refuse a boolean option given as anything but ``True`` or ``False``.
+
+    Example:
+        >>> check_flags(plot=True, verbose=False)
+        >>> check_flags(plot="yes")
+        Traceback (most recent call last):
+        ...
+        ValueError: `plot` must be True or False, got 'yes'.
+    """
+    for name, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
+
+
+def check_batch_unpack(batch_unpack: Any) -> Any:
+    if batch_unpack is not None and not callable(batch_unpack):
+        raise ValueError(
+            "`batch_unpack` must be a function mapping one dataset item to (inputs, labels), "
+            f"got {type(batch_unpack).__name__}."
+        )
+    return batch_unpack
+
+
+def check_prefix(prefix: Any) -> str:
+    if not isinstance(prefix, str):
+        raise ValueError(f"`prefix` must be a string such as 'ntk/', got {prefix!r}.")
+    return prefix
+
+
+def check_submodule(submodule: Any) -> str | None:
+    if submodule is not None and (not isinstance(submodule, str) or not submodule):
+        raise ValueError(
+            "`submodule` must be the name of a submodule of the LightningModule "
+            f"(as in `pl_module.named_modules()`), or None; got {submodule!r}."
+        )
+    return submodule
+
+
+def check_state_key(state_key: Any) -> str | None:
+    if state_key is not None and (not isinstance(state_key, str) or not state_key):
+        raise ValueError(f"`state_key` must be a non-empty string or None, got {state_key!r}.")
+    return state_key
+
+
+def check_meter_alone(meter: NTKMeter, **given: tuple[Any, Any]) -> NTKMeter:
+    """With ``meter=``, the meter's own options rule: refuse the keywords that would be ignored.
+
+    ``given`` maps each keyword to ``(value, default)``.
+    """
+    if not isinstance(meter, NTKMeter):
+        raise ValueError(f"`meter` must be an NTKMeter, got {type(meter).__name__}.")
+    clashing = [name for name, (value, default) in given.items() if _differs(value, default)]
+    if clashing:
+        raise ValueError(
+            f"NTKMetrics(meter=...) takes the measurement's options from the meter, but "
+            f"{clashing} were given too; pass them to NTKMeter(...) instead."
+        )
+    return meter
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return tuple(value) != tuple(default)
+    return value != default
+
+
+def check_siblings(prefix: str, state_key: str, others: Sequence[Any]) -> None:
+    """Refuse other ``NTKMetrics`` callbacks of the same trainer with this prefix or state key."""
+    for other in others:
+        if other.prefix == prefix:
+            raise MisconfigurationException(
+                f"two NTKMetrics callbacks log under the same prefix {prefix!r}; give "
+                "each its own `prefix` (and `state_key`), e.g. prefix='ntk_eval/'."
+            )
+        if other.state_key == state_key:
+            raise MisconfigurationException(
+                f"two NTKMetrics callbacks share the state_key {state_key!r}; give each "
+                "its own `state_key` so checkpoints keep both."
+            )
+
+
+def warn_late_epochs(epochs: Sequence[int] | None, max_epochs: int | None) -> None:
+    """Warn about scheduled epochs beyond ``max_epochs``: they would never be measured."""
+    if epochs is None or max_epochs is None or max_epochs < 0:
+        return
+    late = [e for e in epochs if e > max_epochs]
+    if late:
+        rank_zero_warn(
+            f"NTKMetrics: `epochs` {late} lie beyond `max_epochs={max_epochs}` and will "
+            f"never be measured; raise `max_epochs` or drop them from `epochs`.",
+            category=UserWarning,
+        )

@@ -2,11 +2,17 @@
 
 Add one callback to an existing :class:`~lightning.pytorch.Trainer` and the kernel metrics of a
 fixed probe batch appear in every logger, in ``callback.history`` and in ``ntk_metrics.csv``.
+
+The class is assembled from one part per job: the schedule
+(:mod:`~lga_lightning.training._callback_schedule`), the probe
+(:mod:`~lga_lightning.training._callback_probe`), the checkpoint state
+(:mod:`~lga_lightning.training._callback_state`), one measurement and its outputs
+(:mod:`~lga_lightning.training._callback_measure`); the arguments are checked by
+:mod:`~lga_lightning.training._callback_checks`. This module holds the arguments and the hooks.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import warnings
@@ -16,44 +22,43 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from lga_lightning.core import evolution
-from lga_lightning.core.functional import SCALAR_METRICS, NTKMetricWarning
+from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.probe import DEFAULT_PROBE_SEED, DEFAULT_PROBE_SIZE, BatchUnpack
-from lga_lightning.training import _history
 from lga_lightning.training._callback_checks import (
+    check_batch_unpack,
+    check_flags,
     check_int,
+    check_meter_alone,
+    check_prefix,
     check_probe,
     check_schedule,
+    check_siblings,
+    check_state_key,
     check_strategy,
-    same_samples,
-    train_dataset,
+    check_submodule,
+    warn_late_epochs,
 )
-from lga_lightning.training._callback_logging import (
-    csv_name,
-    define_wandb_axis,
-    log_measurement,
-    plot_name,
+from lga_lightning.training._callback_logging import csv_name, define_wandb_axis
+from lga_lightning.training._callback_measure import MeasureMixin
+from lga_lightning.training._callback_probe import ProbeMixin
+from lga_lightning.training._callback_schedule import (
+    ScheduleMixin,
+    at_epoch_boundary,
+    fractional_epoch,
 )
+from lga_lightning.training._callback_state import StateMixin
 from lga_lightning.training._distributed import close_spawned_gloo_group
 from lga_lightning.training._rundir import run_dir
 from lga_lightning.training.session import MeasurementSession, check_dtype
 
-_STATE_VERSION = 2
-_KERNEL_HINT = (
-    "NTKMetrics passes kernel options through `kernel_kwargs`, e.g. "
-    "`NTKMetrics(kernel_kwargs={'output_fn': lambda out: out['logits']})`, and differentiates "
-    "another submodule of the LightningModule with `submodule='<attribute name>'`."
-)
 
-
-class NTKMetrics(Callback):
+class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
     r"""Measure the empirical NTK of a fixed probe batch, and its metrics, at chosen epochs.
 
     At each scheduled epoch the callback computes the kernel ``K = J J^T`` of a probe batch
@@ -237,22 +242,15 @@ class NTKMetrics(Callback):
         self.probe_seed = check_int("probe_seed", probe_seed, minimum=None)
         self.num_probes = check_int("num_probes", num_probes, minimum=1)
         self._given_probe = check_probe(probe, self.probe_size, self.num_probes)
-        if batch_unpack is not None and not callable(batch_unpack):
-            raise ValueError(
-                "`batch_unpack` must be a function mapping one dataset item to (inputs, labels), "
-                f"got {type(batch_unpack).__name__}."
-            )
-        self.batch_unpack = batch_unpack
-        for name, flag in (
-            ("track_evolution", track_evolution),
-            ("kernel_velocity", kernel_velocity),
-            ("log_spectrum", log_spectrum),
-            ("plot", plot),
-            ("off_diagonal_lga", off_diagonal_lga),
-            ("verbose", verbose),
-        ):
-            if not isinstance(flag, bool):
-                raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
+        self.batch_unpack = check_batch_unpack(batch_unpack)
+        check_flags(
+            track_evolution=track_evolution,
+            kernel_velocity=kernel_velocity,
+            log_spectrum=log_spectrum,
+            plot=plot,
+            off_diagonal_lga=off_diagonal_lga,
+            verbose=verbose,
+        )
         if meter is None:
             meter = NTKMeter(
                 metrics,
@@ -264,7 +262,7 @@ class NTKMetrics(Callback):
                 kernel_kwargs=kernel_kwargs,
             )
         else:
-            _check_meter_alone(
+            check_meter_alone(
                 meter,
                 metrics=(metrics, SCALAR_METRICS),
                 track_evolution=(track_evolution, True),
@@ -284,18 +282,9 @@ class NTKMetrics(Callback):
         self.plot = plot
         self.off_diagonal_lga = self.meter.off_diagonal_lga
         self.verbose = verbose
-        if not isinstance(prefix, str):
-            raise ValueError(f"`prefix` must be a string such as 'ntk/', got {prefix!r}.")
-        self.prefix = prefix
-        if submodule is not None and (not isinstance(submodule, str) or not submodule):
-            raise ValueError(
-                "`submodule` must be the name of a submodule of the LightningModule "
-                f"(as in `pl_module.named_modules()`), or None; got {submodule!r}."
-            )
-        self.submodule = submodule
-        if state_key is not None and (not isinstance(state_key, str) or not state_key):
-            raise ValueError(f"`state_key` must be a non-empty string or None, got {state_key!r}.")
-        self._state_key = state_key
+        self.prefix = check_prefix(prefix)
+        self.submodule = check_submodule(submodule)
+        self._state_key = check_state_key(state_key)
 
         self.history: list[dict[str, Any]] = []
         self.spectra: dict[int, Tensor] = {}
@@ -304,111 +293,6 @@ class NTKMetrics(Callback):
         self._warned: set[str] = set()
         self._csv_path: str | None = None
         self._sessions: dict[int, MeasurementSession] = {}
-
-    # ---------------------------------------------------------------------------------------
-    # schedule and state
-
-    @property
-    def state_key(self) -> str:
-        """Key of this callback's state in a checkpoint."""
-        if self._state_key is not None:
-            return self._state_key
-        return self._generate_state_key(prefix=self.prefix)
-
-    @property
-    def probes(self) -> list[tuple[Tensor, Tensor]]:
-        """The probe batches ``(x, y)`` (one unless ``num_probes > 1``), empty before fit."""
-        return self.meter.probes
-
-    @property
-    def initial_kernels(self) -> list[Tensor]:
-        """Each probe batch's kernel at epoch 0 (when evolution is tracked)."""
-        return self.meter.initial_kernels
-
-    @property
-    def previous_kernels(self) -> list[Tensor]:
-        """Each probe batch's kernel at the previous measurement (with ``kernel_velocity``)."""
-        return self.meter.previous_kernels
-
-    @property
-    def probe(self) -> tuple[Tensor, Tensor] | None:
-        """The (first) probe batch ``(x, y)``; all of them are in ``probes``."""
-        return self.probes[0] if self.probes else None
-
-    @property
-    def initial_kernel(self) -> Tensor | None:
-        """The (first) probe batch's kernel at epoch 0; all of them are in ``initial_kernels``."""
-        return self.initial_kernels[0] if self.initial_kernels else None
-
-    @property
-    def previous_kernel(self) -> Tensor | None:
-        """The (first) probe batch's previous kernel; all of them are in ``previous_kernels``."""
-        return self.previous_kernels[0] if self.previous_kernels else None
-
-    @property
-    def evolution_metrics(self) -> tuple[str, ...]:
-        """The kernel-evolution metrics this callback computes."""
-        return self.meter.evolution_metrics
-
-    def is_scheduled(self, epoch: int) -> bool:
-        """Whether ``epoch`` (completed epochs, 0 = initialisation) is measured.
-
-        Example:
-            >>> NTKMetrics(every_n_epochs=2).is_scheduled(4), NTKMetrics().is_scheduled(2)
-            (True, False)
-        """
-        if self.every_n_epochs is not None:
-            return epoch % self.every_n_epochs == 0
-        return epoch in self.epochs
-
-    @property
-    def measured_epochs(self) -> list[int]:
-        """Whole epochs already in the history (step measurements between epochs excluded)."""
-        return [int(row["epoch"]) for row in self.history if _whole(row["epoch"])]
-
-    @property
-    def measured_steps(self) -> list[int]:
-        """Optimizer steps (``trainer.global_step``) at which the history holds a measurement."""
-        return [int(row["step"]) for row in self.history]
-
-    def is_step_scheduled(self, step: int) -> bool:
-        """Whether ``every_n_steps`` asks for a measurement after optimizer step ``step``.
-
-        Example:
-            >>> callback = NTKMetrics(every_n_steps=5)
-            >>> [s for s in range(12) if callback.is_step_scheduled(s)]
-            [5, 10]
-        """
-        n = self.every_n_steps
-        return n is not None and step > 0 and step % n == 0
-
-    def state_dict(self) -> dict[str, Any]:
-        """Plain tensors, numbers, strings, lists and dicts: loadable with ``weights_only``.
-
-        ``meter`` holds the probe batches and the kernels kept for evolution
-        (:meth:`NTKMeter.state_dict <lga_lightning.core.meter.NTKMeter.state_dict>`), ``history``
-        every measurement and ``spectra`` the eigenvalues per epoch.
-        """
-        return {
-            "version": _STATE_VERSION,
-            "meter": self.meter.state_dict(),
-            "history": [dict(row) for row in self.history],
-            "spectra": dict(self.spectra),
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the probe batches, the kept kernels, the history and the spectra."""
-        version = state_dict.get("version")
-        if version != _STATE_VERSION:
-            raise ValueError(
-                f"this NTKMetrics state has version {version!r}; this version of lga-lightning "
-                f"reads version {_STATE_VERSION}. Start a new run (or drop the callback's state "
-                "from the checkpoint) to measure from scratch."
-            )
-        self.meter.load_state_dict(state_dict["meter"])
-        self.history = [dict(row) for row in state_dict.get("history", [])]
-        self.spectra = {int(k): v for k, v in state_dict.get("spectra", {}).items()}
-        self._loaded_state = True
 
     # ---------------------------------------------------------------------------------------
     # hooks
@@ -420,15 +304,7 @@ class NTKMetrics(Callback):
         check_strategy(trainer)
         self._check_siblings(trainer)
         self._target(pl_module)
-        max_epochs = trainer.max_epochs
-        if self.epochs is not None and max_epochs is not None and max_epochs >= 0:
-            late = [e for e in self.epochs if e > max_epochs]
-            if late:
-                rank_zero_warn(
-                    f"NTKMetrics: `epochs` {late} lie beyond `max_epochs={max_epochs}` and will "
-                    f"never be measured; raise `max_epochs` or drop them from `epochs`.",
-                    category=UserWarning,
-                )
+        warn_late_epochs(self.epochs, trainer.max_epochs)
         if trainer.world_size > 1:
             # Every rank computes the same values, so they are logged without a reduction.
             warnings.filterwarnings(
@@ -452,7 +328,7 @@ class NTKMetrics(Callback):
         if fresh and self.meter.needs_initial_kernel and not self.is_scheduled(0):
             self._session(trainer).set_initial(self._target(pl_module))
         if (
-            _at_epoch_boundary(trainer)
+            at_epoch_boundary(trainer)
             and self.is_scheduled(completed)
             and completed not in self.measured_epochs
         ):
@@ -490,7 +366,7 @@ class NTKMetrics(Callback):
         last = bool(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
         if last and self.is_scheduled(trainer.current_epoch + 1):
             return  # on_train_epoch_end measures these very weights as the epoch
-        self._measure(trainer, pl_module, _fractional_epoch(trainer, batch_idx, last), False)
+        self._measure(trainer, pl_module, fractional_epoch(trainer, batch_idx, last), False)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Close a ``ddp_spawn`` gloo group on every rank in step after a fit.
@@ -506,204 +382,6 @@ class NTKMetrics(Callback):
         if self.plot and trainer.is_global_zero and evolution.has_evolution(self.history):
             self._plot(trainer)
 
-    # ---------------------------------------------------------------------------------------
-    # measuring
-
-    def _reset(self) -> None:
-        self.history = []
-        self.spectra = {}
-        self.meter.set_probes([])
-        self.plot_path = None
-        self._warned = set()
-
-    def _measure(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        epoch: float,
-        from_epoch_end: bool,
-    ) -> None:
-        values = self._session(trainer).measure(self._target(pl_module), epoch)
-        for message in self.meter.pop_warnings():
-            self._warn_once(f"NTKMetrics: {message}", NTKMetricWarning)
-        seconds = values.pop("seconds")
-        row = {"epoch": values.pop("epoch"), "step": trainer.global_step, **values}
-        row["seconds"] = seconds
-        self.history.append(row)
-        spectrum = self.meter.spectrum
-        if spectrum is not None and _whole(epoch):
-            self.spectra[int(epoch)] = spectrum
-        self._log(trainer, pl_module, row, spectrum, from_epoch_end)
-        if trainer.is_global_zero:
-            if self._csv_path is not None:
-                _history.write_csv(self._csv_path, self.history)
-            if self.verbose:
-                rank_zero_info(f"NTKMetrics: {_history.format_row(row)}")
-
-    def _session(self, trainer: pl.Trainer) -> MeasurementSession:
-        """The run's measurement session: rows sharded over the ranks, kernel >= float32."""
-        session = self._sessions.get(id(trainer))
-        if session is None:
-            session = MeasurementSession(
-                self.meter,
-                trainer,
-                shard=True,
-                kernel_dtype=self.kernel_dtype,
-                error_context="NTKMetrics could not compute the NTK: ",
-                error_hint=_KERNEL_HINT,
-            )
-            self._sessions = {id(trainer): session}
-        return session
-
-    def _target(self, pl_module: pl.LightningModule) -> nn.Module:
-        if self.submodule is None:
-            return pl_module
-        try:
-            return pl_module.get_submodule(self.submodule)
-        except AttributeError as err:
-            names = [name for name, _ in pl_module.named_children()]
-            raise ValueError(
-                f"NTKMetrics(submodule={self.submodule!r}): {_name(pl_module)} has no such "
-                f"submodule; its children are {names}."
-            ) from err
-
-    # ---------------------------------------------------------------------------------------
-    # logging
-
-    def _log(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        row: dict[str, Any],
-        spectrum: Tensor | None,
-        from_epoch_end: bool,
-    ) -> None:
-        log_measurement(
-            trainer, pl_module, self.prefix, self.history, row, spectrum, from_epoch_end
-        )
-
-    def _plot(self, trainer: pl.Trainer) -> None:
-        """Write the evolution PNG atomically next to the history CSV; log it as an image."""
-        directory = os.path.dirname(self._csv_path or "") or trainer.default_root_dir
-        x = "step" if self.every_n_steps is not None else "epoch"
-        probes = f"{len(self.probes)} x " if len(self.probes) > 1 else ""
-        size = len(self.probes[0][1])
-        title = f"NTK evolution ({self.prefix.rstrip('/') or 'ntk'}, probe {probes}{size})"
-        path = evolution.plot_evolution(
-            self.history, os.path.join(directory, plot_name(self.prefix)), x=x, title=title
-        )
-        self.plot_path = str(path)
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):
-                logger.log_image(key=f"{self.prefix}evolution", images=[self.plot_path])
-
-    # ---------------------------------------------------------------------------------------
-    # probe
-
-    def _ensure_probe(self, trainer: pl.Trainer) -> None:
-        if self.probes:
-            if self._given_probe is None and len(self.probes[0][1]) != self.probe_size:
-                self._warn_once(
-                    f"NTKMetrics: measuring the checkpoint's probe batch of "
-                    f"{len(self.probes[0][1])} samples, not `probe_size={self.probe_size}`, so "
-                    "the history stays comparable."
-                )
-            given = self._given_probe
-            if isinstance(given, tuple) and not same_samples(given, self.probes):
-                self._warn_once(
-                    "NTKMetrics: the `probe` tensors differ from the probe batch in the checkpoint "
-                    "this run resumes from; measuring the checkpoint's, so the history stays "
-                    "comparable. Start a new run to measure the new probe."
-                )
-            if len(self.probes) != self.num_probes:
-                self._warn_once(
-                    f"NTKMetrics: measuring the checkpoint's {len(self.probes)} probe batch(es), "
-                    f"not `num_probes={self.num_probes}`, so the history stays comparable."
-                )
-            return
-        given = self._given_probe
-        source = given if given is not None else getattr(trainer, "datamodule", None)
-        if not callable(getattr(source, "probe_batch", None)) and given is None:
-            source = train_dataset(trainer)
-        # every rank measures rank 0's samples
-        self._session(trainer).draw_probes(
-            source, self.probe_size, self.probe_seed, self.num_probes, self.batch_unpack
-        )
-
-    # ---------------------------------------------------------------------------------------
-    # checks and messages
-
     def _check_siblings(self, trainer: pl.Trainer) -> None:
         others = [c for c in trainer.callbacks if isinstance(c, NTKMetrics) and c is not self]
-        for other in others:
-            if other.prefix == self.prefix:
-                raise MisconfigurationException(
-                    f"two NTKMetrics callbacks log under the same prefix {self.prefix!r}; give "
-                    "each its own `prefix` (and `state_key`), e.g. prefix='ntk_eval/'."
-                )
-            if other.state_key == self.state_key:
-                raise MisconfigurationException(
-                    f"two NTKMetrics callbacks share the state_key {self.state_key!r}; give each "
-                    "its own `state_key` so checkpoints keep both."
-                )
-
-    def _warn_once(self, message: str, category: type[Warning] = UserWarning) -> None:
-        if message not in self._warned:
-            self._warned.add(message)
-            rank_zero_warn(message, category=category)
-
-
-# -------------------------------------------------------------------------------------------
-# helpers
-
-
-def _at_epoch_boundary(trainer: pl.Trainer) -> bool:
-    """Whether the weights are those after exactly ``trainer.current_epoch`` epochs."""
-    loop = trainer.fit_loop
-    if getattr(loop, "restarted_on_epoch_end", False):
-        return False
-    if getattr(loop, "restarted_mid_epoch", False):
-        return bool(loop.epoch_loop.batch_progress.is_last_batch)
-    return True
-
-
-def _whole(epoch: float) -> bool:
-    """Whether a history ``epoch`` is a whole number of epochs (not a step measurement's).
-
-    Example:
-        >>> _whole(2), _whole(2.0), _whole(1.5), _whole(float("nan"))
-        (True, True, False, False)
-    """
-    return float(epoch).is_integer()
-
-
-def _fractional_epoch(trainer: pl.Trainer, batch_idx: int, last: bool) -> float:
-    """Epochs completed after batch ``batch_idx``; ``nan`` when the epoch's length is unknown."""
-    if last:
-        return trainer.current_epoch + 1
-    batches = trainer.num_training_batches
-    if not math.isfinite(batches) or batches <= 0:
-        return math.nan
-    return trainer.current_epoch + (batch_idx + 1) / batches
-
-
-def _name(module: nn.Module) -> str:
-    return type(module).__name__
-
-
-def _check_meter_alone(meter: NTKMeter, **given: tuple[Any, Any]) -> None:
-    """With ``meter=``, the meter's own options rule: refuse the keywords that would be ignored."""
-    if not isinstance(meter, NTKMeter):
-        raise ValueError(f"`meter` must be an NTKMeter, got {type(meter).__name__}.")
-    clashing = [name for name, (value, default) in given.items() if _differs(value, default)]
-    if clashing:
-        raise ValueError(
-            f"NTKMetrics(meter=...) takes the measurement's options from the meter, but "
-            f"{clashing} were given too; pass them to NTKMeter(...) instead."
-        )
-
-
-def _differs(value: Any, default: Any) -> bool:
-    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
-        return tuple(value) != tuple(default)
-    return value != default
+        check_siblings(self.prefix, self.state_key, others)

@@ -398,8 +398,3 @@ def canonical(arch: str | Sequence[str]) -> str:
     if pruned[_EDGE_12] == "none":
         candidates.append(tuple(pruned[e] for e in _SWAP_12))
     return format(min(candidates, key=index))
-
-
-# --------------------------------------------------------------------------------------------
-# SearchSpace implementation
-# --------------------------------------------------------------------------------------------

@@ -11,71 +11,41 @@ restores it. Details: ``docs/tune.md``.
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 import shutil
 import statistics
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-import lightning.pytorch as pl
 import ray
 from lightning.pytorch.loggers import Logger
 from ray import tune
-from ray.tune.schedulers import (
-    AsyncHyperBandScheduler,
-    FIFOScheduler,
-    HyperBandScheduler,
-    TrialScheduler,
-)
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
 from lga_lightning.search import LGASearch
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
-from lga_lightning.search.strategies import Strategy
+from lga_lightning.search.tune._checks import (
+    check_rungs,
+    check_strategy,
+    check_trainer_options,
+    check_trial_resources,
+)
+from lga_lightning.search.tune._schedulers import SchedulerName, make_scheduler, rung_epochs
 from lga_lightning.search.tune.records import SearchRecords
 from lga_lightning.search.tune.searcher import IndexedSearcher, StrategySearcher, arch_param_space
 from lga_lightning.search.tune.state import check_searcher_state
 from lga_lightning.search.tune.trial import (
     SCHEDULER_METRIC,
-    TRAINER_DEFAULTS,
     TrialSettings,
     candidate_trial,
 )
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.utils.lock import OutputLock
 
-SchedulerName = Literal["asha", "hyperband", "none"]
-
 EXPERIMENT = "tune"
 """The name of Tune's experiment folder (inside ``results_dir`` unless ``storage`` says)."""
-
-
-def rung_epochs(scheduler: str, min_epochs: int, max_epochs: int, eta: int) -> list[int]:
-    """The epochs at which a scheduler compares candidates (each trial measures at these).
-
-    ASHA: ``min_epochs * eta**k`` below ``max_epochs``; HyperBand: ``max_epochs / eta**k``
-    (rounded down, at least 1); both end with ``max_epochs``; none: ``[max_epochs]``.
-
-    Example:
-        >>> rung_epochs("asha", 1, 9, 3), rung_epochs("hyperband", 1, 9, 3)
-        ([1, 3, 9], [1, 3, 9])
-        >>> rung_epochs("asha", 2, 10, 2), rung_epochs("none", 1, 4, 3)
-        ([2, 4, 8, 10], [4])
-    """
-    rungs = {max_epochs}
-    if scheduler == "asha":
-        e = min_epochs
-        while e < max_epochs:
-            rungs.add(e)
-            e *= eta
-    elif scheduler == "hyperband":
-        k = 1
-        while max_epochs // eta**k >= 1:
-            rungs.add(max_epochs // eta**k)
-            k += 1
-    return sorted(rungs)
 
 
 class TuneSearch:
@@ -149,21 +119,10 @@ class TuneSearch:
     ) -> None:
         self.search = search
         self.datamodule = datamodule
-        self.strategy = _check_strategy(search.strategy, searcher, scheduler, search)
+        self.strategy = check_strategy(search.strategy, searcher, scheduler, search)
         self.max_epochs = int(getattr(self.strategy, "epochs", 1))
         self.scheduler_name = scheduler if isinstance(scheduler, str) else type(scheduler).__name__
-        if isinstance(scheduler, str) and scheduler not in ("asha", "hyperband", "none"):
-            raise ValueError(
-                f"scheduler={scheduler!r} is not one of 'asha', 'hyperband', 'none' (or a Tune "
-                "TrialScheduler)."
-            )
-        if not 1 <= min_epochs <= self.max_epochs:
-            raise ValueError(
-                f"min_epochs={min_epochs} must be between 1 and the strategy's epochs "
-                f"({self.max_epochs}): the first comparison comes after min_epochs epochs."
-            )
-        if eta < 2:
-            raise ValueError(f"eta={eta} must be at least 2 (keep the top 1/eta at each rung).")
+        check_rungs(scheduler, min_epochs, eta, self.max_epochs)
         self.min_epochs, self.eta = int(min_epochs), int(eta)
         name = scheduler if isinstance(scheduler, str) else "none"
         self.rungs = rung_epochs(name, self.min_epochs, self.max_epochs, self.eta)
@@ -171,17 +130,14 @@ class TuneSearch:
         self.searcher = searcher
         self.param_space = param_space
         self.num_candidates = num_candidates or getattr(self.strategy, "num_candidates", None)
-        if searcher is not None and not self.num_candidates:
-            raise ValueError("with a Tune searcher, say how many candidates: num_candidates=N.")
-        if cpu <= 0 or gpu < 0:
-            raise ValueError(f"resources per trial must be cpu > 0 and gpu >= 0, got {cpu}, {gpu}.")
+        check_trial_resources(searcher, self.num_candidates, cpu, gpu)
         self.cpu, self.gpu = float(cpu), float(gpu)
         self.max_concurrent_trials = max_concurrent_trials
         self.max_failures = int(max_failures)
         self.reuse_processes = bool(reuse_processes)
         self.address = address
         self.num_cpus, self.num_gpus = num_cpus, num_gpus
-        self.trainer = _check_trainer_options(dict(trainer or {}))
+        self.trainer = check_trainer_options(dict(trainer or {}))
         self.loggers = list(loggers)
         self.results_dir = os.path.abspath(
             results_dir or search.results_dir_arg or os.path.join("lga_runs", "tune")
@@ -342,20 +298,7 @@ class TuneSearch:
         return max(1, slots)
 
     def _scheduler(self) -> TrialScheduler:
-        if not isinstance(self.scheduler, str):
-            return self.scheduler
-        if self.scheduler == "asha":
-            return AsyncHyperBandScheduler(
-                time_attr="epoch",
-                max_t=self.max_epochs,
-                grace_period=self.min_epochs,
-                reduction_factor=self.eta,
-            )
-        if self.scheduler == "hyperband":
-            return HyperBandScheduler(
-                time_attr="epoch", max_t=self.max_epochs, reduction_factor=self.eta
-            )
-        return FIFOScheduler()
+        return make_scheduler(self.scheduler, self.max_epochs, self.min_epochs, self.eta)
 
     def _searcher(self) -> Searcher:
         if self.searcher is None:
@@ -448,45 +391,3 @@ class TuneSearch:
 def trial_name(trial: Any) -> str:
     """A trial's name and folder: its candidate and Tune's id, e.g. ``cand00003_5f2c1_00003``."""
     return f"cand{int(trial.config['candidate']):05d}_{trial.trial_id}"
-
-
-def _check_strategy(
-    strategy: Strategy, searcher: Any, scheduler: Any, search: LGASearch
-) -> Strategy:
-    if searcher is not None and not isinstance(searcher, Searcher):
-        raise ValueError(
-            f"searcher must be a ray.tune.search.Searcher (Optuna, HyperOpt, ...), got "
-            f"{type(searcher).__name__}; for random search or evolution set the search's "
-            "strategy instead."
-        )
-    if strategy.continues_candidates:
-        raise ValueError(
-            f"{type(strategy).__name__} cannot run on Ray Tune: it continues candidates from "
-            "earlier jobs. Use RandomSearch, Plain or RegularizedEvolution; successive halving "
-            "is what the 'asha' scheduler does, asynchronously."
-        )
-    if search.ranking.combined and scheduler != "none":
-        raise ValueError(
-            f"rank_by={list(search.ranking.combined)} ranks candidates against each other, so a "
-            "score changes as others are measured; an early-stopping scheduler compares scores "
-            "as they arrive. Use scheduler='none', or rank by one signal."
-        )
-    return strategy
-
-
-def _check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Names only: values such as ``accelerator="gpu"`` may not work on the driver's node."""
-    fixed = sorted(set(options) & {*TRAINER_DEFAULTS, "default_root_dir", "callbacks"})
-    if fixed:
-        raise ValueError(
-            f"trainer options {fixed} are set by the trials themselves (one device each, no "
-            "logger; the search stops itself); remove them."
-        )
-    known = inspect.signature(pl.Trainer.__init__).parameters
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(
-            f"trainer options {unknown} are not arguments of lightning.pytorch.Trainer; "
-            "check their spelling."
-        )
-    return options
