@@ -490,3 +490,16 @@ def test_a_channels_last_probe_gives_the_same_kernel_and_leaves_no_hooks_behind(
         assert rel_err(K, expected) <= 1e-12, implementation
     for module in model.modules():
         assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+def test_a_lazy_model_is_refused_until_its_first_call_then_measured():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(5), nn.Tanh(), nn.Linear(5, 3))
+    x = torch.randn(4, 2, 3)
+    with pytest.raises(
+        ValueError, match=r"lazy parameters that are not initialised yet \(\['1.weight'"
+    ):
+        empirical_ntk(model, x)
+    model(x)  # the first call gives the lazy layer its input size
+    kernel = empirical_ntk(model, x)
+    assert kernel.shape == (4, 4) and torch.isfinite(kernel).all()

@@ -237,3 +237,32 @@ def test_a_compiled_classification_module_trains_and_is_measured_on_its_weights(
     for metric in METRICS:
         assert measured.history[0][metric] == pytest.approx(initial[metric], rel=1e-5), metric
         assert measured.history[2][metric] == pytest.approx(after[metric], rel=1e-5), metric
+
+
+class LazyModule(UserModule):
+    def __init__(self, initialise_in_setup: bool) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 4))
+        self.initialise_in_setup = initialise_in_setup
+
+    def setup(self, stage: str) -> None:
+        if self.initialise_in_setup:
+            self.net(torch.zeros(1, 3, 6, 6))  # the fix the error names
+
+
+def test_a_lazy_model_is_refused_with_the_fix_which_then_works():
+    dataset = torch.utils.data.TensorDataset(*images())
+    trainer_kwargs = dict(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0,
+    )  # fmt: skip
+    early = NTKMetrics(epochs=[0], probe_size=PROBE, metrics=METRICS, plot=False)
+    with pytest.raises(ValueError, match="lazy parameters .* in the LightningModule's `setup`"):
+        pl.Trainer(callbacks=[early], **trainer_kwargs).fit(
+            LazyModule(initialise_in_setup=False), DataLoader(dataset, batch_size=32)
+        )
+    fixed = NTKMetrics(epochs=[0, 1], probe_size=PROBE, metrics=METRICS, plot=False)
+    pl.Trainer(callbacks=[fixed], **trainer_kwargs).fit(
+        LazyModule(initialise_in_setup=True), DataLoader(dataset, batch_size=32)
+    )
+    assert [row["epoch"] for row in fixed.history] == [0, 1]

@@ -215,8 +215,8 @@ def test_the_lists_elsewhere_are_the_registrys():
     assert BASELINES == ("params", "flops", "train_loss", "val_acc")
     assert EPOCH_FREE == ("params", "flops")
     assert list(PROXIES) == [
-        "grad_norm", "snip", "grasp", "fisher", "fisher_channel", "synflow", "jacob_cov", "naswot", "zico",
-        "params", "flops",
+        "grad_norm", "snip", "grasp", "fisher", "fisher_channel", "synflow", "jacob_cov",
+        "naswot", "zico", "params", "flops",
     ]  # fmt: skip
     assert all(PROXIES[name] is SIGNALS[name].function for name in PROXIES)
 

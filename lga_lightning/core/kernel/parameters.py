@@ -38,7 +38,8 @@ def select_parameters(
         The selected parameter names and sizes.
 
     Raises:
-        ValueError: when nothing is selected, naming the candidates and the fix.
+        ValueError: when nothing is selected, naming the candidates and the fix, or when the model
+            holds lazy parameters not yet initialised (``nn.LazyLinear`` before its first call).
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2, 3))
@@ -48,6 +49,14 @@ def select_parameters(
         ('0.weight', '0.bias', '2.weight', '2.bias')
     """
     named = list(model.named_parameters())
+    lazy = [name for name, p in named if isinstance(p, nn.parameter.UninitializedParameter)]
+    if lazy:
+        raise ValueError(
+            f"{type(model).__name__} has lazy parameters that are not initialised yet "
+            f"({lazy[:4]}{'...' if len(lazy) > 4 else ''}), so it has no kernel: call the model on "
+            "one batch first (under Lightning: in the LightningModule's `setup`), or give the "
+            "layers their input sizes."
+        )
     if callable(params):
         chosen = [(name, p) for name, p in named if params(name, p)]
     else:
