@@ -33,6 +33,7 @@ from recipes._probes import (
     setting_name,
     undefined_lga,
 )
+from recipes._study_logging import log_cell
 from recipes._train_and_measure import TrainAndMeasure
 
 __all__ = ["StudyMeasurement", "TrainAndMeasure", "study_threads"]
@@ -53,8 +54,16 @@ class StudyMeasurement:
         todo = [a for a in archs if a not in records]
         if not todo:
             return
-        with torch_threads(self.num_threads or None):
-            self._measure_todo(archs, todo, records, raw_path)
+        if self.logger is not None:
+            self.logger.log_hyperparams(self.fingerprint())
+        status = "failed"
+        try:
+            with torch_threads(self.num_threads or None):
+                self._measure_todo(archs, todo, records, raw_path)
+            status = "success"
+        finally:
+            if self.logger is not None:
+                self.logger.finalize(status)
 
     def _measure_todo(
         self,
@@ -82,6 +91,8 @@ class StudyMeasurement:
             record["seconds"] = time.perf_counter() - start
             append_jsonl(raw_path, record)
             records[arch] = record
+            if self.logger is not None:
+                log_cell(self.logger, list(archs).index(arch), record)
             done += 1
             lga = _first_value(record, "lga")
             print(

@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import Logger
 
 from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
@@ -188,6 +189,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         truth_column: read the ground truth from this column of ``table`` (or of the embedded
             table, e.g. ``cifar10_valid_12ep`` is ``cifar10-valid/x-valid/12``) instead of the
             column ``dataset``/``split``/``hp`` name.
+        logger: a Lightning logger (``WandbLogger``, ``CSVLogger``, ...) that gets the
+            fingerprint and one row per architecture as it is measured (``raw.jsonl`` stays the
+            resumable store; :mod:`recipes._study_logging`).
 
     Example:
         >>> study = CorrelationStudy(first=2, epochs=[0], own_epochs=1, probe_sizes=[8])
@@ -240,6 +244,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         val_source: Literal["split", "test"] = "split",
         truth_column: str | None = None,
         pairs: list[str] | None = None,
+        logger: Logger | None = None,
     ) -> None:
         check_study_arguments(**locals())  # every argument by name, before anything is kept
         self.proxies = list(check_proxies(proxies))
@@ -280,6 +285,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.val_source = val_source
         self.truth_column = truth_column
         self.pairs = list(pairs or [])
+        self.logger = logger
         self.implementation = implementation
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only

@@ -435,3 +435,21 @@ def test_a_study_of_another_protocol_sets_probe_init_validation_and_truth_column
     params = [records[a]["params"] for a in ARCHS[:3]]
     row = csv_rows(tmp_path)[("params", "-", 0)]
     assert float(row["kendall_tau"]) == pytest.approx(stats.kendalltau(params, truth)[0])
+
+
+def test_a_study_logs_one_row_per_cell_to_a_lightning_logger(tmp_path):
+    logger_args = ["--logger", "lightning.pytorch.loggers.CSVLogger"]
+    logger_args += ["--logger.save_dir", str(tmp_path / "logs"), "--logger.name", "study"]
+    correlate.run(args_for(tmp_path, archs=ARCHS[:2], extra=logger_args))
+    stored = raw_records(tmp_path)[1:]
+    with (tmp_path / "logs" / "study" / "version_0" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["step"]) for row in rows] == [0, 1]  # the cells, in the study's order
+    for row, record in zip(rows, stored, strict=True):
+        assert record["arch"] == ARCHS[int(row["step"])]
+        for epoch in ("0", "1"):
+            lga = record["epochs"][epoch]["ntk"]["n10-train"]["lga"]
+            assert float(row[f"lga[n10-train]@{epoch}"]) == lga  # the number the store holds
+        assert float(row["params"]) == record["params"]
+    hparams = (tmp_path / "logs" / "study" / "version_0" / "hparams.yaml").read_text()
+    assert "n10-train" in hparams and "model_seeds" in hparams  # the fingerprint
