@@ -134,10 +134,11 @@ def complete_text(path: str | os.PathLike) -> str:
         >>> import tempfile
         >>> p = Path(tempfile.mkdtemp()) / "r.jsonl"
         >>> _ = p.write_bytes(b"\x80\x81")
-        >>> complete_text(p)
-        Traceback (most recent call last):
-        ...
-        ValueError: ...r.jsonl is not a text file (byte 0 is not UTF-8)...
+        >>> try:
+        ...     complete_text(p)
+        ... except ValueError as err:
+        ...     print(str(err).split(", so")[0].split("/")[-1])
+        r.jsonl is not a text file (byte 0 is not UTF-8)
     """
     try:
         return Path(path).read_bytes().decode("utf-8")

@@ -54,10 +54,11 @@ def read_store(raw_path: Path) -> list[dict[str, Any]]:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "raw.jsonl"
         >>> _ = path.write_text('{"kind": "arch", "arch": "a"}\n')
-        >>> read_store(path)
-        Traceback (most recent call last):
-        ...
-        ValueError: ...raw.jsonl, line 1, is not a lga-correlate header...
+        >>> try:
+        ...     read_store(path)
+        ... except ValueError as err:
+        ...     print(str(err).split(" (")[0].split("/")[-1])
+        raw.jsonl, line 1, is not a lga-correlate header
     """
     if not raw_path.exists():
         return []

@@ -13,6 +13,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
+from lga_lightning.core.signals import signal_names
+
 
 def cell_values(record: Mapping[str, Any]) -> dict[str, float]:
     """The numbers of one architecture's record, by ``<quantity>[<setting>]@<epoch>``.
@@ -35,7 +37,7 @@ def cell_values(record: Mapping[str, Any]) -> dict[str, float]:
                 values[f"{metric}[{setting}]@{epoch}"] = _number(value)
         for proxy, value in entry.get("proxies", {}).items():
             values[f"{proxy}@{epoch}"] = _number(value)
-        for name in ("train_loss", "val_acc"):
+        for name in signal_names("training"):
             if name in entry:
                 values[f"{name}@{epoch}"] = _number(entry[name])
     return values

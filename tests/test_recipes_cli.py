@@ -201,8 +201,11 @@ def test_recipe_docstring_examples():
     import recipes._cli
     import recipes._files
     import recipes._rank
+    import recipes._store
+    import recipes._study_logging
 
-    modules = [recipes._baselines, recipes._cli, recipes._files, recipes._rank, correlate, search]
+    modules = [recipes._baselines, recipes._cli, recipes._files, recipes._rank]
+    modules += [recipes._store, recipes._study_logging, correlate, search]
     for module in modules:
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
