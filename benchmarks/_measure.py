@@ -13,7 +13,7 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -38,13 +38,28 @@ class Measurement:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     peak_extra_mb: float = 0.0
+    peak_device_mb: float = 0.0
+    """Peak CUDA memory allocated during the block (0 without CUDA)."""
 
 
 @contextmanager
-def measure(interval: float = 0.005) -> Iterator[Measurement]:
+def measure(
+    interval: float = 0.005, sync: Callable[[], None] | None = None
+) -> Iterator[Measurement]:
     """Time a block (wall and process CPU time) and sample its peak RSS above the starting RSS
-    every ``interval`` seconds (the sampling thread's own CPU time is included, ~1%)."""
+    every ``interval`` seconds (the sampling thread's own CPU time is included, ~1%).
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before the clock starts and before it stops,
+    so that queued device work is inside the block's time.
+    """
     release_memory()
+    cuda = _cuda_available()
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    if sync is not None:
+        sync()
     result = Measurement()
     base = rss_bytes()
     peak = [base]
@@ -62,9 +77,23 @@ def measure(interval: float = 0.005) -> Iterator[Measurement]:
     try:
         yield result
     finally:
+        if sync is not None:
+            sync()
         result.seconds = time.perf_counter() - start
         result.cpu_seconds = time.process_time() - cpu_start
         stop.set()
         thread.join()
         peak[0] = max(peak[0], rss_bytes())
         result.peak_extra_mb = (peak[0] - base) / 2**20
+        if cuda:
+            import torch
+
+            result.peak_device_mb = torch.cuda.max_memory_allocated() / 2**20
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()

@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -141,6 +142,7 @@ def fit(args: argparse.Namespace, data: TensorDataset, callbacks: list[pl.Callba
     trainer = pl.Trainer(
         accelerator=args.accelerator,
         devices=1,
+        precision=args.precision,
         max_epochs=args.epochs,
         callbacks=[timer, *callbacks],
         logger=False,
@@ -196,6 +198,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=None, help="where ntk_*_metrics.csv go (temporary)")
+    parser.add_argument("--precision", default="32-true", help="the Trainer's precision")
+    parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -232,8 +236,10 @@ def main() -> None:
         f"full CIFAR-10 epoch extrapolated: {full_epoch:.0f} s"
     )
     print(f"{'kernel':<22}{'probe':>6}{'measure s':>11}{'/ subset epoch':>16}{'/ full epoch':>14}")
+    rows = []
     for (mode, size), callback in zip(configs, callbacks, strict=True):
         seconds = float(np.mean([row["seconds"] for row in callback.history]))
+        rows.append({"bn_mode": mode, "probe": size, "measure_s": seconds})
         name = "coupled (BN train)" if mode == "train" else "decoupled (BN eval)"
         print(
             f"{name:<22}{size:>6}{seconds:>11.1f}{seconds / epoch_s:>15.1%} "
@@ -249,6 +255,22 @@ def main() -> None:
             f"peak CUDA memory: {baseline['cuda_mb']:.0f} MB without, "
             f"{with_cb['cuda_mb']:.0f} MB with"
         )
+    if args.json:
+        summary = {
+            "precision": args.precision,
+            "accelerator": args.accelerator,
+            "C": args.C,
+            "N": args.N,
+            "epoch_s": epoch_s,
+            "full_epoch_s": full_epoch,
+            "measurements": [
+                {**row, "share_of_full_epoch": row["measure_s"] / full_epoch} for row in rows
+            ],
+            "baseline": baseline,
+            "with_callbacks": with_cb,
+        }
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
+from math import nan
 
 import numpy as np
 import torch
@@ -50,6 +52,7 @@ from _measure import measure  # noqa: E402
 
 import lga_lightning  # noqa: E402
 from lga_lightning.core.kernel import empirical_ntk  # noqa: E402
+from lga_lightning.core.kernel.implementations import CHOICES  # noqa: E402
 from lga_lightning.search.spaces import nb201  # noqa: E402
 
 ARCH = (
@@ -70,7 +73,13 @@ def cifar_path(given: str | None) -> str | None:
     return next((path for path in CIFAR_CANDIDATES if os.path.exists(path)), None)
 
 
-def probe_images(n: int, data: str | None = None, seed: int = 0) -> torch.Tensor:
+def probe_images(
+    n: int, data: str | None = None, seed: int = 0, device: str = "cpu"
+) -> torch.Tensor:
+    return _probe_images(n, data, seed).to(device)
+
+
+def _probe_images(n: int, data: str | None = None, seed: int = 0) -> torch.Tensor:
     """``n`` CIFAR-10 training images (normalised, contiguous NCHW), or Gaussian noise."""
     if data is not None:
         x = np.load(data)["train_x"][:n].astype(np.float32) / 255.0
@@ -138,13 +147,14 @@ def errors(kernel: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]
 
 def build(args: argparse.Namespace) -> nn.Module:
     torch.manual_seed(0)
-    return nb201.build(ARCH, C=args.C, N=args.N, affine=True, track_running_stats=True)
+    net = nb201.build(ARCH, C=args.C, N=args.N, affine=True, track_running_stats=True)
+    return net.to(args.device)
 
 
 def warm_up(args: argparse.Namespace) -> None:
     """Run every method once on a tiny probe: the first call pays one-off kernel set-up costs."""
     model = build(args)
-    x = probe_images(4, args.data)
+    x = probe_images(4, args.data, device=args.device)
     for mode in args.modes:
         for implementation in args.implementations:
             empirical_ntk(model, x, bn_mode=mode, implementation=implementation)
@@ -154,10 +164,22 @@ def warm_up(args: argparse.Namespace) -> None:
     backward_floor(fast_model, x.contiguous(memory_format=torch.channels_last))
 
 
-def speed_table(args: argparse.Namespace) -> None:
+def timed(device: str):
+    """:func:`measure` that waits for the device's queued work at both ends."""
+    return measure(sync=(lambda: torch.cuda.synchronize()) if device == "cuda" else None)
+
+
+def cost(m, device: str) -> float:
+    """What the ratios compare: CPU time on a CPU (see ``_measure.py``), wall time on a GPU."""
+    return m.seconds if device == "cuda" else m.cpu_seconds
+
+
+def speed_table(args: argparse.Namespace) -> list[dict]:
     warm_up(args)
+    results: list[dict] = []
     threads = torch.get_num_threads()
-    print(f"\n== speed: NB201 C={args.C} N={args.N} ({ARCH}), threads={threads}")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, threads={threads}"
+    print(f"\n== speed: NB201 C={args.C} N={args.N} ({ARCH}), {where}")
     print(f"   data: {args.data or 'Gaussian noise (no CIFAR-10 subset found)'}")
     print(f"   code: {os.path.dirname(os.path.abspath(lga_lightning.__file__))}")
     header = (
@@ -168,9 +190,9 @@ def speed_table(args: argparse.Namespace) -> None:
     for mode in args.modes:
         for n in args.sizes:
             model = build(args)
-            x = probe_images(n, args.data)
+            x = probe_images(n, args.data, device=args.device)
             reference = float64_reference(model, x, mode)
-            with measure() as off_m:
+            with timed(args.device) as off_m:
                 official = official_loop(model, x, mode)
             floor = float("nan")
             floor_rows = []
@@ -181,19 +203,19 @@ def speed_table(args: argparse.Namespace) -> None:
                     ("floor, contiguous", model, torch.contiguous_format),
                     ("floor, channels-last", fast_model, torch.channels_last),
                 ):
-                    with measure() as floor_m:
+                    with timed(args.device) as floor_m:
                         backward_floor(net, x.contiguous(memory_format=layout))
                     floor_rows.append((label, floor_m, None))
-                floor = min(m.cpu_seconds for _, m, _ in floor_rows)
+                floor = min(cost(m, args.device) for _, m, _ in floor_rows)
             rows = [*floor_rows, ("official loop", off_m, official)]
             if mode == "train" and args.channels_last_official:
-                with measure() as cl_m:
+                with timed(args.device) as cl_m:
                     cl = official_loop(model, x.contiguous(memory_format=torch.channels_last), mode)
                 rows.append(("official loop, CL input", cl_m, cl))
             for implementation in args.implementations:
                 if implementation == "per_sample" and mode == "train":
                     continue  # refused: train-mode BatchNorm couples the samples
-                with measure() as m:
+                with timed(args.device) as m:
                     kernel = empirical_ntk(
                         model,
                         x,
@@ -202,18 +224,26 @@ def speed_table(args: argparse.Namespace) -> None:
                         chunk_size=args.chunk_size,
                     )
                 rows.append((f"lga_lightning {implementation}", m, kernel))
+            official_cost = cost(off_m, args.device)
             for name, m, kernel in rows:
-                errs = (
-                    ""
-                    if kernel is None
-                    else "".join(f"{e:>10.1e}" for e in errors(kernel, reference))
-                )
+                errs = (nan, nan) if kernel is None else errors(kernel, reference)
+                shown = "" if kernel is None else "".join(f"{e:>10.1e}" for e in errs)
+                peak = m.peak_device_mb if args.device == "cuda" else m.peak_extra_mb
                 print(
                     f"{mode:<7}{n:>5}  {name:<24}{m.seconds:>9.2f}{m.cpu_seconds:>9.2f}"
-                    f"{m.cpu_seconds / off_m.cpu_seconds:>11.2f}{m.cpu_seconds / floor:>9.2f}"
-                    f"{m.peak_extra_mb:>9.0f}{errs}",
+                    f"{cost(m, args.device) / official_cost:>11.2f}"
+                    f"{cost(m, args.device) / floor:>9.2f}{peak:>9.0f}{shown}",
                     flush=True,
                 )
+                results.append(
+                    {
+                        "bn_mode": mode, "n": n, "kernel": name, "wall_s": m.seconds,
+                        "cpu_s": m.cpu_seconds, "x_official": cost(m, args.device) / official_cost,
+                        "x_floor": cost(m, args.device) / floor, "peak_mb": peak,
+                        "max_err": errs[0], "fro_err": errs[1],
+                    }
+                )  # fmt: skip
+    return results
 
 
 def memory_table(args: argparse.Namespace) -> None:
@@ -229,7 +259,7 @@ def memory_table(args: argparse.Namespace) -> None:
         if "weight" in name and "classifier" not in name
     )
     for n in args.memory_sizes:
-        x = probe_images(n, args.data)
+        x = probe_images(n, args.data, device=args.device)
         for chunk in (args.memory_chunk, None):
             if chunk is None and n > args.unchunked_max:
                 continue
@@ -250,7 +280,7 @@ def main() -> None:
         "--implementations",
         nargs="+",
         default=["auto"],
-        choices=["auto", "loop", "coupled", "per_sample"],
+        choices=list(CHOICES),
         help="empirical_ntk implementations to time (per_sample only makes sense in eval mode)",
     )
     parser.add_argument("--C", type=int, default=16)
@@ -262,6 +292,8 @@ def main() -> None:
     parser.add_argument("--unchunked-max", type=int, default=256)
     parser.add_argument("--floor-max", type=int, default=64, help="largest n for the floor")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", default=None, help="also write the speed rows to this file")
     parser.add_argument(
         "--channels-last-official",
         action="store_true",
@@ -272,7 +304,18 @@ def main() -> None:
     args.data = cifar_path(args.data)
     if args.threads:
         torch.set_num_threads(args.threads)
-    speed_table(args)
+    if args.device == "cuda":
+        # the error column is that of true float32 arithmetic, as on a CPU
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    rows = speed_table(args)
+    if args.json:
+        info = {"device": args.device, "C": args.C, "N": args.N, "threads": torch.get_num_threads()}
+        if args.device == "cuda":
+            info["gpu"] = torch.cuda.get_device_name()
+        rows = [{k: None if v != v else v for k, v in row.items()} for row in rows]  # nan: null
+        with open(args.json, "w") as f:
+            json.dump({**info, "rows": rows}, f, indent=1, allow_nan=False)
     if args.memory_sizes:
         memory_table(args)
 
