@@ -67,3 +67,11 @@ def test_shared_argument_entries_are_split(roles):
         "Returns:",
         "    x, y: kept.",
     ]
+
+
+def test_getting_started_gives_the_readme_s_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs/getting-started.md").read_text()
+    commands = [line for line in page.splitlines() if line.startswith("python -m pip install")]
+    assert len(commands) == 2
+    assert all(f"\n{command}\n" in readme for command in commands)
