@@ -88,7 +88,7 @@ def has_evolution(history: Sequence[Mapping[str, Any]]) -> bool:
 
 def plot_evolution(
     history: Sequence[Mapping[str, Any]],
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     x: Literal["epoch", "step"] = "epoch",
     title: str | None = None,
     dpi: int = 100,

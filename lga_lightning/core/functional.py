@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -79,12 +80,13 @@ def ntk_metrics(
     wants_evolution = [r.name for r in rows if "initial_kernel" in r.needs]
     if wants_evolution and initial_kernel is None:
         raise ValueError(f"{wants_evolution} need `initial_kernel` (the kernel at epoch 0).")
+    lga_options: dict[str, Any] = {"off_diagonal": off_diagonal_lga}
     return {
         row.name: row.compute(
             kernel=kernel,
             labels=labels,
             initial_kernel=initial_kernel,
-            **({"off_diagonal": off_diagonal_lga} if row.function is lga else {}),
+            **(lga_options if row.function is lga else {}),
         )
         for row in rows
     }

@@ -138,7 +138,8 @@ def eigenvalues(kernel: Tensor) -> Tensor:
             stacklevel=2,
         )
         return torch.full((K.shape[0],), math.nan, dtype=torch.float64)
-    return torch.linalg.eigvalsh((K + K.T) / 2)
+    spectrum: Tensor = torch.linalg.eigvalsh((K + K.T) / 2)
+    return spectrum
 
 
 def frobenius_norm(kernel: Tensor) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -62,6 +62,9 @@ class LinearizedModel(nn.Module):
         >>> torch.allclose(lin(x), model(x))
         True
     """
+
+    # The unregistered deep copy that supplies the forward (set with object.__setattr__).
+    _lin_base: nn.Module
 
     def __init__(
         self,
@@ -122,7 +125,8 @@ class LinearizedModel(nn.Module):
 
     def reference_parameters(self) -> dict[str, Tensor]:
         """Return ``theta_0``, the frozen parameters at linearisation time, by parameter name."""
-        return {name: self._theta0.get_buffer(name) for name in self._lin_names}
+        theta0 = self.get_submodule(_THETA0)
+        return {name: theta0.get_buffer(name) for name in self._lin_names}
 
     def extra_repr(self) -> str:
         """Summarise the linearisation in ``repr``."""
@@ -172,7 +176,8 @@ class LinearizedModel(nn.Module):
                     mutable[name] = buf.to(torch.float64)
                     written_back[name] = buf
             zeros = {name: torch.zeros_like(buf) for name, buf in mutable.items()}
-            out, tangent = jvp(f, (primals, mutable), (tangents, zeros))
+            # Without has_aux, jvp returns exactly (primal output, tangent output).
+            out, tangent = cast("tuple[Any, Any]", jvp(f, (primals, mutable), (tangents, zeros)))
             for name, buf in written_back.items():
                 buf.copy_(mutable[name])
         return tree_map(torch.add, out, tangent)

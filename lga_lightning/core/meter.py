@@ -188,14 +188,17 @@ class NTKMeter:
         """
         start = time.perf_counter()
         self.last_seconds = {}
-        kernels = self.kernels(model, kernel_fn) if self.needs_kernel else [None] * len(self.probes)
+        measured = self.kernels(model, kernel_fn) if self.needs_kernel else []
+        kernels: list[Tensor | None] = [*measured]
+        if not self.needs_kernel:
+            kernels = [None] * len(self.probes)
         if epoch == 0 and self.needs_initial_kernel:
-            self.initial_kernels = [_keep(k) for k in kernels]
+            self.initial_kernels = [_keep(k) for k in measured]
         if self.needs_kernel:
             self.last_seconds["kernel"] = time.perf_counter() - start
         values = _mean_and_std([self._values(model, k, j) for j, k in enumerate(kernels)])
         if self.kernel_velocity:
-            self.previous_kernels = [_keep(k) for k in kernels]
+            self.previous_kernels = [_keep(k) for k in measured]
         return {"epoch": epoch, **values, "seconds": time.perf_counter() - start}
 
     def pop_warnings(self) -> list[str]:

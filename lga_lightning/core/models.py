@@ -33,9 +33,11 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))``."""
-        out = self.relu(self.bn1(self.conv1(x)))
+        # nn.Module.__call__ is typed as returning Any; these layers return tensors.
+        out: Tensor = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        result: Tensor = self.relu(out + self.shortcut(x))
+        return result
 
 
 class ResNet(nn.Module):
@@ -85,7 +87,8 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of shape ``(batch, num_classes)``."""
-        return self.classifier(self.pool(self.layers(self.stem(x))).flatten(1))
+        logits: Tensor = self.classifier(self.pool(self.layers(self.stem(x))).flatten(1))
+        return logits
 
 
 class SmallCNN(nn.Module):
@@ -118,4 +121,5 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of shape ``(batch, num_classes)``."""
-        return self.classifier(self.features(x))
+        logits: Tensor = self.classifier(self.features(x))
+        return logits

@@ -7,7 +7,7 @@ search), so that measurements at different epochs, and of different architecture
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,8 @@ from torch import Tensor
 from torch.utils.data import Dataset, IterableDataset, Subset, TensorDataset
 
 BatchUnpack = Callable[[Any], tuple[Tensor, Tensor]]
+Labels = Sequence[int] | Tensor | np.ndarray
+"""One integer class label per sample: a sequence, a 1-D tensor or a 1-D array."""
 
 DEFAULT_PROBE_SIZE = 64
 """Probe samples every surface draws by default (the paper uses 256: ``probe_size=256``; the
@@ -81,7 +83,7 @@ def default_batch_unpack(batch: Any) -> tuple[Tensor, Tensor]:
     )
 
 
-def _first_key(batch: dict, keys: Sequence[str]) -> Any:
+def _first_key(batch: dict[str, Any], keys: Sequence[str]) -> Any:
     for key in keys:
         if key in batch:
             return batch[key]
@@ -92,7 +94,7 @@ def _as_tensor(y: Any) -> Tensor:
     return y if isinstance(y, Tensor) else torch.as_tensor(y)
 
 
-def class_balanced_indices(labels: Sequence[int] | Tensor | np.ndarray, size: int, seed: int = 0):
+def class_balanced_indices(labels: Labels, size: int, seed: int = 0) -> list[int]:
     """Pick ``size`` indices with classes as equally represented as possible.
 
     Classes are visited in a seeded random order; each class contributes ``size // k`` samples
@@ -139,7 +141,7 @@ def probe_from_dataset(
     size: int,
     seed: int = 0,
     batch_unpack: BatchUnpack | None = None,
-    labels: Sequence[int] | None = None,
+    labels: Labels | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Draw a fixed, class-balanced probe batch ``(x, y)`` from a map-style dataset.
 
@@ -282,7 +284,7 @@ def too_small_message(num_probes: int, probe_size: int, available: int | None) -
     )
 
 
-def known_labels(dataset: Dataset) -> Sequence[int] | None:
+def known_labels(dataset: Dataset[Any]) -> Labels | None:
     """Labels of every item without reading the items, for the common dataset types.
 
     ``None`` when they cannot be known so (the items are then read), e.g. when a
@@ -297,7 +299,11 @@ def known_labels(dataset: Dataset) -> Sequence[int] | None:
     targets = getattr(dataset, "targets", None)
     if getattr(dataset, "target_transform", None) is not None:
         return None
-    if isinstance(targets, (list, Tensor, np.ndarray)) and len(targets) == len(dataset):
+    if (
+        isinstance(targets, (list, Tensor, np.ndarray))
+        and isinstance(dataset, Sized)
+        and len(targets) == len(dataset)
+    ):
         return targets
     return None
 

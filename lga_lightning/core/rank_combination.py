@@ -48,7 +48,7 @@ def rank_best_highest(values: ArrayLike, direction: int = 1) -> np.ndarray:
     if array.ndim != 1:
         raise ValueError(f"a signal must be one value per candidate, got shape {array.shape}.")
     oriented = np.where(np.isnan(array), -np.inf, direction * array)
-    return rankdata(oriented, method="average").astype(float)
+    return np.asarray(rankdata(oriented, method="average"), dtype=np.float64)
 
 
 def _ranks(columns: Columns, directions: Directions) -> np.ndarray:
@@ -65,10 +65,10 @@ def _ranks(columns: Columns, directions: Directions) -> np.ndarray:
         else:
             signs = list(directions)
     else:
-        signals = list(columns)
-        signs = [1] * len(signals) if directions is None else list(directions)
         if isinstance(directions, Mapping):
             raise TypeError("pass the columns as a mapping to give directions by name.")
+        signals = list(columns)
+        signs = [1] * len(signals) if directions is None else list(directions)
     if not signals:
         raise ValueError("no signal to combine.")
     if len(signs) != len(signals):
@@ -96,7 +96,7 @@ def sum_of_ranks(columns: Columns, directions: Directions = None) -> np.ndarray:
         >>> sum_of_ranks([[1.0, 2.0], [5.0, 4.0]]).tolist()
         [3.0, 3.0]
     """
-    return _ranks(columns, directions).sum(0)
+    return np.asarray(_ranks(columns, directions).sum(0), dtype=np.float64)
 
 
 def sum_of_log_ranks(columns: Columns, directions: Directions = None) -> np.ndarray:
@@ -116,4 +116,4 @@ def sum_of_log_ranks(columns: Columns, directions: Directions = None) -> np.ndar
         True
     """
     ranks = _ranks(columns, directions)
-    return np.log(ranks / ranks.shape[1]).sum(0)
+    return np.asarray(np.log(ranks / ranks.shape[1]).sum(0), dtype=np.float64)

@@ -40,6 +40,12 @@ class _ToLayout(torch.autograd.Function):
         return grad.contiguous(memory_format=ctx.source), None
 
 
+def _to_layout(tensor: Tensor, layout: torch.memory_format) -> Tensor:
+    """``tensor`` in ``layout`` through :class:`_ToLayout` (gradients back in its own layout)."""
+    out: Tensor = _ToLayout.apply(tensor, layout)  # type: ignore[no-untyped-call]  # torch: untyped
+    return out
+
+
 @contextlib.contextmanager
 def contiguous_batchnorm(model: nn.Module) -> Iterator[None]:
     """Run every BatchNorm module of ``model`` on contiguous tensors, handing channels-last on.
@@ -61,13 +67,13 @@ def contiguous_batchnorm(model: nn.Module) -> Iterator[None]:
             and not x.is_contiguous()
         )
         converted.append(convert)
-        if convert:
-            return (_ToLayout.apply(x, torch.contiguous_format), *args[1:])
+        if convert and isinstance(x, Tensor):
+            return (_to_layout(x, torch.contiguous_format), *args[1:])
         return None
 
     def to_channels_last(module: nn.Module, args: tuple[Any, ...], out: Any) -> Any:
         if converted.pop() and isinstance(out, Tensor) and out.dim() == 4:
-            return _ToLayout.apply(out, torch.channels_last)
+            return _to_layout(out, torch.channels_last)
         return None
 
     try:

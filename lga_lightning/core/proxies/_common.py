@@ -57,7 +57,11 @@ def undefined(name: str, reason: str) -> float:
     return math.nan
 
 
-def weighted_layers(model: nn.Module) -> list[nn.Module]:
+WeightedLayer = _ConvNd | nn.Linear
+"""A layer the proxies score: a convolution or a linear layer."""
+
+
+def weighted_layers(model: nn.Module) -> list[WeightedLayer]:
     """The convolution and linear layers of ``model`` that have a weight, in module order.
 
     These are the layers the published proxy implementations score ("prunable" layers).

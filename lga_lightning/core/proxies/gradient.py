@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from lga_lightning.core.proxies._common import (
+    WeightedLayer,
     sum_on_host,
     to_host,
     undefined,
@@ -123,9 +124,9 @@ def grasp(model: nn.Module, x: Tensor, y: Tensor, *, train: bool = True) -> floa
             return undefined("grasp", "every weight gradient is zero")
         loss = F.cross_entropy(model(x), y)
         graph = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-        dot = sum(
-            (g.detach() * f).sum() for g, f in zip(grads, graph, strict=True) if f is not None
-        )
+        terms = [(g.detach() * f).sum() for g, f in zip(grads, graph, strict=True) if f is not None]
+        # Some weight has a non-zero gradient (checked above), so `terms` is not empty.
+        dot = sum(terms[1:], terms[0])
         hg = torch.autograd.grad(dot, weights, allow_unused=True)
         return float(
             sum(-(w.detach() * h).sum() for w, h in zip(weights, hg, strict=True) if h is not None)
@@ -186,7 +187,7 @@ def fisher(
     outputs: list[Tensor] = []
     per_channel: list[int] = []
 
-    def keep(module: nn.Module, __: tuple[Tensor, ...], out: Tensor) -> None:
+    def keep(module: WeightedLayer, __: tuple[Tensor, ...], out: Tensor) -> None:
         outputs.append(out)
         per_channel.append(module.weight[0].numel() if convention == "weight" else 1)
 

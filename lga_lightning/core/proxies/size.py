@@ -37,7 +37,7 @@ def flops(model: nn.Module, x: Tensor, y: Tensor | None = None) -> float:
     """
     total = 0
 
-    def count(module: nn.Module, _: tuple[Tensor, ...], out: Tensor) -> None:
+    def count(module: _ConvNd | nn.Linear, _: tuple[Tensor, ...], out: Tensor) -> None:
         nonlocal total
         if isinstance(module, _ConvNd):
             per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
