@@ -59,8 +59,9 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
     """Search a space of architectures, training each candidate briefly and ranking it by LGA.
 
     Args:
-        space: the :class:`~lga_lightning.search.spaces.SearchSpace`; default NAS-Bench-201 (C=16,
-        N=5). strategy: a :class:`~lga_lightning.search.strategies.Strategy`; default
+        space: the :class:`~lga_lightning.search.spaces.SearchSpace`; default NAS-Bench-201
+            (C=16, N=5).
+        strategy: a :class:`~lga_lightning.search.strategies.Strategy`; default
             ``RandomSearch(num_candidates=10, epochs=1)``.
         seed: the search seed: architectures, initialisations and data order derive from it.
         rank_by: the ranking signal: ``"lga"`` (default), another NTK metric in ``metrics``,
@@ -90,7 +91,8 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
             ``<trainer.default_root_dir>/lga_search`` (stable across reruns, unlike
             ``trainer.log_dir``, so that rerunning resumes).
         ground_truth: a :class:`~lga_lightning.search.ground_truth.GroundTruth` giving true
-        accuracies. ground_truth_dataset: dataset queried in the ground truth.
+            accuracies.
+        ground_truth_dataset: dataset queried in the ground truth.
         ground_truth_split: split queried (``None``: the benchmark's test accuracy).
         ground_truth_hp: training schedule queried (``"200"`` or ``"12"`` for NAS-Bench-201).
         max_loss: a training loss above this (or nan/inf) marks the candidate ``diverged``.
