@@ -1,4 +1,6 @@
-"""Every code block of the README works: python blocks run; recipe commands parse.
+"""Every code block of the README (and of the pages it hands its sections to) works.
+
+Python blocks run; recipe commands parse.
 
 Python blocks are executed as they are. Every bash command that calls a recipe must name an
 installed console script of ``pyproject.toml`` and existing config files, and must parse: it is
@@ -20,7 +22,9 @@ import tomllib
 from recipes import correlate, linearize, search, train, tune
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
+PAGES = ["README.md", "docs/tune.md", "docs/runs.md", "docs/paper.md", "docs/configs.md"]
+"""The README and the documentation pages that hold its former sections."""
+README = "\n".join((ROOT / page).read_text() for page in PAGES)
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 RUNNERS = {
     "lga-train": train.run,
@@ -32,7 +36,9 @@ RUNNERS = {
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    # python blocks: the README's (a page's own may need an extra, e.g. docs/tune.md Ray)
+    text = README if language != "python" else (ROOT / "README.md").read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
 def recipe_commands() -> list[list[str]]:
