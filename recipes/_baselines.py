@@ -21,7 +21,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one image through every convolution and linear layer.
 
-    The count of :func:`lga_lightning.core.proxies.flops` (forward hooks on conv and linear layers,
+    The count of :func:`lga_lightning.core.proxies.flops` (torch's ``FlopCounterMode``, halved;
     NAS-Bench-201's convention) for a zero input of shape ``(1, *input_shape)``; the model's mode
     flags and BatchNorm statistics are left unchanged.
 

@@ -213,6 +213,50 @@ def test_params_and_flops_by_hand():
     assert flops(cnn, torch.zeros(7, 2, 5, 5)) == 75 * 18 + 4 * 75
 
 
+class FunctionalHead(nn.Module):
+    """A conv body and a head written as a functional matmul (as attention blocks are)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Conv2d(2, 3, 3, padding=1)
+        self.head = nn.Parameter(torch.ones(3 * 25, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).flatten(1) @ self.head
+
+
+def test_flops_count_functional_matmuls_and_agree_with_torch_on_nb201():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    # the head's 75 x 4 matmul counts like a linear layer's, which layer hooks would miss
+    assert flops(FunctionalHead(), torch.zeros(7, 2, 5, 5)) == 75 * 18 + 4 * 75
+    torch.manual_seed(0)
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    net = nb201.build(arch, C=8, N=1, num_classes=10)
+    # by hand: every conv and the classifier, counted with layer hooks
+    total = 0
+
+    def count(module, _, out):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] ** 2
+        else:
+            per_output = module.in_features
+        total += out[0].numel() * per_output
+
+    hooks = [
+        m.register_forward_hook(count)
+        for m in net.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, 3, 16, 16))
+    for hook in hooks:
+        hook.remove()
+    assert flops(net, torch.zeros(2, 3, 16, 16)) == total == counter.get_total_flops() / 2
+
+
 def test_every_proxy_is_higher_is_better_and_registered():
     assert set(PROXIES) == {
         "grad_norm",

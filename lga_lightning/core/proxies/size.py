@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.conv import _ConvNd
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def params(model: nn.Module, x: Tensor | None = None, y: Tensor | None = None) -> float:
@@ -22,39 +20,27 @@ def params(model: nn.Module, x: Tensor | None = None, y: Tensor | None = None) -
 
 
 def flops(model: nn.Module, x: Tensor, y: Tensor | None = None) -> float:
-    """Multiply-accumulates of one sample (shaped like ``x[0]``) through conv and linear layers.
+    """Multiply-accumulates of one sample (shaped like ``x[0]``) through every matrix product.
 
-    A convolution costs ``output elements * in_channels / groups * kernel area``, a linear layer
-    ``output elements * in_features``; biases, normalisation, activations and pooling cost
-    nothing (NAS-Bench-201's convention; ``lga-correlate`` reports this count as ``flops``).
-    Run in eval mode without gradients on a zero input; mode flags and buffers are left as they
-    were. ``y`` is not used.
+    Counted by torch's :class:`~torch.utils.flop_counter.FlopCounterMode` and halved (it counts
+    a multiply-accumulate as 2 FLOPs): a convolution costs ``output elements * in_channels /
+    groups * kernel area``, a linear layer ``output elements * in_features``, and so does a
+    functional ``matmul``, ``F.linear`` or attention product that forward hooks on layers would
+    miss; biases, normalisation, activations and pooling cost nothing (NAS-Bench-201's
+    convention; ``lga-correlate`` reports this count as ``flops``). Run in eval mode without
+    gradients on a zero input; mode flags and buffers are left as they were. ``y`` is not used.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 16, 10))
         >>> flops(net, torch.zeros(2, 3, 4, 4)) == 8 * 16 * 3 * 9 + 8 * 16 * 10
         True
     """
-    total = 0
-
-    def count(module: _ConvNd | nn.Linear, _: tuple[Tensor, ...], out: Tensor) -> None:
-        nonlocal total
-        if isinstance(module, _ConvNd):
-            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
-        else:
-            per_output = module.in_features
-        total += out[0].numel() * per_output
-
-    layers = [m for m in model.modules() if isinstance(m, (_ConvNd, nn.Linear))]
-    handles = [m.register_forward_hook(count) for m in layers]
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(torch.zeros((1, *x.shape[1:]), dtype=x.dtype, device=x.device))
     finally:
-        for handle in handles:
-            handle.remove()
         for module, mode in modes:
             module.training = mode
-    return float(total)
+    return float(counter.get_total_flops() // 2)
