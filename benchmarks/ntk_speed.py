@@ -29,6 +29,12 @@ Usage::
     python benchmarks/ntk_speed.py --threads 1                  # n = 64 and 256, NB201 C=16 N=5
     python benchmarks/ntk_speed.py --threads 1 --sizes 64 --memory-sizes
     python benchmarks/ntk_speed.py --sizes 32 --C 8 --N 1 --implementations auto loop
+    python benchmarks/ntk_speed.py --threads 1 --tutorial 32 --sizes --memory-sizes
+
+``--tutorial n`` adds the peer a user would otherwise copy: the decoupled traced kernel
+(``output="trace"``, eval-mode BatchNorm) as PyTorch's own NTK tutorial computes it
+(``vmap(jacrev(f))`` over the samples, then one einsum per parameter), beside
+``empirical_ntk(..., output="trace", bn_mode="eval")``, both against a float64 reference.
 """
 
 from __future__ import annotations
@@ -246,6 +252,59 @@ def speed_table(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def tutorial_kernel(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The traced NTK as PyTorch's NTK tutorial writes it (every parameter, eval mode)."""
+    from torch.func import functional_call, jacrev, vmap
+
+    model.eval()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def f(p: dict, xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, p, (xi.unsqueeze(0),)).squeeze(0)
+
+    jac = vmap(jacrev(f), (None, 0))(params, x)
+    blocks = [torch.einsum("Naf,Mbf->NMab", j.flatten(2), j.flatten(2)) for j in jac.values()]
+    return torch.einsum("NMaa->NM", sum(blocks))
+
+
+def tutorial_table(args: argparse.Namespace) -> list[dict]:
+    """The traced eval-mode kernel: the tutorial's recipe against ``empirical_ntk``."""
+    n = args.tutorial
+    model = build(args).eval()
+    x = probe_images(n, args.data, device=args.device)
+    kwargs = {"output": "trace", "bn_mode": "eval", "params": "all"}
+    reference = empirical_ntk(copy.deepcopy(model).double(), x.double(), **kwargs)
+    tutorial_kernel(model, x[:2])  # first-call costs stay out of the timings
+    empirical_ntk(model, x[:2], **kwargs)
+    print(f"\n== traced kernel (output='trace', eval-mode BN, every parameter), n={n}")
+    print(f"{'kernel':<28}{'wall s':>9}{'cpu s':>9}{'x tutorial':>11}{'peak MB':>9}{'fro err':>10}")
+    rows = []
+    with timed(args.device) as tut_m:
+        tutorial = tutorial_kernel(model, x)
+    for name, m, kernel in [("PyTorch tutorial recipe", tut_m, tutorial)] + [
+        (f"lga_lightning {impl}", *_timed_kernel(model, x, impl, kwargs, args))
+        for impl in ("auto", "batched")
+    ]:
+        err = errors(kernel, reference)[1]
+        ratio = cost(m, args.device) / cost(tut_m, args.device)
+        print(
+            f"{name:<28}{m.seconds:>9.2f}{m.cpu_seconds:>9.2f}{ratio:>11.2f}"
+            f"{m.peak_extra_mb:>9.0f}{err:>10.1e}",
+            flush=True,
+        )
+        rows.append({"kernel": name, "n": n, "wall_s": m.seconds, "x_tutorial": ratio,
+                     "fro_err": err})  # fmt: skip
+    return rows
+
+
+def _timed_kernel(
+    model: nn.Module, x: torch.Tensor, implementation: str, kwargs: dict, args: argparse.Namespace
+) -> tuple:
+    with timed(args.device) as m:
+        kernel = empirical_ntk(model, x, implementation=implementation, **kwargs)
+    return m, kernel
+
+
 def memory_table(args: argparse.Namespace) -> None:
     print(
         f"\n== memory of the decoupled (bn_mode='eval') per-sample path, NB201 C={args.C} "
@@ -274,7 +333,8 @@ def memory_table(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[64, 256])
+    parser.add_argument("--tutorial", type=int, default=0, help="n of the tutorial peer table")
     parser.add_argument("--modes", nargs="+", default=["train", "eval"], choices=["train", "eval"])
     parser.add_argument(
         "--implementations",
@@ -308,7 +368,9 @@ def main() -> None:
         # the error column is that of true float32 arithmetic, as on a CPU
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    rows = speed_table(args)
+    rows = speed_table(args) if args.sizes else []
+    if args.tutorial:
+        rows += tutorial_table(args)
     if args.json:
         info = {"device": args.device, "C": args.C, "N": args.N, "threads": torch.get_num_threads()}
         if args.device == "cuda":
