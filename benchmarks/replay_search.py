@@ -1,9 +1,11 @@
-"""Replay random best-of-k searches on the C=8 N=1 study (docs/study_cifar10_subset/raw.jsonl).
+"""Replay random best-of-k searches on a measured study (default: the C=8 N=1 study).
 
-Run: PYTHONPATH=$PWD python benchmarks/replay_search.py  (prints one line per ranking and k;
-`sig@e` ranks by the signal read at epoch e; cost = candidate-epochs and measured seconds).
+Run: PYTHONPATH=$PWD python benchmarks/replay_search.py [--store docs/study_c16n5/raw.jsonl]
+(prints one line per ranking and k; `sig@e` ranks by the signal read at epoch e; cost =
+candidate-epochs and measured seconds).
 """
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -15,24 +17,34 @@ from lga_lightning.search.strategies import RandomSearch
 STORE = Path("docs/study_cifar10_subset/raw.jsonl")
 SIGNALS = [
     ("lga", -1), ("lga", 0), ("lga", 1), ("condition_number", 0), ("params", 0),
-    ("synflow", -1), ("naswot", -1), ("val_acc", 1), ("benchmark", 0),
+    ("synflow", -1), ("naswot", -1), ("val_acc", 0), ("val_acc", 1), ("benchmark", 0),
 ]  # fmt: skip
 
 
 def main() -> None:
     """Print the replay table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", type=Path, default=STORE, help="a study's raw.jsonl")
+    parser.add_argument("--k", type=int, nargs="+", default=[10, 25], help="candidates")
+    parser.add_argument("--searches", type=int, default=1000, help="replays per row")
+    args = parser.parse_args()
+    store = args.store
     source = nb201_table()
-    with STORE.open() as f:
-        archs = [json.loads(line)["arch"] for line in f if '"arch"' in line]
+    with store.open() as f:
+        lines = [json.loads(line) for line in f]
+    archs = [line["arch"] for line in lines[1:]]
+    measured = lines[0]["fingerprint"]["epochs"]  # a row past the study's last epoch is skipped
     truth = {a: source.accuracy(a, "cifar10", None, "200") for a in archs}
     ref = {a: source.accuracy(a, "cifar10", None, "12") for a in archs}
-    table = table_from_study(STORE, truth, ref, 12, 50000 / 9000)
+    table = table_from_study(store, truth, ref, 12, 50000 / 9000)
     print(len(table.archs))
-    for k in (10, 25):
+    for k in args.k:
         for sig, off in SIGNALS:
+            if sig != "benchmark" and 1 + off > max(measured):
+                continue
             start = time.time()
             r = replay_many(
-                lambda k=k: RandomSearch(num_candidates=k, epochs=1), table, sig, 1000, off
+                lambda k=k: RandomSearch(num_candidates=k, epochs=1), table, sig, args.searches, off
             )
             print(
                 f"k={k} {sig}@{1 + off}: mean {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
