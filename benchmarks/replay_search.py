@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lga_lightning.search.ground_truth import nb201_table
 from lga_lightning.search.replay import replay_many, table_from_study
-from lga_lightning.search.strategies import RandomSearch
+from lga_lightning.search.strategies import RandomSearch, SuccessiveHalving
 
 STORE = Path("docs/study_cifar10_subset/raw.jsonl")
 SIGNALS = [
@@ -27,6 +27,13 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=STORE, help="a study's raw.jsonl")
     parser.add_argument("--k", type=int, nargs="+", default=[10, 25], help="candidates")
     parser.add_argument("--searches", type=int, default=1000, help="replays per row")
+    parser.add_argument(
+        "--halving",
+        nargs="*",
+        default=["lga", "synflow", "params"],
+        help="signals of the successive-halving rows (eta 2 over the study's epochs: every "
+        "candidate ranked at initialisation, the better half trained and ranked again)",
+    )
     args = parser.parse_args()
     store = args.store
     source = nb201_table()
@@ -51,6 +58,25 @@ def main() -> None:
                 f"oracle {r['oracle']:.2f} random {r['random']:.2f} "
                 f"cand-ep {r['candidate_epochs']:.1f} s {r['seconds']:.0f}  "
                 f"({time.time() - start:.1f}s replay)",
+                flush=True,
+            )
+    halving_rows(args, table, measured)
+
+
+def halving_rows(args: argparse.Namespace, table, measured: list[int]) -> None:
+    """Successive halving, eta 2, rungs at the study's epochs (read at ``epoch - 1``)."""
+    top = max(measured) + 1  # job epochs 1..top read the table at 0..top-1
+    for k in args.k:
+        for sig in args.halving:
+
+            def make(k: int = k) -> SuccessiveHalving:
+                return SuccessiveHalving(num_candidates=k, eta=2, min_epochs=1, max_epochs=top)
+
+            r = replay_many(make, table, sig, args.searches, -1)
+            print(
+                f"halving k={k} {sig}: mean {r['mean']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
+                f"oracle {r['oracle']:.2f} random {r['random']:.2f} "
+                f"cand-ep {r['candidate_epochs']:.1f} s {r['seconds']:.0f}",
                 flush=True,
             )
 
