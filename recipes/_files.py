@@ -103,7 +103,17 @@ def read_jsonl_numbered(path: str | os.PathLike) -> list[tuple[int, dict[str, An
     path = Path(path)
     if not path.is_file():
         return []
-    complete = complete_text(path).split("\n")[:-1]
+    return parse_jsonl(complete_text(path), path)
+
+
+def parse_jsonl(text: str, path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    r"""The complete lines of ``text`` (read from ``path``, named in errors), numbered.
+
+    Example:
+        >>> parse_jsonl('{"a": 1}\n{"a"', "r.jsonl")
+        [(1, {'a': 1})]
+    """
+    complete = text.split("\n")[:-1]
     records = []
     for number, line in enumerate(complete, start=1):
         if not line.strip():

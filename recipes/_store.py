@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes._analysis import PROG
-from recipes._files import append_jsonl, complete_text, drop_torn_tail, read_jsonl_numbered
+from recipes._files import append_jsonl, complete_text, drop_torn_tail, parse_jsonl
 
 SETTING_DEFAULTS: dict[str, Any] = {
     "init": "pytorch",
@@ -74,7 +74,7 @@ def read_store(raw_path: Path) -> list[dict[str, Any]]:
             f"{PROG} wrote (its first line is a header): move it away, or choose another "
             "`output_dir`."
         )
-    numbered = read_jsonl_numbered(raw_path)
+    numbered = parse_jsonl(text, raw_path)  # the text read above, not a second read
     for index, (number, line) in enumerate(numbered):
         if index == 0 and not (
             line.get("kind") == "study" and isinstance(line.get("fingerprint"), dict)

@@ -185,12 +185,11 @@ def kernel_distance(kernel_0: Tensor, kernel_t: Tensor) -> float:
         0.0
     """
     a, b = _pair(kernel_0, kernel_t)
-    denom = torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b)
+    norm_a, norm_b = torch.linalg.vector_norm(a), torch.linalg.vector_norm(b)
+    denom = norm_a * norm_b
     if not torch.isfinite(denom) or denom == 0:
         return _undefined("kernel distance is undefined for a zero or non-finite kernel.")
-    u = a / torch.linalg.vector_norm(a)
-    v = b / torch.linalg.vector_norm(b)
-    return float(0.5 * (u - v).square().sum())
+    return float(0.5 * (a / norm_a - b / norm_b).square().sum())
 
 
 def kernel_correlation(kernel_0: Tensor, kernel_t: Tensor) -> float:
