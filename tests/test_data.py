@@ -392,6 +392,48 @@ def test_datamodule_trains_in_a_lightning_trainer(tmp_path):
     assert trainer.state.finished
 
 
+def test_train_samples_per_epoch_sets_the_epoch_length_and_repeats_images_evenly(tmp_path):
+    import lightning as L
+
+    path = tmp_path / "sorted.npz"  # class-sorted, like the shipped CIFAR-10 subset
+    images = np.arange(20, dtype=np.float32).reshape(20, 1, 1, 1).repeat(2, axis=2).repeat(2, 3)
+    np.savez(path, train_x=images, train_y=np.repeat(np.arange(4), 5))
+    dm = ArraysDataModule(
+        path, batch_size=10, val_size=0, normalize=False, train_samples_per_epoch=50
+    )
+    torch.manual_seed(0)
+    first = torch.cat([x[:, 0, 0, 0] for x, _ in dm.train_dataloader()]).long()
+    second = torch.cat([x[:, 0, 0, 0] for x, _ in dm.train_dataloader()]).long()
+    assert len(first) == 50 and not first.equal(second)  # a fresh draw every epoch
+    for draw in (first, second):  # two full passes over the 20 images, then half of a third
+        assert sorted(draw[:20].tolist()) == sorted(draw[20:40].tolist()) == list(range(20))
+        assert len(set(draw[40:].tolist())) == 10
+    torch.manual_seed(0)  # seeded by the global RNG, as `shuffle=True` is
+    assert torch.cat([x[:, 0, 0, 0] for x, _ in dm.train_dataloader()]).long().equal(first)
+    assert "train_samples_per_epoch=50" in repr(dm)
+    assert "train_samples_per_epoch=" not in repr(ArraysDataModule(path))  # older stores match
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 4))
+
+        def training_step(self, batch, _):
+            return torch.nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(Tiny(), datamodule=dm)
+    assert trainer.num_training_batches == 5 and trainer.global_step == 5
+    with pytest.raises(ValueError, match="`train_samples_per_epoch` must be a positive integer"):
+        ArraysDataModule(path, train_samples_per_epoch=0)
+
+
 # ---------------------------------------------------------------- arrays (.npz)
 def test_arrays_hwc_uint8_and_nchw_float(tmp_path):
     rng = np.random.default_rng(2)

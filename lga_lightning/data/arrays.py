@@ -74,7 +74,8 @@ class ArraysDataModule(ImageDataModule):
         layout: image layout, see :func:`to_nchw`.
         num_classes: number of classes; default ``max label + 1``.
         batch_size, num_workers, val_size, seed, augment, crop_padding, normalize, mean, std,
-            pin_memory: see :class:`~lga_lightning.data.base.ImageDataModule`.
+            pin_memory, train_samples_per_epoch: see
+            :class:`~lga_lightning.data.base.ImageDataModule`.
 
     Example:
         >>> import tempfile, pathlib
@@ -106,6 +107,7 @@ class ArraysDataModule(ImageDataModule):
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         pin_memory: bool = False,
+        train_samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -118,6 +120,7 @@ class ArraysDataModule(ImageDataModule):
             mean=mean,
             std=std,
             pin_memory=pin_memory,
+            train_samples_per_epoch=train_samples_per_epoch,
         )
         unknown = set(keys or {}) - set(DEFAULT_KEYS)
         if unknown:

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from lga_lightning.core.probe import probe_from_dataset
 from lga_lightning.data.augment import CropFlip, Normalize
@@ -108,7 +108,17 @@ class ImageDataModule(LightningDataModule):
         mean: per-channel means overriding the dataset's constants / training statistics.
         std: per-channel standard deviations, likewise.
         pin_memory: passed to the dataloaders.
+        train_samples_per_epoch: draw this many training samples per epoch (seeded by the
+            global RNG, like ``shuffle=True``; every pass over the split is a fresh permutation,
+            so a number above the split's size repeats each image as evenly as possible);
+            default one pass over the split. For example ``49 * 1024`` on the 9,000 training
+            images of the shipped CIFAR-10 subset gives one CIFAR-10-sized epoch of 49 steps
+            at batch size 1,024.
     """
+
+    _repr_omit_at_default = {"train_samples_per_epoch": None}
+    """Arguments newer than stored results: left out of ``repr`` at their default, so the
+    stores written before them still match."""
 
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
@@ -125,12 +135,18 @@ class ImageDataModule(LightningDataModule):
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         pin_memory: bool = False,
+        train_samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size}.")
         if num_workers < 0:
             raise ValueError(f"`num_workers` must be >= 0, got {num_workers}.")
+        if train_samples_per_epoch is not None and train_samples_per_epoch <= 0:
+            raise ValueError(
+                "`train_samples_per_epoch` must be a positive integer (or None for one pass "
+                f"over the training split), got {train_samples_per_epoch}."
+            )
         if (mean is None) != (std is None):
             raise ValueError("pass both `mean` and `std`, or neither.")
         self.batch_size = batch_size
@@ -144,6 +160,7 @@ class ImageDataModule(LightningDataModule):
             self.mean, self.std = tuple(mean), tuple(std)
         self._given_stats = (self.mean, self.std)
         self.pin_memory = pin_memory
+        self.train_samples_per_epoch = train_samples_per_epoch
         self._arrays: ImageArrays | None = None
         self._ready = False
 
@@ -217,20 +234,26 @@ class ImageDataModule(LightningDataModule):
         return Normalize(self.mean, self.std)
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, shuffle: bool, num_samples: int | None = None
+    ) -> DataLoader:
+        sampler = None
+        if num_samples is not None:  # full permutations back to back, then part of one more
+            sampler, shuffle = RandomSampler(dataset, num_samples=num_samples), False
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled, augmented (if ``augment``) training split."""
+        """Shuffled, augmented (if ``augment``) training split; ``train_samples_per_epoch`` long."""
         self.setup()
-        return self._loader(self.train_set, shuffle=True)
+        return self._loader(self.train_set, shuffle=True, num_samples=self.train_samples_per_epoch)
 
     def val_dataloader(self) -> DataLoader | list:
         """Held-out part of the training data; an empty list when ``val_size=0``.
@@ -280,6 +303,7 @@ class ImageDataModule(LightningDataModule):
         ``__init__`` argument except those that only say where the files are or how fast they
         load (``root``, ``download``, ``num_workers``, ``pin_memory``); ``mean``/``std`` are the
         values passed (or the class constants), not statistics computed from the data.
+        ``train_samples_per_epoch`` appears only when set, so stores written before it match.
 
         Example:
             >>> from lga_lightning.data import DigitsDataModule
@@ -292,6 +316,9 @@ class ImageDataModule(LightningDataModule):
         parts = []
         for name, param in inspect.signature(type(self).__init__).parameters.items():
             if name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            omit = self._repr_omit_at_default
+            if name in omit and attrs.get(name) == omit[name]:
                 continue
             if name in given:
                 value = given[name]

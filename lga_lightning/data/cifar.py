@@ -35,6 +35,7 @@ class _CIFARDataModule(ImageDataModule):
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         pin_memory: bool = False,
+        train_samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -47,6 +48,7 @@ class _CIFARDataModule(ImageDataModule):
             mean=mean,
             std=std,
             pin_memory=pin_memory,
+            train_samples_per_epoch=train_samples_per_epoch,
         )
         self.root = Path(root)
         self.download = download
@@ -130,7 +132,8 @@ class CIFAR10DataModule(_CIFARDataModule):
         root: folder holding ``cifar-10-batches-py`` (or that folder itself).
         download: fetch the archive through torchvision (when installed) if files are missing.
         batch_size, num_workers, val_size, seed, augment, crop_padding, normalize, mean, std,
-            pin_memory: see :class:`~lga_lightning.data.base.ImageDataModule`.
+            pin_memory, train_samples_per_epoch: see
+            :class:`~lga_lightning.data.base.ImageDataModule`.
 
     Example:
         >>> dm = CIFAR10DataModule("/nonexistent")

@@ -23,7 +23,8 @@ class DigitsDataModule(ImageDataModule):
         channels: 1 (grey) or 3 (the grey channel replicated, for RGB networks).
         test_size: fraction (or number) of all digits used as the test set.
         batch_size, num_workers, val_size, seed, augment, crop_padding, normalize, mean, std,
-            pin_memory: see :class:`~lga_lightning.data.base.ImageDataModule`.
+            pin_memory, train_samples_per_epoch: see
+            :class:`~lga_lightning.data.base.ImageDataModule`.
 
     Example:
         >>> dm = DigitsDataModule(resize=16, channels=3, batch_size=32)
@@ -49,6 +50,7 @@ class DigitsDataModule(ImageDataModule):
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         pin_memory: bool = False,
+        train_samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -61,6 +63,7 @@ class DigitsDataModule(ImageDataModule):
             mean=mean,
             std=std,
             pin_memory=pin_memory,
+            train_samples_per_epoch=train_samples_per_epoch,
         )
         if channels not in (1, 3):
             raise ValueError(f"`channels` can be 1 or 3, got {channels}.")

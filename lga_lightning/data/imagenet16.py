@@ -34,7 +34,8 @@ class ImageNet16DataModule(ImageDataModule):
         root: folder holding ``ImageNet16`` (or that folder itself).
         num_classes: keep the classes ``1..num_classes`` of the files (120 in NAS-Bench-201).
         batch_size, num_workers, val_size, seed, augment, crop_padding, normalize, mean, std,
-            pin_memory: see :class:`~lga_lightning.data.base.ImageDataModule`.
+            pin_memory, train_samples_per_epoch: see
+            :class:`~lga_lightning.data.base.ImageDataModule`.
 
     Example:
         >>> dm = ImageNet16DataModule("/nonexistent")
@@ -60,6 +61,7 @@ class ImageNet16DataModule(ImageDataModule):
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         pin_memory: bool = False,
+        train_samples_per_epoch: int | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -72,6 +74,7 @@ class ImageNet16DataModule(ImageDataModule):
             mean=mean,
             std=std,
             pin_memory=pin_memory,
+            train_samples_per_epoch=train_samples_per_epoch,
         )
         if not 1 <= num_classes <= 1000:
             raise ValueError(f"`num_classes` must be in 1..1000, got {num_classes}.")
