@@ -34,6 +34,13 @@ def main() -> None:
         help="signals of the successive-halving rows (eta 2 over the study's epochs: every "
         "candidate ranked at initialisation, the better half trained and ranked again)",
     )
+    parser.add_argument(
+        "--images-per-epoch",
+        type=int,
+        default=9000,
+        help="training images in one of the study's epochs (the benchmark's 12 epochs cost "
+        "12 x 50,000 / this of its measured epochs' seconds)",
+    )
     args = parser.parse_args()
     store = args.store
     source = nb201_table()
@@ -43,7 +50,7 @@ def main() -> None:
     measured = lines[0]["fingerprint"]["epochs"]  # a row past the study's last epoch is skipped
     truth = {a: source.accuracy(a, "cifar10", None, "200") for a in archs}
     ref = {a: source.accuracy(a, "cifar10", None, "12") for a in archs}
-    table = table_from_study(store, truth, ref, 12, 50000 / 9000)
+    table = table_from_study(store, truth, ref, 12, 50000 / args.images_per_epoch)
     print(len(table.archs))
     for k in args.k:
         for sig, off in SIGNALS:

@@ -38,3 +38,47 @@ def test_the_device_check_smoke_run_passes_and_writes_one_results_file(tmp_path)
     (measurement,) = steps["callback_overhead"]["results"]["measurements"]
     assert measurement["bn_mode"] == "train" and measurement["measure_s"] > 0
     assert not list(tmp_path.glob(".*.tmp"))  # the results file was written whole
+
+
+def run_gpu_study(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / "study.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "gpu_study.py"), "--smoke", "--workers", "2",
+        "--output-dir", str(tmp_path / "runs"), "--out", str(out), *args,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    return done, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_the_gpu_study_smoke_run_stops_at_its_deadline_resumes_and_analyses(tmp_path):
+    done, report = run_gpu_study(tmp_path, "--minutes", "0.001")  # killed before any cell
+    assert done.returncode == 1 and "no cell measured" in done.stdout
+    assert report["stopped_at_deadline"] and report["cells_stored"] == 0
+
+    done, report = run_gpu_study(tmp_path, "--cells", "4", "--minutes", "10")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not report["stopped_at_deadline"] and report["cells_measured"] == 4
+    assert report["work_per_cell"] == {
+        "train_steps": 2, "train_images": 32, "kernel_rows": 32, "kernel_row_batch": 8,
+        "proxy_batches": 18,
+    }  # fmt: skip  # 32 images at batch 16; probe 8 x (train, test) x epochs (0, 1); 9 proxies
+    phases = report["per_cell"]["phase_seconds"]
+    assert phases["train"] > 0 and phases["kernel"] > 0 and report["cells_per_minute"] > 0
+    assert (
+        report["correlations_csv"].startswith("quantity,") and "lga," in report["correlations_csv"]
+    )
+    assert "paired bootstrap" in report["paired_csv"]
+    assert any(line.startswith("k=2 lga@1: mean") for line in report["replay"])
+    assert any(line.startswith("halving k=2 lga: mean") for line in report["replay"])
+
+    done, report = run_gpu_study(tmp_path, "--cells", "6", "--minutes", "10")  # resumes
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert report["cells_stored_before"] == 4 and report["cells_measured"] == 2
+    joined = [json.loads(line) for line in (tmp_path / "runs" / "raw.jsonl").open()]
+    archs = [line["arch"] for line in joined[1:]]
+    assert joined[0]["kind"] == "study" and len(archs) == len(set(archs)) == 6
+    assert not list(tmp_path.glob(".*.tmp"))  # the results file was written whole
