@@ -266,3 +266,29 @@ def test_a_lazy_model_is_refused_with_the_fix_which_then_works():
         LazyModule(initialise_in_setup=True), DataLoader(dataset, batch_size=32)
     )
     assert [row["epoch"] for row in fixed.history] == [0, 1]
+
+
+def test_the_search_refuses_a_strategy_that_shards_the_parameters_at_setup_in_one_line(tmp_path):
+    from lightning.pytorch.strategies import ModelParallelStrategy
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    from lga_lightning.data import DigitsDataModule
+    from lga_lightning.search import LGASearch, Plain
+    from lga_lightning.search.spaces import NB201Space
+
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+    search = LGASearch(
+        NB201Space(C=4, N=1), Plain([arch], epochs=1), probe_size=8, progress=False,
+        verbose=False, results_dir=str(tmp_path / "search"),
+    )  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=-1, accelerator="cpu", devices=1, strategy=ModelParallelStrategy(),
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=str(tmp_path),
+    )  # fmt: skip
+    data = DigitsDataModule(resize=8, channels=3, batch_size=64)
+    with pytest.raises(MisconfigurationException, match="LGASearch needs every rank") as info:
+        trainer.fit(search, datamodule=data)
+    assert "\n" not in str(info.value) and "ModelParallelStrategy shards" in str(info.value)
+    assert "strategy='ddp'" in str(info.value)
+    assert not (tmp_path / "search" / "results.jsonl").exists()  # refused before any record

@@ -46,6 +46,7 @@ from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.store import Record
 from lga_lightning.search.strategies import Job, RandomSearch, SingleJob, Strategy
 from lga_lightning.search.writer import check_ground_truth
+from lga_lightning.training._callback_checks import check_strategy
 from lga_lightning.training._distributed import close_spawned_gloo_group
 from lga_lightning.training.module import paper_sgd
 from lga_lightning.training.session import MeasurementSession
@@ -239,6 +240,10 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         if self._run is None:
             raise RuntimeError("no candidate is being trained on this process right now.")
         return self._run.model(x)
+
+    def setup(self, stage: str) -> None:
+        """Refuse, before any model is wrapped, a strategy that shards the parameters."""
+        check_strategy(self.trainer, surface="LGASearch")
 
     def on_fit_start(self) -> None:
         """Open (or resume) the store, replay it into the strategy, start the first jobs."""

@@ -108,10 +108,11 @@ def check_probe(
     return probe
 
 
-def check_strategy(trainer: pl.Trainer) -> None:
+def check_strategy(trainer: pl.Trainer, surface: str = "NTKMetrics") -> None:
     """Refuse strategies that shard the parameters (FSDP, DeepSpeed, model parallelism).
 
     The kernel needs every parameter on the rank that measures; DDP keeps a full copy per rank.
+    ``surface`` names who refuses (``NTKMetrics``, ``LGASearch``) in the one-line error.
     """
     from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 
@@ -121,7 +122,7 @@ def check_strategy(trainer: pl.Trainer) -> None:
         s in name for s in ("FSDP", "DeepSpeed", "ModelParallel")
     ):
         raise MisconfigurationException(
-            f"NTKMetrics needs every rank to hold the full model, but {name} shards the "
+            f"{surface} needs every rank to hold the full model, but {name} shards the "
             "parameters; use a DDP strategy (e.g. strategy='ddp') or a single device."
         )
 
