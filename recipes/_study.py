@@ -236,7 +236,10 @@ class StudyMeasurement:
             "flops": count_flops(model, data.input_shape),
             "status": "ok",
         }
-        trainer_kwargs: dict[str, Any] = {"accelerator": self.accelerator}
+        trainer_kwargs: dict[str, Any] = {
+            "accelerator": self.accelerator,
+            "precision": self.precision,
+        }
         if self.limit_train_batches is not None:
             trainer_kwargs["limit_train_batches"] = self.limit_train_batches
         run = TrainAndMeasure(

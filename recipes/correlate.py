@@ -154,6 +154,8 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         output_dir: folder of ``raw.jsonl``, ``correlations.csv`` and ``correlations.png``.
         accelerator: the Lightning accelerator the networks train and are measured on
             (``auto``, ``cpu``, ``gpu``...).
+        precision: the Trainer's precision (``32-true``, ``64-true``, ``bf16-mixed``...); the
+            kernel is measured in at least ``float32`` (``float64`` under ``64-true``).
         implementation: kernel implementation (``auto``, ``loop``, ``coupled``, ``per_sample``).
         chunk_size: samples per batched per-sample-gradient computation (bounds memory).
         analyse_only: measure nothing; correlate what ``raw.jsonl`` holds.
@@ -227,6 +229,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         own_epochs: int | None = None,
         output_dir: str = "results/correlate",
         accelerator: str = "auto",
+        precision: str = "32-true",
         implementation: Literal["auto", "loop", "coupled", "per_sample"] = "auto",
         chunk_size: int | None = DEFAULT_CHUNK_SIZE,
         analyse_only: bool = False,
@@ -275,6 +278,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.own_epochs = own_epochs
         self.output_dir = Path(output_dir)
         self.accelerator = accelerator
+        self.precision = str(precision)
         self.proxy_batch = proxy_batch
         self.combine_by = combine_by
         self.reference_hp = reference_hp
@@ -331,6 +335,8 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             "probe": self.probe_indices or self.probe_file,
             "val_source": self.val_source,
             "eval_order": EVAL_ORDER,
+            # only when set, so that stores written before the option still resume
+            **({"precision": self.precision} if self.precision != "32-true" else {}),
         }
 
     def architectures(self) -> list[str]:

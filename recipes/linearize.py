@@ -119,6 +119,8 @@ class NonlinearAdvantage:
         kernel_bn_mode: BatchNorm mode of the kernel: ``eval`` (running statistics, decoupled,
             cheap) or ``train`` (batch statistics, the paper's LGA kernel, O(n^2) work).
         accelerator: Lightning accelerator (``auto``, ``cpu``, ``gpu``...); one device.
+        precision: the Trainer's precision for both networks (``32-true``, ``64-true``,
+            ``bf16-mixed``...); the kernel is measured in at least ``float32``.
         output_dir: folder of every output.
         save_weights: save both trained networks' ``state_dict`` under ``<arch>/``.
         num_threads: CPU threads for torch; default: torch's choice.
@@ -147,6 +149,7 @@ class NonlinearAdvantage:
         probe_size: int = 64,
         kernel_bn_mode: Literal["eval", "train"] = "eval",
         accelerator: str = "auto",
+        precision: str = "32-true",
         output_dir: str = "results/linearize",
         save_weights: bool = True,
         num_threads: int | None = None,
@@ -171,6 +174,7 @@ class NonlinearAdvantage:
         self.limit_train_batches = limit_train_batches
         self.probe_size, self.kernel_bn_mode = probe_size, kernel_bn_mode
         self.accelerator = accelerator
+        self.precision = str(precision)
         check_output_dir(output_dir, "output_dir")
         self.output_dir = Path(output_dir)
         self.save_weights = save_weights
@@ -200,6 +204,8 @@ class NonlinearAdvantage:
             "optimizer": _describe(self.optimizer),
             "probe_size": self.probe_size,
             "kernel_bn_mode": self.kernel_bn_mode,
+            # only when set, so that results stored before the option still resume
+            **({"precision": self.precision} if self.precision != "32-true" else {}),
         }
 
     def run(self) -> list[dict[str, Any]]:
@@ -297,6 +303,7 @@ class NonlinearAdvantage:
             )
         trainer = pl.Trainer(
             accelerator=self.accelerator,
+            precision=self.precision,
             devices=1,
             max_epochs=self.epochs,
             limit_train_batches=self.limit_train_batches,

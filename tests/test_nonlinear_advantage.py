@@ -160,3 +160,13 @@ def test_bad_settings_are_one_line_errors(capsys: pytest.CaptureFixture[str]) ->
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_precision_is_in_the_settings_only_when_set(tmp_path: Path) -> None:
+    # results stored before the option (no key) still resume under the default precision
+    def study(**kwargs):
+        data = DigitsDataModule(resize=8, channels=3)
+        return recipe.NonlinearAdvantage(data, epochs=1, output_dir=str(tmp_path), **kwargs)
+
+    assert "precision" not in study().settings()
+    assert study(precision="64-true").settings()["precision"] == "64-true"

@@ -453,3 +453,14 @@ def test_a_study_logs_one_row_per_cell_to_a_lightning_logger(tmp_path):
         assert float(row["params"]) == record["params"]
     hparams = (tmp_path / "logs" / "study" / "version_0" / "hparams.yaml").read_text()
     assert "n10-train" in hparams and "model_seeds" in hparams  # the fingerprint
+
+
+def test_precision_is_in_the_fingerprint_only_when_set(tmp_path):
+    # a store written before the option (no key) still resumes under the default precision
+    def study(**kwargs):
+        return correlate.CorrelationStudy(
+            space=nb201.NB201Space(C=4, N=1), first=2, output_dir=str(tmp_path), **kwargs
+        )
+
+    assert "precision" not in study().fingerprint()
+    assert study(precision="64-true").fingerprint()["precision"] == "64-true"

@@ -25,6 +25,7 @@ from lga_lightning.core.signals import (
     signal_names,
     unregister,
 )
+from lga_lightning.search._search_checks import check_measurement
 from lga_lightning.search.module import DEFAULT_METRICS
 from lga_lightning.search.ranking import RECORD_QUANTITIES, Ranking
 from recipes._paired import EPOCH_FREE
@@ -285,3 +286,60 @@ def test_a_registered_proxy_ranks_a_search_in_its_direction(toys, tmp_path):
     assert search.ranking.mode == "min" and search.leaderboard[0]["arch"] == B
     assert search.summary["signal"] == "conv_count"
     assert all(math.isfinite(r["same_class_mean"]) for r in search.leaderboard)
+
+
+def test_a_registered_kernel_metric_is_accepted_by_the_search_as_it_is_by_the_meter(toys, tmp_path):
+    from test_search import A, datamodule, fit
+
+    from lga_lightning.core.probe import DEFAULT_PROBE_SEED
+    from lga_lightning.search import Plain
+    from lga_lightning.search.seeding import derive_seed
+    from lga_lightning.search.spaces import NB201Space
+
+    metrics = ["lga", "same_class_mean"]
+    assert check_measurement(metrics, (), None, probe_size=8, meter=None)[0] == tuple(metrics)
+    search, _ = fit(
+        tmp_path,
+        Plain(archs=[A], epochs=1, measure_at=(0, 1)),
+        metrics=metrics,
+        rank_by="same_class_mean",
+    )
+    assert search.ranking.mode == "max"  # the row's direction
+    record = next(r for r in search.records if r["epoch"] == 0)
+    # by hand: candidate 0 at initialisation, on the search's probe
+    torch.manual_seed(derive_seed(0, "init", 0))
+    net = NB201Space(C=4, N=1).build(A, num_classes=10, in_channels=3)
+    x, y = datamodule().probe_batch(16, seed=DEFAULT_PROBE_SEED)
+    expected = same_class_mean(empirical_ntk(net, x), y)
+    assert record["same_class_mean"] == pytest.approx(expected, rel=1e-5)
+    assert search.leaderboard[0]["score"] == search.leaderboard[0]["same_class_mean"]
+
+
+def test_the_search_and_the_callback_refuse_an_unknown_metric_naming_the_choices():
+    from lga_lightning import NTKMetrics
+    from lga_lightning.search import LGASearch
+
+    pattern = r"unknown `metrics` \['lgaa'\]; choose from \['lga', 'condition_number'.*'lga'\?"
+    with pytest.raises(ValueError, match=pattern) as searched:
+        LGASearch(metrics=["lgaa"], progress=False, verbose=False)
+    with pytest.raises(ValueError, match=pattern) as measured:
+        NTKMetrics(metrics=["lgaa"])
+    # the same check; the callback follows one run, so it offers the evolution metrics too
+    assert "kernel_distance" in str(measured.value)
+    assert "kernel_distance" not in str(searched.value)
+    # the search measures each candidate on its own: no initial kernel to compare to
+    with pytest.raises(ValueError, match="evolution metrics compare a run's kernels"):
+        check_measurement(["kernel_distance"], (), None, probe_size=8, meter=None)
+    assert NTKMetrics(metrics=["kernel_distance"]).metrics == ("kernel_distance",)
+
+
+def test_a_removed_kernel_metric_is_refused_by_the_search_again():
+    row = register(Signal("toy_trace", "max", "kernel", "trace", lambda k: float(k.trace())))
+    try:
+        assert check_measurement(["toy_trace"], (), None, probe_size=8, meter=None)[0] == (
+            "toy_trace",
+        )
+    finally:
+        unregister(row.name)
+    with pytest.raises(ValueError, match=r"unknown `metrics` \['toy_trace'\]"):
+        check_measurement(["toy_trace"], (), None, probe_size=8, meter=None)

@@ -338,21 +338,50 @@ def check_proxies(proxies: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(proxies))
 
 
-def check_metrics(metrics: Sequence[str], output: str = "sum") -> tuple[str, ...]:
-    """Validate metric names, naming the choices.
+def check_metrics(
+    metrics: Sequence[str], output: str = "sum", *, evolution: bool = True
+) -> tuple[str, ...]:
+    """Validate metric names against the registry (registered ones included), naming the choices.
+
+    The one check of ``metrics`` on every surface: the meter's (and so that of ``NTKMetrics``
+    and of the study's meters) and ``LGASearch``'s.
+
+    Args:
+        metrics: names of ``kernel`` rows and, with ``evolution``, of the ``evolution`` rows
+            against the initial kernel (:func:`kernel_metric_names`).
+        output: the kernel's ``output`` option: ``"full"`` makes an ``(n*C, n*C)`` kernel,
+            which the metrics that need labels cannot take.
+        evolution: accept the evolution metrics; ``False`` where every model is measured on its
+            own (the search's candidates), with no initial kernel to compare to.
+
+    Returns:
+        The names in order, each once.
+
+    Raises:
+        ValueError: for an unknown or empty list, or labelled metrics with ``output="full"``.
 
     Example:
         >>> check_metrics(["lga", "lga", "trace"])
         ('lga', 'trace')
+        >>> check_metrics(["kernel_distance"], evolution=False)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown `metrics` ['kernel_distance']; choose from ['lga', ...]; evolution ...
     """
     if isinstance(metrics, str):
         metrics = (metrics,)
-    known = kernel_metric_names()
+    known = kernel_metric_names() if evolution else signal_names("kernel")
     names = tuple(metrics)
     unknown = [m for m in names if m not in known]
     if unknown:
+        note = ""
+        if any(m in kernel_metric_names() for m in unknown):
+            note = (
+                "; evolution metrics compare a run's kernels with its initial one, and here "
+                "each model is measured on its own"
+            )
         raise ValueError(
-            f"unknown `metrics` {unknown}; choose from {list(known)}{_hint(unknown, known)}."
+            f"unknown `metrics` {unknown}; choose from {list(known)}{_hint(unknown, known)}{note}."
         )
     if not names:
         raise ValueError(f"`metrics` is empty; choose from {list(known)}.")

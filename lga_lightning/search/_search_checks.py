@@ -9,10 +9,11 @@ from typing import Any
 
 from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.meter import NTKMeter
+from lga_lightning.core.signals import check_metrics
 from lga_lightning.search.ranking import Ranking
 from lga_lightning.search.strategies import Strategy
 
-DEFAULT_METRICS = SCALAR_METRICS  # the registry's kernel metrics (lga_lightning.core.signals)
+DEFAULT_METRICS = SCALAR_METRICS  # the built-in kernel metrics; registered ones are accepted too
 
 
 def check_measurement(
@@ -24,17 +25,22 @@ def check_measurement(
 ) -> tuple[Sequence[str], Sequence[str], dict[str, Any] | None]:
     """Check what is measured; with ``meter=``, take its metrics, proxies and kernel options.
 
+    ``metrics`` are checked as the meter checks them
+    (:func:`~lga_lightning.core.signals.check_metrics`), against the registry's ``kernel`` rows,
+    registered ones included; the evolution metrics are refused, as each candidate is measured
+    on its own.
+
     Example:
-        >>> check_measurement(["lga"], (), None, probe_size=8, meter=None)
-        (['lga'], (), None)
+        >>> check_measurement(["lga", "lga"], (), None, probe_size=8, meter=None)
+        (('lga',), (), None)
         >>> check_measurement(["lga"], (), None, probe_size=1, meter=None)
         Traceback (most recent call last):
         ...
         ValueError: `probe_size` must be at least 2, got 1.
     """
-    unknown = [m for m in metrics if m not in SCALAR_METRICS]
-    if unknown:
-        raise ValueError(f"unknown NTK metrics {unknown}; choose from {list(SCALAR_METRICS)}.")
+    if metrics or not proxies:  # proxies alone measure no kernel
+        output = (kernel_kwargs or {}).get("output", "sum")
+        metrics = check_metrics(metrics, output, evolution=False)
     if probe_size < 2:
         raise ValueError(f"`probe_size` must be at least 2, got {probe_size}.")
     if meter is None:

@@ -72,8 +72,9 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         mode: ``"max"`` or ``"min"``; default from :data:`lga_lightning.core.signals.SIGNALS`.
         combine_by: how a list ``rank_by`` combines ranks: ``"log_ranks"`` (AZ-NAS) or
             ``"ranks"``.
-        metrics: NTK metrics recorded for every measurement (names from
-            :data:`lga_lightning.core.functional.SCALAR_METRICS`).
+        metrics: NTK metrics recorded for every measurement: names of the ``kernel`` rows of
+            :data:`lga_lightning.core.signals.SIGNALS` (default
+            :data:`lga_lightning.core.functional.SCALAR_METRICS`; registered ones too).
         proxies: zero-cost proxies recorded beside them, on the same probe batch (names from
             :data:`lga_lightning.core.proxies.PROXIES`); ``rank_by`` can name any of them.
         probe_size: samples in the probe batch (the paper: 256). The kernel costs ``probe_size``

@@ -159,7 +159,8 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
             ``(inputs, labels)``; default handles ``(x, y, ...)`` tuples and dicts with keys such
             as ``x``/``image`` and ``y``/``label``.
         metrics: names from :data:`~lga_lightning.core.functional.SCALAR_METRICS` and
-            :data:`~lga_lightning.core.functional.EVOLUTION_METRICS`.
+            :data:`~lga_lightning.core.functional.EVOLUTION_METRICS`, or registered ``kernel``
+            rows (checked by :func:`~lga_lightning.core.signals.check_metrics`).
         track_evolution: also log the kernel's distance, correlation and relative difference to
             the kernel at epoch 0. If epoch 0 is not scheduled, the initial kernel is still
             computed (not logged) in ``on_train_start`` of a new run, which costs one measurement.
