@@ -38,17 +38,46 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from gpu_check import environment  # noqa: E402  (this script's folder is on sys.path)
+
 from recipes._files import atomic_write_text  # noqa: E402
 from recipes._store import read_store  # noqa: E402
 
 CONFIG = ROOT / "configs" / "study_paper_protocol.yaml"
 DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
+SMOKE: dict[str, Any] = {
+    "space.init_args.C": 4, "space.init_args.N": 1, "data.init_args.batch_size": 16,
+    "data.init_args.train_samples_per_epoch": 32, "probe_sizes": [8], "proxy_batch": 8,
+    "accelerator": "cpu", "num_threads": 1, "bootstrap": 100,
+}  # fmt: skip
+"""The ``--smoke`` sizes, as dotted keys of the config."""
 SMOKE_OVERRIDES = [
-    "--space.init_args.C", "4", "--space.init_args.N", "1",
-    "--data.init_args.batch_size", "16", "--data.init_args.train_samples_per_epoch", "32",
-    "--probe_sizes", "[8]", "--proxy_batch", "8", "--accelerator", "cpu", "--num_threads", "1",
-    "--bootstrap", "100",
-]  # fmt: skip
+    word
+    for key, value in SMOKE.items()
+    for word in (f"--{key}", value if isinstance(value, str) else json.dumps(value))
+]
+
+
+def protocol(smoke: bool) -> dict[str, Any]:
+    """The config as the workers run it (``--smoke``: with :data:`SMOKE` applied)."""
+    import yaml
+
+    config = yaml.safe_load(CONFIG.read_text())
+    for key, value in SMOKE.items() if smoke else ():
+        *parents, last = key.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[last] = value
+    return config
+
+
+def child_env() -> dict[str, str]:
+    """This environment with the repository first on ``PYTHONPATH``."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def synthetic_images(path: Path, per_class: int = 12, side: int = 8) -> Path:
@@ -78,13 +107,13 @@ def study_command(data: Path, output_dir: Path, smoke: bool, extra: list[str]) -
     return command + (SMOKE_OVERRIDES if smoke else []) + extra
 
 
-def cell_sample(cells: int, smoke: bool) -> list[str]:
+def cell_sample(cells: int) -> list[str]:
     """The seeded sample of ``cells`` architectures the protocol measures, in study order."""
     from lga_lightning.search.spaces import NB201Space
     from recipes._archs import study_architectures
 
-    space = NB201Space(C=4, N=1) if smoke else NB201Space(C=16, N=5)  # same cell strings
-    return study_architectures(space, sample=cells, arch_seed=0)
+    # cell strings and the sample do not depend on the network's width or depth
+    return study_architectures(NB201Space(C=4, N=1), sample=cells, arch_seed=0)
 
 
 def run_workers(
@@ -95,10 +124,7 @@ def run_workers(
     Returns:
         each worker's exit status (``None``: killed at the deadline) and whether any was.
     """
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = child_env()
     procs = []
     for command, log in zip(commands, logs, strict=True):
         with log.open("a") as out:  # the child keeps its own handle
@@ -159,12 +185,11 @@ def per_cell(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def work_per_cell(config: dict[str, Any], smoke: bool) -> dict[str, int]:
-    """What one cell computes: training steps and images, kernel rows, proxy batches."""
+def work_per_cell(config: dict[str, Any]) -> dict[str, int]:
+    """What one cell of ``config`` computes: training steps and images, kernel rows, proxies."""
     data = config["data"]["init_args"]
-    batch = 16 if smoke else data["batch_size"]
-    samples = 32 if smoke else data["train_samples_per_epoch"]
-    probe = 8 if smoke else config["probe_sizes"][0]
+    batch, samples = data["batch_size"], data["train_samples_per_epoch"]
+    probe = config["probe_sizes"][0]
     epochs = config["epochs"]
     splits = config["probe_split"]
     return {
@@ -179,12 +204,8 @@ def work_per_cell(config: dict[str, Any], smoke: bool) -> dict[str, int]:
 def step(name: str, command: list[str], timeout: int) -> dict[str, Any]:
     """Run one after-step; its exit status, duration and output tail."""
     start = time.perf_counter()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
     done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout
     )
     out = done.stdout + done.stderr
     print(f"{name}: exit {done.returncode} in {time.perf_counter() - start:.1f} s", flush=True)
@@ -197,24 +218,6 @@ def step(name: str, command: list[str], timeout: int) -> dict[str, Any]:
     }
 
 
-def environment() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    import platform
-
-    import torch
-
-    info = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cpu_count": os.cpu_count(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def analyse_and_replay(data: Path, out_dir: Path, cells: int, smoke: bool) -> list[dict]:
     """``lga-correlate --analyse_only`` on the joined store, then the replayed searches."""
     analyse = study_command(
@@ -223,7 +226,8 @@ def analyse_and_replay(data: Path, out_dir: Path, cells: int, smoke: bool) -> li
     replay = [
         sys.executable, str(HERE / "replay_search.py"), "--store", str(out_dir / "raw.jsonl"),
         "--k", *(["2"] if smoke else ["10", "25"]),
-        "--images-per-epoch", "32" if smoke else "50176",
+        "--images-per-epoch",
+        str(protocol(smoke)["data"]["init_args"]["train_samples_per_epoch"]),
     ]  # fmt: skip
     return [step("analyse", analyse, 600), step("replay", replay, 600)]
 
@@ -254,11 +258,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure for ``--minutes``, join, analyse, replay; write one results file."""
-    import yaml
-
     args = parse_args(argv)
     out_dir, data, cells = args.output_dir, args.data, args.cells
-    archs = cell_sample(cells, args.smoke)
+    archs = cell_sample(cells)
     slices = [s for s in (archs[k :: args.workers] for k in range(args.workers)) if s]
     parts = [out_dir / f"part-{k}" for k in range(len(slices))]
     stores = [p / "raw.jsonl" for p in parts]
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "cells_measured": new,
         "cells_stored": len(records),
         "cells_per_minute": round(60 * new / measuring_s, 3),
-        "work_per_cell": work_per_cell(yaml.safe_load(CONFIG.read_text()), args.smoke),
+        "work_per_cell": work_per_cell(protocol(args.smoke)),
         "per_cell": per_cell(records),
         "correlations_csv": _read(out_dir / "correlations.csv"),
         "paired_csv": _read(out_dir / "paired.csv"),
