@@ -21,7 +21,13 @@ from ray.tune.search import Searcher
 from lga_lightning.search import RegularizedEvolution
 from lga_lightning.search.spaces import NB201Space
 from lga_lightning.search.tune import StrategySearcher
-from lga_lightning.search.tune.state import StateFileError, asha_state, set_asha_state
+from lga_lightning.search.tune.atomic_fs import remove_partial_files
+from lga_lightning.search.tune.state import (
+    StateFileError,
+    asha_state,
+    check_ray_state,
+    set_asha_state,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = NB201Space(C=4, N=1)
@@ -224,3 +230,60 @@ tune: {{scheduler: none, num_cpus: 1}}
     assert "ray:" not in result.stdout  # Ray was not started
     assert not marker.exists()
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+_KILLED_WRITER = """
+import sys, time
+import pyarrow.fs
+from lga_lightning.search.tune.atomic_fs import atomic_local_filesystem
+fs = atomic_local_filesystem() if sys.argv[2] == "atomic" else pyarrow.fs.LocalFileSystem()
+stream = fs.open_output_stream(sys.argv[1])
+stream.write(b"new state, cut short")
+stream.flush()
+print("writing", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("filesystem", ["atomic", "plain"])
+def test_a_writer_killed_mid_file_leaves_the_previous_version_whole(tmp_path, filesystem):
+    target = tmp_path / "callback-states-2026-12-03.pkl"
+    target.write_bytes(pickle.dumps({"asha": "the previous state"}))
+    before = target.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(target), filesystem],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.kill()
+        writer.wait()
+    if filesystem == "atomic":
+        assert target.read_bytes() == before
+        assert remove_partial_files(str(tmp_path)) == 1
+        assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    else:  # what Ray's own local copy leaves: the file Tune restores from, cut short
+        assert target.read_bytes() == b"new state, cut short"
+        with pytest.raises(StateFileError, match=f"{target.name} is incomplete"):
+            check_ray_state(str(tmp_path), "the results folder")
+
+
+def test_complete_ray_state_files_pass_and_a_cut_one_is_named(tmp_path):
+    state = pickle.dumps({"asha": {"rungs": list(range(100))}})
+    (tmp_path / "callback-states-2026-12-01.pkl").write_bytes(state)
+    (tmp_path / "experiment_state-2026-12-01.json").write_text(json.dumps({"trial_data": []}))
+    check_ray_state(str(tmp_path), "runs/lga_tune")  # whole files: no error
+    (tmp_path / "experiment_state-2026-12-02.json").write_text('{"trial_data": [')
+    with pytest.raises(StateFileError) as err:
+        check_ray_state(str(tmp_path), "runs/lga_tune")
+    message = str(err.value)
+    assert "experiment_state-2026-12-02.json is incomplete" in message
+    assert "delete runs/lga_tune" in message and "\n" not in message
+    (tmp_path / "experiment_state-2026-12-02.json").unlink()
+    (tmp_path / "callback-states-2026-12-02.pkl").write_bytes(state[: len(state) // 2])
+    with pytest.raises(StateFileError, match="callback-states-2026-12-02.pkl is incomplete"):
+        check_ray_state(str(tmp_path), "runs/lga_tune")

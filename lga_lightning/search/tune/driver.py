@@ -33,13 +33,15 @@ from lga_lightning.search.tune._checks import (
     check_trial_resources,
 )
 from lga_lightning.search.tune._schedulers import SchedulerName, make_scheduler, rung_epochs
+from lga_lightning.search.tune.atomic_fs import atomic_local_filesystem
 from lga_lightning.search.tune.records import SearchRecords
 from lga_lightning.search.tune.searcher import IndexedSearcher, StrategySearcher, arch_param_space
-from lga_lightning.search.tune.state import check_searcher_state
+from lga_lightning.search.tune.state import check_restorable
 from lga_lightning.search.tune.trial import (
     SCHEDULER_METRIC,
     TrialSettings,
     candidate_trial,
+    trial_name,
 )
 from lga_lightning.search.writer import ResultsWriter, check_ground_truth, summary_text
 from lga_lightning.utils.lock import OutputLock
@@ -147,6 +149,8 @@ class TuneSearch:
             self.storage = os.path.abspath(self.storage)
         self.experiment = f"{self.storage.rstrip('/')}/{EXPERIMENT}"
         """Tune's experiment: a folder, or a URI such as ``s3://bucket/path/tune``."""
+        # a local folder gets every file whole (no killed copy leaves one cut short)
+        self.filesystem = None if "://" in self.storage else atomic_local_filesystem()
         self.verbose = verbose
         self.leaderboard: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
@@ -172,14 +176,15 @@ class TuneSearch:
             stored, _ = ResultsStore(store).read()
             if stored is not None:
                 check_header(stored, self.header(), store)
-                if not tune.Tuner.can_restore(self.experiment):
+                if not self._can_restore():
                     raise ValueError(
                         f"{store} holds measurements but {self.experiment} holds no Tune "
                         "experiment to restore them with; give this search another "
                         "`results_dir` (or delete that one to start afresh)."
                     )
-            if self.searcher is None and tune.Tuner.can_restore(self.experiment):
-                check_searcher_state(self.experiment, self._searcher(), self.results_dir)
+            if self._can_restore():
+                strategy = self._searcher() if self.searcher is None else None
+                check_restorable(self.experiment, strategy, self.results_dir)
             started = self._start_ray()
             try:
                 results = self._tuner().fit()
@@ -204,8 +209,7 @@ class TuneSearch:
 
     def _start_ray(self) -> bool:
         """Connect to Ray, starting a local one unless it runs; whether this started one."""
-        # A snapshot of the experiment follows every trial checkpoint (what makes a restore lose
-        # nothing); Tune would warn about that on every report.
+        # an experiment snapshot follows every trial checkpoint: no warning about it per report
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         if ray.is_initialized():
             return False
@@ -241,11 +245,15 @@ class TuneSearch:
             tune.with_parameters(candidate_trial, settings=settings),
             {"cpu": self.cpu, "gpu": self.gpu},
         )
-        if tune.Tuner.can_restore(experiment):
+        if self._can_restore():
             if self.verbose:
                 print(f"restoring the Tune experiment in {experiment}", flush=True)
             tuner = tune.Tuner.restore(
-                experiment, trainable, resume_unfinished=True, resume_errored=False
+                experiment,
+                trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                storage_filesystem=self.filesystem,
             )
             self._attach_loggers(tuner)
             return tuner
@@ -278,12 +286,16 @@ class TuneSearch:
             run_config=tune.RunConfig(
                 name=EXPERIMENT,
                 storage_path=self.storage,
+                storage_filesystem=self.filesystem,
                 callbacks=[records],
                 failure_config=tune.FailureConfig(max_failures=self.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 verbose=0,
             ),
         )
+
+    def _can_restore(self) -> bool:
+        return tune.Tuner.can_restore(self.experiment, storage_filesystem=self.filesystem)
 
     def _slots(self) -> int:
         """Trials the cluster's resources run at once.
@@ -386,8 +398,3 @@ class TuneSearch:
                     flush=True,
                 )
         return self.summary
-
-
-def trial_name(trial: Any) -> str:
-    """A trial's name and folder: its candidate and Tune's id, e.g. ``cand00003_5f2c1_00003``."""
-    return f"cand{int(trial.config['candidate']):05d}_{trial.trial_id}"

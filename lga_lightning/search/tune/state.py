@@ -21,11 +21,13 @@ import glob
 import json
 import math
 import os
+import pickletools
 from collections.abc import Mapping
 from typing import Any
 
 from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.strategies import Job, Strategy
+from lga_lightning.search.tune.atomic_fs import remove_partial_files
 
 FORMAT = "lga-lightning strategy searcher"
 VERSION = 1
@@ -182,6 +184,72 @@ def check_searcher_state(experiment: str, searcher: Any, results_dir: str) -> No
         raise StateFileError(
             f"refused {err}; nothing in it was run. {fix_hint(results_dir)}."
         ) from None
+
+
+RAY_STATE_GLOBS = (
+    "experiment_state-*.json",
+    "search_gen_state-*.json",
+    "basic-variant-state-*.json",
+    "callback-states-*.pkl",
+    "tuner.pkl",
+    "trainable.pkl",
+)
+"""Ray's files a restore reads (the newest of each pattern)."""
+
+
+def check_ray_state(experiment: str, results_dir: str) -> None:
+    """Refuse a restore from Ray state files that were cut short, before Ray reads them.
+
+    A pickle is walked opcode by opcode to its end (nothing in it runs); JSON is parsed. A file
+    ends short when a driver was killed while copying it into a folder written by a version
+    that copied in place (this one renames every written file into place).
+
+    Args:
+        experiment: Tune's experiment folder (a URI is left to Ray).
+        results_dir: the search's results folder (named in the fix).
+
+    Raises:
+        StateFileError: the newest file of a kind is incomplete or malformed.
+    """
+    if not os.path.isdir(experiment):
+        return
+    for pattern in RAY_STATE_GLOBS:
+        paths = glob.glob(os.path.join(experiment, pattern))
+        if not paths:
+            continue
+        path = max(paths)
+        try:
+            with open(path, "rb") as f:
+                if path.endswith(".json"):
+                    json.load(f)
+                else:
+                    for _ in pickletools.genops(f):
+                        pass
+        except (ValueError, EOFError) as err:
+            raise StateFileError(
+                f"{path} is incomplete ({err}): the run that wrote it was stopped while "
+                f"writing it, and Ray cannot restore from it. {fix_hint(results_dir)}."
+            ) from None
+
+
+def check_restorable(experiment: str, strategy_searcher: Any, results_dir: str) -> None:
+    """Before Ray restores ``experiment``: drop killed writers' leftovers, check every state.
+
+    Args:
+        experiment: Tune's experiment folder (a URI is left to Ray).
+        strategy_searcher: a fresh :class:`~lga_lightning.search.tune.StrategySearcher` to
+            replay the saved searcher state on, or ``None`` for a Tune searcher.
+        results_dir: the search's results folder (named in the fix).
+
+    Raises:
+        StateFileError: a state file is malformed, incomplete or from another search.
+    """
+    if not os.path.isdir(experiment):
+        return
+    remove_partial_files(experiment)
+    if strategy_searcher is not None:
+        check_searcher_state(experiment, strategy_searcher, results_dir)
+    check_ray_state(experiment, results_dir)
 
 
 # ---------------------------------------------------------------------------- ASHA

@@ -235,3 +235,8 @@ def _copy_results(source: str, target: str) -> None:
     states = os.path.join(source, "states")
     if os.path.isdir(states):
         shutil.copytree(states, os.path.join(target, "states"))
+
+
+def trial_name(trial: Any) -> str:
+    """A trial's name and folder: its candidate and Tune's id, e.g. ``cand00003_5f2c1_00003``."""
+    return f"cand{int(trial.config['candidate']):05d}_{trial.trial_id}"
