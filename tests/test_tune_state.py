@@ -276,6 +276,7 @@ def test_complete_ray_state_files_pass_and_a_cut_one_is_named(tmp_path):
     state = pickle.dumps({"asha": {"rungs": list(range(100))}})
     (tmp_path / "callback-states-2026-12-01.pkl").write_bytes(state)
     (tmp_path / "experiment_state-2026-12-01.json").write_text(json.dumps({"trial_data": []}))
+    (tmp_path / "search_gen_state-2026-12-01.json").write_bytes(state)  # Ray pickles into it
     check_ray_state(str(tmp_path), "runs/lga_tune")  # whole files: no error
     (tmp_path / "experiment_state-2026-12-02.json").write_text('{"trial_data": [')
     with pytest.raises(StateFileError) as err:

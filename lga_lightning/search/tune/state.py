@@ -200,7 +200,8 @@ RAY_STATE_GLOBS = (
 def check_ray_state(experiment: str, results_dir: str) -> None:
     """Refuse a restore from Ray state files that were cut short, before Ray reads them.
 
-    A pickle is walked opcode by opcode to its end (nothing in it runs); JSON is parsed. A file
+    A pickle (some ``.json`` names hold one) is walked opcode by opcode to its end (nothing in
+    it runs); JSON is parsed. A file
     ends short when a driver was killed while copying it into a folder written by a version
     that copied in place (this one renames every written file into place).
 
@@ -220,12 +221,13 @@ def check_ray_state(experiment: str, results_dir: str) -> None:
         path = max(paths)
         try:
             with open(path, "rb") as f:
-                if path.endswith(".json"):
-                    json.load(f)
-                else:
-                    for _ in pickletools.genops(f):
-                        pass
-        except (ValueError, EOFError) as err:
+                content = f.read()
+            if content[:1] == b"\x80":  # a pickle, whatever its name says
+                for _ in pickletools.genops(content):
+                    pass
+            else:
+                json.loads(content)
+        except ValueError as err:
             raise StateFileError(
                 f"{path} is incomplete ({err}): the run that wrote it was stopped while "
                 f"writing it, and Ray cannot restore from it. {fix_hint(results_dir)}."
