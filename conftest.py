@@ -1,6 +1,6 @@
 """Collection rules for the whole tree: the Ray Tune backend is optional.
 
-Everything that needs Ray (``lga_lightning/tune`` and its doctests, ``tests/test_tune*.py``)
+Everything that needs Ray (``lga_lightning/search/tune`` and its doctests, ``tests/test_tune*.py``)
 carries the markers ``ray`` and ``slow``: the README's quick command leaves it out, and
 ``.ci/run`` installs the ``ray`` extra before the slow tests. Without Ray those files are not
 collected, unless ``LGA_REQUIRE_RAY=1`` (set by ``.ci/run``), which makes a missing Ray an error.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
-RAY_PATHS = ("lga_lightning/tune", "tests/test_tune")
+RAY_PATHS = ("lga_lightning/search/tune", "tests/test_tune")
 
 if not HAS_RAY and os.environ.get("LGA_REQUIRE_RAY") == "1":
     raise RuntimeError(
