@@ -53,7 +53,7 @@ class AtomicLocalHandler(pyarrow.fs.FSSpecHandler):
     """fsspec's local filesystem for pyarrow, with output streams that rename on close."""
 
     def __init__(self) -> None:
-        super().__init__(LocalFileSystem(auto_mkdir=True))
+        super().__init__(LocalFileSystem())
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, AtomicLocalHandler)

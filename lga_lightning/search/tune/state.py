@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pickletools
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -223,8 +224,7 @@ def check_ray_state(experiment: str, results_dir: str) -> None:
             with open(path, "rb") as f:
                 content = f.read()
             if content[:1] == b"\x80":  # a pickle, whatever its name says
-                for _ in pickletools.genops(content):
-                    pass
+                deque(pickletools.genops(content), maxlen=0)  # walk every opcode to STOP
             else:
                 json.loads(content)
         except ValueError as err:
