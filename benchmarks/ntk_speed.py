@@ -272,7 +272,7 @@ def tutorial_table(args: argparse.Namespace) -> list[dict]:
     n = args.tutorial
     model = build(args).eval()
     x = probe_images(n, args.data, device=args.device)
-    kwargs = {"output": "trace", "bn_mode": "eval", "params": "all"}
+    kwargs = {"output": "trace", "bn_mode": "eval", "param_selection": "all"}
     reference = empirical_ntk(copy.deepcopy(model).double(), x.double(), **kwargs)
     tutorial_kernel(model, x[:2])  # first-call costs stay out of the timings
     empirical_ntk(model, x[:2], **kwargs)

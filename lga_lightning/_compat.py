@@ -4,6 +4,7 @@
 Code, configs (``class_path: lga_lightning.spaces.NB201Space``) and pickled objects written
 against 0.2 keep working: importing an old path returns the very module object of the new one,
 so classes compare identical and ``isinstance`` holds. :data:`MOVED` is the whole table.
+Keywords renamed in 0.3 (:data:`RENAMED`) are refused with one line naming the new one.
 
 Example:
     >>> import lga_lightning.spaces, lga_lightning.search.spaces
@@ -13,11 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
 import sys
+from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import Any, TypeVar
 
 #: 0.2 module (under ``lga_lightning.``) -> its 0.3 home. Submodules follow their package.
 MOVED: dict[str, str] = {
@@ -99,3 +103,97 @@ def install() -> None:
     """Put the alias finder on ``sys.meta_path`` once."""
     if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _MovedModuleFinder())
+
+
+#: Keywords, options and config keys of 0.2 -> their 0.3 names; the old ones are refused.
+RENAMED: dict[str, str] = {
+    "params": "param_selection",
+    "mode": "direction",
+    "measure": "measure_at",
+    "extra_measure": "extra_measure_at",
+}
+
+
+def refuse_renamed(
+    given: Iterable[str], names: Iterable[str], error: type[Exception] = TypeError
+) -> None:
+    """Raise one line when ``given`` holds an old name among ``names`` (keys of :data:`RENAMED`).
+
+    ``error`` is :class:`TypeError` for a keyword argument; a key of a dict or a config file
+    gets :class:`ValueError`, which the recipes report in one line.
+
+    Example:
+        >>> refuse_renamed({"param_selection": "all"}, ["params"])
+        >>> refuse_renamed({"params": "all"}, ["params"])
+        Traceback (most recent call last):
+        ...
+        TypeError: `params` was renamed to `param_selection` in 0.3.
+    """
+    given = set(given)
+    for old in names:
+        if old in given:
+            raise error(f"`{old}` was renamed to `{RENAMED[old]}` in 0.3.")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def renamed_keywords(*names: str) -> Callable[[F], F]:
+    """Refuse the 0.2 keywords ``names`` of a function with one line naming the new one.
+
+    Example:
+        >>> @renamed_keywords("params")
+        ... def kernel(*, param_selection: str = "paper") -> str:
+        ...     return param_selection
+        >>> kernel(params="all")
+        Traceback (most recent call last):
+        ...
+        TypeError: `params` was renamed to `param_selection` in 0.3.
+    """
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            refuse_renamed(kwargs, names)
+            return fn(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return wrap
+
+
+def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
+    """A line of a store written by 0.2 (``raw.jsonl``, ``results.jsonl``) with 0.3's keys.
+
+    0.3 lines pass unchanged, so every reader calls it on every line it loads:
+
+    * a study header's fingerprint and a search header's ``kernel_kwargs``: ``params`` (the
+      kernel's parameter selection) becomes ``param_selection``;
+    * a record (``"kind": "arch"``, ``"measurement"``): 0.2's ``params`` held the parameter
+      count, which was also the value of the ``params`` signal; the count is copied to
+      ``num_params`` and ``params`` stays, as the signal.
+
+    Example:
+        >>> upgrade_0_2({"kind": "study", "fingerprint": {"params": "paper", "epochs": [0]}})
+        {'kind': 'study', 'fingerprint': {'epochs': [0], 'param_selection': 'paper'}}
+        >>> upgrade_0_2({"kind": "arch", "arch": "a", "params": 1234})
+        {'kind': 'arch', 'arch': 'a', 'params': 1234, 'num_params': 1234}
+    """
+    kind = line.get("kind")
+    line = dict(line)
+    if kind == "study" and isinstance(line.get("fingerprint"), dict):
+        line["fingerprint"] = _renamed_key(line["fingerprint"], "params", "param_selection")
+    elif kind == "search" and isinstance(line.get("kernel_kwargs"), dict):
+        line["kernel_kwargs"] = _renamed_key(line["kernel_kwargs"], "params", "param_selection")
+    elif kind not in ("study", "search") and "params" in line and "num_params" not in line:
+        line["num_params"] = line["params"]
+    return line
+
+
+def _renamed_key(mapping: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """``mapping`` with ``old`` renamed to ``new`` (kept in place when ``new`` is there)."""
+    if old not in mapping or new in mapping:
+        return mapping
+    out = {k: v for k, v in mapping.items() if k != old}
+    out[new] = mapping[old]
+    return dict(sorted(out.items()))

@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, TypeVar, Union
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lga_lightning._compat import RENAMED
 from lga_lightning.utils.lock import OutputLockedError
 from lga_lightning.utils.threads import choose_threads
 from recipes._quiet import quiet_third_party
@@ -170,11 +171,29 @@ def run_user_errors(prog: str, body: Callable[[], T], args: Any = None) -> T:
     except USER_ERRORS as err:
         if os.environ.get("LGA_TRACEBACK") or isinstance(err, PROGRAMMING_ERRORS):
             raise
-        report(prog, os_error_line(err) if isinstance(err, OSError) else one_line(err))
+        line = os_error_line(err) if isinstance(err, OSError) else one_line(err)
+        report(prog, renamed_hint(line))
     except OSError as err:
         if os.environ.get("LGA_TRACEBACK") or err.errno not in _USER_ERRNOS:
             raise
         report(prog, os_error_line(err))
+
+
+_UNKNOWN = re.compile(r"(?:unknown key '(?:[\w.]+\.)?|unrecognized arguments: --|Option ')(\w+)")
+
+
+def renamed_hint(line: str) -> str:
+    """``line``, and when it refuses a key renamed in 0.3, the key's new name.
+
+    Example:
+        >>> renamed_hint("unrecognized arguments: --params all")
+        'unrecognized arguments: --params all; `params` was renamed to `param_selection` in 0.3.'
+    """
+    match = _UNKNOWN.search(line)
+    if match and match.group(1) in RENAMED:
+        old = match.group(1)
+        return f"{line}; `{old}` was renamed to `{RENAMED[old]}` in 0.3."
+    return line
 
 
 def report(prog: str, line: str) -> None:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lga_lightning._compat import upgrade_0_2
 from recipes._analysis import PROG
 from recipes._files import append_jsonl, complete_text, drop_torn_tail, parse_jsonl
 
@@ -39,7 +40,8 @@ def read_store(raw_path: Path) -> list[dict[str, Any]]:
     r"""The store's complete lines, checked; reads only.
 
     A torn last line is left out (a crash mid-write); a torn header with no line before it
-    (a crash while a new store was started) reads as an empty store.
+    (a crash while a new store was started) reads as an empty store. A store written by 0.2
+    reads with 0.3's keys (:func:`lga_lightning._compat.upgrade_0_2`).
 
     Args:
         raw_path: the store (``<output_dir>/raw.jsonl``); absent reads as empty.
@@ -90,7 +92,7 @@ def read_store(raw_path: Path) -> list[dict[str, Any]]:
                 '"arch": "..."}); the file was edited or damaged: fix or delete that line, or '
                 "choose another `output_dir`."
             )
-    return [line for _, line in numbered]
+    return [upgrade_0_2(line) for _, line in numbered]  # a 0.2 store reads with 0.3's keys
 
 
 def resume(
@@ -116,9 +118,9 @@ def resume(
         >>> path = Path(tempfile.mkdtemp()) / "raw.jsonl"
         >>> resume(path, {"epochs": [0]})
         {}
-        >>> append_jsonl(path, {"kind": "arch", "arch": "a", "params": 3})
+        >>> append_jsonl(path, {"kind": "arch", "arch": "a", "num_params": 3})
         >>> resume(path, {"epochs": [0]})
-        {'a': {'arch': 'a', 'kind': 'arch', 'params': 3}}
+        {'a': {'arch': 'a', 'kind': 'arch', 'num_params': 3}}
     """
     records = stored_records(raw_path, fingerprint, analyse_only)
     if analyse_only:

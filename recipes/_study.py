@@ -22,6 +22,7 @@ from torch import Tensor
 from lga_lightning.core.init import initialize
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.probe import draw_probe
+from lga_lightning.core.proxies.size import params
 from lga_lightning.utils.threads import Threads, choose_threads, threads_line, torch_threads
 from recipes._baselines import count_flops, count_parameters
 from recipes._files import append_jsonl
@@ -96,7 +97,7 @@ class StudyMeasurement:
             done += 1
             lga = _first_value(record, "lga")
             print(
-                f"[{done}/{len(archs)}] {arch}  params={record['params']}  "
+                f"[{done}/{len(archs)}] {arch}  num_params={record['num_params']}  "
                 f"lga@{self.epochs[-1]}={lga}  {record['status']}  {record['seconds']:.1f}s",
                 flush=True,
             )
@@ -181,7 +182,7 @@ class StudyMeasurement:
                     self.metrics,
                     kernel_kwargs={
                         "bn_mode": mode,
-                        "params": self.params,
+                        "param_selection": self.param_selection,
                         "implementation": self.implementation,
                         "chunk_size": self.chunk_size,
                     },
@@ -196,7 +197,8 @@ class StudyMeasurement:
         With several ``model_seeds``, once per seed; the values are then averaged over the seeds.
 
         Returns:
-            The record stored in ``raw.jsonl``: ``arch``, ``params``, ``flops``, ``status`` and
+            The record stored in ``raw.jsonl``: ``arch``, ``num_params`` (every parameter),
+            the ``params`` and ``flops`` signals, ``status`` and
             ``epochs``, mapping each epoch (as a string) to ``{"ntk": {setting: {metric:
             value}}, "train_loss": ..., "val_acc": ...}``. With several seeds these are the
             means over the seeds, ``status`` is ``diverged`` when any seed diverged, and
@@ -232,7 +234,8 @@ class StudyMeasurement:
         record: dict[str, Any] = {
             "kind": "arch",
             "arch": arch,
-            "params": count_parameters(model),
+            "num_params": count_parameters(model),
+            "params": params(model),  # the signal
             "flops": count_flops(model, data.input_shape),
             "status": "ok",
         }

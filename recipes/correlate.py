@@ -51,6 +51,7 @@ from jsonargparse import ArgumentParser, lazy_instance
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import Logger
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
 from lga_lightning.core.meter import check_proxies
@@ -135,8 +136,8 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             weight decay 3e-4).
         lr_scheduler: ``optimizer -> scheduler`` (``class_path``), stepped once per epoch;
             default none (constant learning rate, as in the paper).
-        params: the parameters the kernel differentiates: ``paper`` (every weight except the
-            classifier's), ``weights`` (the classifier's too, as TE-NAS) or ``all``.
+        param_selection: the parameters the kernel differentiates: ``paper`` (every weight
+            except the classifier's), ``weights`` (the classifier's too, as TE-NAS) or ``all``.
         limit_train_batches: train on at most this many batches per epoch (quick runs).
         benchmark: NAS-Bench-201 ``.pth`` file (or its folder) giving the ground truth. Without
             ``benchmark``, ``table`` and ``own_epochs``, an NB201 space's ground truth is the
@@ -201,6 +202,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         ['n8-train']
     """
 
+    @renamed_keywords("params")
     def __init__(
         self,
         data: ImageDataModule | None = None,
@@ -218,7 +220,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         data_seed: int = 42,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
-        params: Literal["paper", "weights", "all"] = "paper",
+        param_selection: Literal["paper", "weights", "all"] = "paper",
         limit_train_batches: int | None = None,
         benchmark: str | None = None,
         trust_benchmark_file: bool = False,
@@ -267,7 +269,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.probe_split = self.probe_splits if several else self.probe_splits[0]
         self.model_seeds, self.data_seed = [int(seed) for seed in model_seeds], data_seed
         self.optimizer, self.lr_scheduler = optimizer, lr_scheduler
-        self.params: ParamSelection = params
+        self.param_selection: ParamSelection = param_selection
         self.limit_train_batches = limit_train_batches
         self.benchmark, self.trust_benchmark_file, self.table = (
             benchmark,
@@ -325,7 +327,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             "data_seed": self.data_seed,
             "optimizer": describe(self.optimizer),
             "lr_scheduler": describe(self.lr_scheduler),
-            "params": self.params,
+            "param_selection": self.param_selection,
             "limit_train_batches": self.limit_train_batches,
             "own_epochs": self.own_epochs,
             "num_threads": self.num_threads,

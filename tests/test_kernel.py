@@ -133,10 +133,10 @@ OPTIONS = list(itertools.product(["sum", "trace", "full"], ["paper", "weights", 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("bn_mode", ["train", "eval"])
-@pytest.mark.parametrize("output,params", OPTIONS)
-def test_fast_paths_equal_the_loop_in_float64(case, bn_mode, output, params):
+@pytest.mark.parametrize("output,selection", OPTIONS)
+def test_fast_paths_equal_the_loop_in_float64(case, bn_mode, output, selection):
     model, x, kwargs = build(case, torch.float64)
-    opts = dict(output=output, params=params, bn_mode=bn_mode, **kwargs)
+    opts = dict(output=output, param_selection=selection, bn_mode=bn_mode, **kwargs)
     reference = empirical_ntk(model, x, implementation="loop", **opts)
     fast = ["coupled", "batched", "auto"]
     if not samples_are_coupled(model, bn_mode):
@@ -299,7 +299,7 @@ def test_batchnorm_without_running_stats_counts_as_coupled_in_eval_mode():
         ({"output": "mean"}, "`output` can be"),
         ({"bn_mode": "frozen"}, "`bn_mode` can be"),
         ({"implementation": "fast"}, "`implementation` can be"),
-        ({"params": "biases"}, "`params` can be"),
+        ({"param_selection": "biases"}, "`param_selection` can be"),
         ({"chunk_size": 0}, "chunk_size"),
         ({"classifier": "head"}, "not a submodule"),
     ],
@@ -312,7 +312,7 @@ def test_bad_options_name_the_choices(kwargs, match):
 
 def test_a_model_with_no_selected_parameters_gets_a_clear_error():
     model = mlp().requires_grad_(False)
-    with pytest.raises(ValueError, match="matched no trainable parameter.*params='all'"):
+    with pytest.raises(ValueError, match="matched no trainable parameter.*param_selection='all'"):
         empirical_ntk(model, torch.randn(4, 4))
 
 
@@ -332,12 +332,12 @@ def test_dict_without_logits_and_wrong_shapes_are_explained():
             return {"out": self.lin(x)}
 
     with pytest.raises(ValueError, match="no 'logits' entry"):
-        empirical_ntk(Features(), torch.randn(4, 4), params="all")
+        empirical_ntk(Features(), torch.randn(4, 4), param_selection="all")
     conv = nn.Sequential(nn.Conv2d(3, 2, 1))
     with pytest.raises(ValueError, match=r"logits of shape \(n, C\) = \(2, C\).*output_fn"):
-        empirical_ntk(conv, torch.randn(2, 3, 4, 4), params="all")
+        empirical_ntk(conv, torch.randn(2, 3, 4, 4), param_selection="all")
     flat = empirical_ntk(
-        conv, torch.randn(2, 3, 4, 4), params="all", output_fn=lambda out: out.flatten(1)
+        conv, torch.randn(2, 3, 4, 4), param_selection="all", output_fn=lambda out: out.flatten(1)
     )
     assert flat.shape == (2, 2)
 
@@ -503,3 +503,24 @@ def test_a_lazy_model_is_refused_until_its_first_call_then_measured():
     model(x)  # the first call gives the lazy layer its input size
     kernel = empirical_ntk(model, x)
     assert kernel.shape == (4, 4) and torch.isfinite(kernel).all()
+
+
+@pytest.mark.parametrize("name", ["empirical_ntk", "ntk_jacobian", "select_parameters"])
+def test_the_0_2_keyword_params_is_refused_naming_the_new_one(name):
+    import lga_lightning.core.kernel as kernel
+
+    model, x, _ = build("mlp", torch.float32)
+    args = (model,) if name == "select_parameters" else (model, x)
+    with pytest.raises(TypeError, match=r"^`params` was renamed to `param_selection` in 0\.3\.$"):
+        getattr(kernel, name)(*args, params="all")
+
+
+def test_the_0_2_kernel_option_params_is_refused_by_the_meter_and_the_callback():
+    from lga_lightning import NTKMeter, NTKMetrics
+
+    for make in (NTKMeter, NTKMetrics):
+        with pytest.raises(ValueError, match="`params` was renamed to `param_selection` in 0.3"):
+            make(kernel_kwargs={"params": "all"})
+    assert NTKMeter(kernel_kwargs={"param_selection": "all"}).kernel_kwargs == {
+        "param_selection": "all"
+    }

@@ -202,7 +202,7 @@ class _FixedFeatures(nn.Module):
 
 
 @pytest.mark.parametrize(
-    ("factory", "params"),
+    ("factory", "selection"),
     [
         (lambda: nn.Linear(5, 3), None),
         # Two stacked linear layers are bilinear in the parameters: linearise only the last one.
@@ -210,9 +210,9 @@ class _FixedFeatures(nn.Module):
     ],
     ids=["linear", "last-layer"],
 )
-def test_model_linear_in_parameters_equals_its_linearisation(factory, params) -> None:  # noqa: ANN001
+def test_model_linear_in_parameters_equals_its_linearisation(factory, selection) -> None:  # noqa: ANN001
     model = factory().double()
-    lin = linearize(model, params=params)
+    lin = linearize(model, param_selection=selection)
     x = _input("mlp", n=9)
     for _ in range(3):
         _perturb(lin, scale=2.0)
@@ -418,11 +418,13 @@ def test_invalid_arguments_raise_actionable_errors() -> None:
     with pytest.raises(ValueError, match="`mode` can be"):
         linearize(model, mode="batch")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="does not have"):
-        linearize(model, params=["0.weight", "classifier.weight"])
+        linearize(model, param_selection=["0.weight", "classifier.weight"])
     with pytest.raises(ValueError, match="No parameter selected"):
-        linearize(model, params=lambda name, p: False)
+        linearize(model, param_selection=lambda name, p: False)
     with pytest.raises(TypeError, match="iterable of parameter names"):
-        linearize(model, params="0.weight")  # type: ignore[arg-type]
+        linearize(model, param_selection="0.weight")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="torch.nn.Module"):
         linearize(lambda x: x)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`params` was renamed to `param_selection` in 0.3"):
+        linearize(model, params=None)
     assert isinstance(linearize(model), LinearizedModel)

@@ -114,7 +114,8 @@ def test_stored_values_match_an_independent_measurement(study):
     record = raw_records(tmp_path)[1]
     torch.manual_seed(42)
     net = nb201.build(record["arch"], C=4, N=1, num_classes=10, in_channels=3)
-    assert record["params"] == sum(p.numel() for p in net.parameters())
+    assert record["num_params"] == sum(p.numel() for p in net.parameters())
+    assert record["params"] == record["num_params"]  # the signal: every parameter trains
     dm = DigitsDataModule(resize=8, channels=3, batch_size=64)
     x, y = dm.probe_batch(10, seed=42)
     expected = lga(empirical_ntk(net, x, implementation="loop"), y)

@@ -140,7 +140,8 @@ def test_each_candidate_trains_like_an_independent_reference(tmp_path):
     with torch.no_grad():
         correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in dm.val_dataloader())
     assert record["val_acc"] == pytest.approx(correct / len(dm.val_set))
-    assert record["params"] == sum(p.numel() for p in model.parameters())
+    assert record["num_params"] == sum(p.numel() for p in model.parameters())
+    assert record["params"] == record["num_params"]  # the signal: every parameter trains
 
 
 def test_successive_halving_continues_survivors(tmp_path):

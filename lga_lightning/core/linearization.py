@@ -24,6 +24,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, jvp
 from torch.utils._pytree import tree_map
 
+from lga_lightning._compat import renamed_keywords
+
 __all__ = ["LinearizedModel", "linearize"]
 
 _MODES = ("eval", "train")
@@ -66,11 +68,12 @@ class LinearizedModel(nn.Module):
     # The unregistered deep copy that supplies the forward (set with object.__setattr__).
     _lin_base: nn.Module
 
+    @renamed_keywords("params")
     def __init__(
         self,
         model: nn.Module,
         *,
-        params: ParamSelection = None,
+        param_selection: ParamSelection = None,
         output_fn: Callable[[Any], Any] | None = None,
         mode: Literal["eval", "train"] = "eval",
     ) -> None:
@@ -85,7 +88,7 @@ class LinearizedModel(nn.Module):
             )
 
         base = copy.deepcopy(model)
-        names = _select(base, params)
+        names = _select(base, param_selection)
 
         # The copy's children and root tensors become this module's own, so that names in
         # `named_parameters()` and in the state dict are exactly the original model's. The copy
@@ -200,10 +203,11 @@ class LinearizedModel(nn.Module):
                 m.training = flag
 
 
+@renamed_keywords("params")
 def linearize(
     model: nn.Module,
     *,
-    params: ParamSelection = None,
+    param_selection: ParamSelection = None,
     output_fn: Callable[[Any], Any] | None = None,
     mode: Literal["eval", "train"] = "eval",
 ) -> LinearizedModel:
@@ -234,9 +238,10 @@ def linearize(
 
     Args:
         model: The network; its output is a tensor or a tuple/dict (pytree) of tensors.
-        params: Parameters to linearise: ``None`` for every parameter with ``requires_grad``,
-            an iterable of parameter names, or a callable ``(name, parameter) -> bool``. The others
-            are frozen (``requires_grad=False``) at their values at linearisation time.
+        param_selection: Parameters to linearise: ``None`` for every parameter with
+            ``requires_grad``, an iterable of parameter names, or a callable ``(name, parameter)
+            -> bool``. The others are frozen (``requires_grad=False``) at their values at
+            linearisation time.
         output_fn: Picks the output to linearise from the model's output, e.g.
             ``lambda out: out["logits"]``. ``None`` linearises every tensor of the output.
         mode: ``"eval"`` or ``"train"``, as described above.
@@ -246,7 +251,8 @@ def linearize(
 
     Raises:
         TypeError: If ``model`` is not a module or ``output_fn`` is not callable.
-        ValueError: If ``mode`` is unknown, ``params`` names an unknown parameter or selects none.
+        ValueError: If ``mode`` is unknown, ``param_selection`` names an unknown parameter or
+            selects none.
 
     Example:
         >>> import torch
@@ -263,31 +269,33 @@ def linearize(
         >>> sorted(lin.reference_parameters()) == sorted(n for n, _ in model.named_parameters())
         True
     """
-    return LinearizedModel(model, params=params, output_fn=output_fn, mode=mode)
+    return LinearizedModel(model, param_selection=param_selection, output_fn=output_fn, mode=mode)
 
 
-def _select(model: nn.Module, params: ParamSelection) -> list[str]:
-    """Resolve ``params`` to the list of parameter names to linearise, in module order."""
+def _select(model: nn.Module, param_selection: ParamSelection) -> list[str]:
+    """Resolve ``param_selection`` to the list of parameter names to linearise, in module order."""
     named = dict(model.named_parameters())
-    if params is None:
+    if param_selection is None:
         names = [name for name, p in named.items() if p.requires_grad]
-    elif callable(params):
-        names = [name for name, p in named.items() if params(name, p)]
+    elif callable(param_selection):
+        names = [name for name, p in named.items() if param_selection(name, p)]
     else:
-        if isinstance(params, str):
-            raise TypeError("`params` must be an iterable of parameter names, not one string.")
-        wanted = set(params)
+        if isinstance(param_selection, str):
+            raise TypeError(
+                "`param_selection` must be an iterable of parameter names, not one string."
+            )
+        wanted = set(param_selection)
         unknown = sorted(wanted - set(named))
         if unknown:
             raise ValueError(
-                f"`params` names parameters the model does not have: {unknown}. "
+                f"`param_selection` names parameters the model does not have: {unknown}. "
                 f"Available: {sorted(named)}."
             )
         names = [name for name in named if name in wanted]
     if not names:
         raise ValueError(
-            "No parameter selected to linearise: `params` selected none, or no parameter "
-            "requires grad."
+            "No parameter selected to linearise: `param_selection` selected none, or no "
+            "parameter requires grad."
         )
     return names
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from lga_lightning._compat import refuse_renamed
 from lga_lightning.core.functional import (
     SCALAR_METRICS,
     NTKMetricWarning,
@@ -35,7 +36,7 @@ KernelFn = Callable[[nn.Module, Tensor], Tensor]
 
 KERNEL_OPTIONS = (
     "output",
-    "params",
+    "param_selection",
     "classifier",
     "bn_mode",
     "output_fn",
@@ -60,7 +61,7 @@ class NTKMeter:
         spectrum: keep the first probe batch's eigenvalues (descending) in :attr:`spectrum`.
         off_diagonal_lga: LGA over the off-diagonal entries only.
         kernel_kwargs: options of :func:`~lga_lightning.core.kernel.empirical_ntk` (``output``,
-            ``params``, ``classifier``, ``bn_mode``, ``output_fn``, ``implementation``,
+            ``param_selection``, ``classifier``, ``bn_mode``, ``output_fn``, ``implementation``,
             ``chunk_size``); the paper's conventions by default.
         proxies: zero-cost proxies measured on the same probe batches and model: the
             ``proxy`` and ``model`` rows of :data:`lga_lightning.core.signals.SIGNALS`
@@ -315,11 +316,16 @@ def check_kernel_kwargs(kernel_kwargs: Mapping[str, Any] | None) -> dict[str, An
         Traceback (most recent call last):
         ...
         ValueError: `kernel_kwargs` got unknown options ['bn']; the kernel accepts [...
+        >>> check_kernel_kwargs({"params": "all"})
+        Traceback (most recent call last):
+        ...
+        ValueError: `params` was renamed to `param_selection` in 0.3.
     """
     if kernel_kwargs is None:
         return {}
     if not isinstance(kernel_kwargs, Mapping):
         raise ValueError(f"`kernel_kwargs` must be a dict, got {type(kernel_kwargs).__name__}.")
+    refuse_renamed(kernel_kwargs, ["params"], ValueError)
     unknown = sorted(set(kernel_kwargs) - set(KERNEL_OPTIONS))
     if unknown:
         raise ValueError(

@@ -19,6 +19,7 @@ from torch import nn
 from lga_lightning.core.functional import NTKMetricWarning
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.probe import default_batch_unpack
+from lga_lightning.core.proxies.size import params
 from lga_lightning.search.ranking import Ranking
 from lga_lightning.search.runner import CandidateRun, StateFiles, build_candidate
 from lga_lightning.search.seeding import derive_seed, seed_global
@@ -156,10 +157,11 @@ class CandidateMixin:
             "arch": self.space.encode(run.job.arch),
             "canonical": self.space.canonical(run.job.arch),
             "epoch": run.epoch,
+            "params": params(run.model),  # the signal; a proxy's value when measured as one
             **values,
             "train_loss": train_loss,
             "val_acc": val_acc,
-            "params": sum(p.numel() for p in run.model.parameters()),
+            "num_params": sum(p.numel() for p in run.model.parameters()),
         }
         signal = self.ranking.value(record)
         status = "diverged" if run.diverged else ("ok" if math.isfinite(signal) else "undefined")

@@ -30,7 +30,7 @@ from lga_lightning.utils.files import atomic_open, atomic_temp_path, named
 Row = dict[str, Any]
 
 FIRST_COLUMNS = ("rank", "candidate", "status", "epoch", "signal", "score")
-LAST_COLUMNS = ("params", "seconds", "true_acc", "canonical", "arch")
+LAST_COLUMNS = ("num_params", "seconds", "true_acc", "canonical", "arch")
 
 
 def build(
@@ -157,7 +157,16 @@ def format_table(rows: Sequence[Row], metrics: Sequence[str] = ("lga",)) -> str:
         rank  cand  status    epoch  lga     arch
         1     0     ok        1      0.5000  a
     """
-    shown = ["rank", "candidate", "status", "epoch", *metrics, "val_acc", "train_loss", "params"]
+    shown = [
+        "rank",
+        "candidate",
+        "status",
+        "epoch",
+        *metrics,
+        "val_acc",
+        "train_loss",
+        "num_params",
+    ]
     if any("true_acc" in r for r in rows):
         shown.append("true_acc")
     shown = [c for c in shown if any(c in r for r in rows)]

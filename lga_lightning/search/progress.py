@@ -58,15 +58,15 @@ def summary_line(record: Mapping[str, Any], signal: str) -> str:
 
     Example:
         >>> summary_line({"candidate": 3, "epoch": 1, "status": "ok", "lga": 0.25,
-        ...               "val_acc": 0.5, "train_loss": 1.0, "params": 1234, "seconds": 2.0,
+        ...               "val_acc": 0.5, "train_loss": 1.0, "num_params": 1234, "seconds": 2.0,
         ...               "arch": "a"}, "lga")
-        'cand    3  ep 1  ok         lga=0.25  val_acc=0.5  loss=1  params=1234  2.0s  a'
+        'cand    3  ep 1  ok         lga=0.25  val_acc=0.5  loss=1  num_params=1234  2.0s  a'
     """
     value = record.get(signal, record.get("signal"))
     return (
         f"cand {int(record['candidate']):4d}  ep {record['epoch']}  {record['status']:<9}  "
         f"{signal}={_g(value)}  val_acc={_g(record.get('val_acc'))}  "
-        f"loss={_g(record.get('train_loss'))}  params={record.get('params')}  "
+        f"loss={_g(record.get('train_loss'))}  num_params={record.get('num_params')}  "
         f"{float(record.get('seconds', 0.0)):.1f}s  {record.get('arch')}"
     )
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lga_lightning._compat import upgrade_0_2
 from lga_lightning.core.signals import expected_sign, signal_names
 from lga_lightning.search import leaderboard
 from lga_lightning.search.strategies import Strategy
@@ -247,7 +248,7 @@ def table_from_search(path: str | Path, truth: Mapping[str, float]) -> MeasuredT
     """
     values: dict[str, Values] = {}
     epoch_seconds: dict[str, float] = {}
-    for r in read_jsonl(path):
+    for r in map(upgrade_0_2, read_jsonl(path)):
         if r.get("kind") != "measurement":
             continue
         arch, epoch = str(r["arch"]), int(r["epoch"])
@@ -257,6 +258,8 @@ def table_from_search(path: str | Path, truth: Mapping[str, float]) -> MeasuredT
             if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("_")
         }
         for k in ("candidate", "epoch", "seconds", "ntk_seconds", "process", "steps", "score"):
+            numbers.pop(k, None)
+        for k in ("num_params",):  # a count, not a signal (the signal is ``params``)
             numbers.pop(k, None)
         values.setdefault(arch, {})[epoch] = numbers
         epoch_seconds[arch] = float(r.get("seconds", 0.0)) / max(epoch, 1)
@@ -290,7 +293,7 @@ def table_from_study(
     values: dict[str, Values] = {}
     epoch_seconds: dict[str, float] = {}
     signal_seconds: dict[str, dict[str, float]] = {}
-    for r in read_jsonl(path):
+    for r in map(upgrade_0_2, read_jsonl(path)):  # a 0.2 store reads with 0.3's keys
         if r.get("kind") != "arch":
             continue
         arch, cell = str(r["arch"]), {}

@@ -21,6 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from lga_lightning._compat import upgrade_0_2
 from lga_lightning.utils.files import named
 
 Record = dict[str, Any]
@@ -115,6 +116,7 @@ class ResultsStore:
                     "the store was edited or corrupted. Fix or remove that line, or use a new "
                     "results directory."
                 )
+            item = upgrade_0_2(item)  # a 0.2 store reads with 0.3's keys
             if item.get("kind") == "search":
                 header = item
                 continue

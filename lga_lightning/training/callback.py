@@ -172,8 +172,8 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
             plotted when no evolution metric or velocity was measured.
         prefix: prefix of every logged key; two instances need different prefixes.
         kernel_kwargs: options for :func:`~lga_lightning.core.kernel.ntk_jacobian`: ``output``
-            (``"sum"``/``"trace"``; ``"full"`` without ``"lga"``), ``params``, ``classifier``,
-            ``bn_mode``, ``output_fn``, ``implementation``, ``chunk_size``.
+            (``"sum"``/``"trace"``; ``"full"`` without ``"lga"``), ``param_selection``,
+            ``classifier``, ``bn_mode``, ``output_fn``, ``implementation``, ``chunk_size``.
         submodule: name of the submodule to differentiate (``pl_module.get_submodule(name)``),
             for LightningModules whose ``forward`` does not return the logits; default: the
             LightningModule itself.

@@ -77,7 +77,7 @@ def require_graph(logits: Tensor, selected: SelectedParameters) -> None:
     if not logits.requires_grad:
         raise ValueError(
             f"the model output does not depend on any selected parameter {list(selected.names)[:4]}"
-            "; choose parameters the output depends on with `params=`."
+            "; choose parameters the output depends on with `param_selection=`."
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.core.kernel._options import (
     BN_MODES,
     DEFAULT_CHUNK_SIZE,
@@ -27,12 +28,13 @@ from lga_lightning.core.kernel.implementations import CHOICES, resolve
 from lga_lightning.core.kernel.parameters import samples_are_coupled, select_parameters
 
 
+@renamed_keywords("params")
 def empirical_ntk(
     model: nn.Module,
     inputs: Tensor,
     *,
     output: Output = "sum",
-    params: ParamSelection = "paper",
+    param_selection: ParamSelection = "paper",
     classifier: str | None = "auto",
     bn_mode: BNMode = "train",
     output_fn: OutputFn | None = None,
@@ -51,11 +53,11 @@ def empirical_ntk(
         output: ``"sum"`` — gradient of the sum of the logits per sample (paper), kernel
             ``(n, n)``; ``"trace"`` — the traced NTK ``sum_c J_c J_c^T``, ``(n, n)``; ``"full"`` —
             every logit, ``(n*C, n*C)`` ordered sample-major (row ``i*C + c``).
-        params: ``"paper"`` (trainable parameters whose name contains ``weight``, classifier
-            excluded), ``"weights"`` (same, classifier included), ``"all"`` (every trainable
-            parameter), or a callable ``(name, parameter) -> bool``.
-        classifier: name of the final layer excluded by ``params="paper"``; ``"auto"`` takes the
-            last registered :class:`~torch.nn.Linear`; ``None`` excludes nothing.
+        param_selection: ``"paper"`` (trainable parameters whose name contains ``weight``,
+            classifier excluded), ``"weights"`` (same, classifier included), ``"all"`` (every
+            trainable parameter), or a callable ``(name, parameter) -> bool``.
+        classifier: name of the final layer excluded by ``param_selection="paper"``; ``"auto"``
+            takes the last registered :class:`~torch.nn.Linear`; ``None`` excludes nothing.
         bn_mode: ``"train"`` — BatchNorm uses the probe batch's statistics (paper, couples the
             samples); ``"eval"`` — BatchNorm uses its running statistics (samples independent).
         output_fn: picks the logits out of the model's output when it is a tuple or a dict.
@@ -94,7 +96,7 @@ def empirical_ntk(
         model,
         inputs,
         output=output,
-        params=params,
+        param_selection=param_selection,
         classifier=classifier,
         bn_mode=bn_mode,
         output_fn=output_fn,
@@ -104,13 +106,14 @@ def empirical_ntk(
     return kernel_from_jacobian(jac, output=output)
 
 
+@renamed_keywords("params")
 def ntk_jacobian(
     model: nn.Module,
     inputs: Tensor,
     *,
     rows: Rows = None,
     output: Output = "sum",
-    params: ParamSelection = "paper",
+    param_selection: ParamSelection = "paper",
     classifier: str | None = "auto",
     bn_mode: BNMode = "train",
     output_fn: OutputFn | None = None,
@@ -129,7 +132,7 @@ def ntk_jacobian(
         inputs: see :func:`empirical_ntk`.
         rows: indices (or a slice) of the probe samples whose rows to compute; all by default.
         output: see :func:`empirical_ntk`.
-        params: see :func:`empirical_ntk`.
+        param_selection: see :func:`empirical_ntk`.
         classifier: see :func:`empirical_ntk`.
         bn_mode: see :func:`empirical_ntk`.
         output_fn: see :func:`empirical_ntk`.
@@ -167,7 +170,7 @@ def ntk_jacobian(
             "outside `torch.inference_mode()`."
         )
     index = row_index(rows, inputs.shape[0])
-    selected = select_parameters(model, params, classifier)
+    selected = select_parameters(model, param_selection, classifier)
     device = model_device(model)
     chosen = resolve(implementation, samples_are_coupled(model, bn_mode), device)
     x = inputs.to(device)

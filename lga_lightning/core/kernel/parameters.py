@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.core.kernel._options import PRESETS, BNMode, ParamSelection, check_choice
 
 
@@ -23,15 +24,16 @@ class SelectedParameters:
         return sum(self.numels)
 
 
+@renamed_keywords("params")
 def select_parameters(
-    model: nn.Module, params: ParamSelection = "paper", classifier: str | None = "auto"
+    model: nn.Module, param_selection: ParamSelection = "paper", classifier: str | None = "auto"
 ) -> SelectedParameters:
     """Resolve a parameter selection to parameter names.
 
     Args:
         model: the network.
-        params: ``"paper"``, ``"weights"``, ``"all"`` or a callable ``(name, parameter) -> bool``.
-            Presets keep only parameters with ``requires_grad=True``.
+        param_selection: ``"paper"``, ``"weights"``, ``"all"`` or a callable
+            ``(name, parameter) -> bool``. Presets keep only parameters with ``requires_grad=True``.
         classifier: module excluded by ``"paper"``; ``"auto"`` = the last ``nn.Linear``.
 
     Returns:
@@ -57,31 +59,32 @@ def select_parameters(
             "one batch first (under Lightning: in the LightningModule's `setup`), or give the "
             "layers their input sizes."
         )
-    if callable(params):
-        chosen = [(name, p) for name, p in named if params(name, p)]
+    if callable(param_selection):
+        chosen = [(name, p) for name, p in named if param_selection(name, p)]
     else:
-        check_choice("params", params, PRESETS)
+        check_choice("param_selection", param_selection, PRESETS)
         trainable = [(name, p) for name, p in named if p.requires_grad]
-        if params == "all":
+        if param_selection == "all":
             chosen = trainable
         else:
             chosen = [(name, p) for name, p in trainable if "weight" in name]
-            if params == "paper":
+            if param_selection == "paper":
                 prefix = classifier_name(model, classifier)
                 if prefix is not None:
                     chosen = [(n, p) for n, p in chosen if not n.startswith(prefix + ".")]
     if not chosen:
         names = [name for name, _ in named][:8]
         raise ValueError(
-            f"the parameter selection {params!r} matched no trainable parameter of "
+            f"the parameter selection {param_selection!r} matched no trainable parameter of "
             f"{type(model).__name__} (parameters: {names}{'...' if len(named) > 8 else ''}); "
-            "unfreeze some parameters, or pass params='all' or a callable (name, param) -> bool."
+            "unfreeze some parameters, or pass param_selection='all' or a callable "
+            "(name, param) -> bool."
         )
     return SelectedParameters(tuple(n for n, _ in chosen), tuple(p.numel() for _, p in chosen))
 
 
 def classifier_name(model: nn.Module, classifier: str | None) -> str | None:
-    """The module name ``params="paper"`` excludes (``"auto"`` = the last ``nn.Linear``).
+    """The module name ``param_selection="paper"`` excludes (``"auto"`` = the last ``nn.Linear``).
 
     Example:
         >>> classifier_name(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), "auto")
