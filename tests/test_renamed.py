@@ -1,0 +1,77 @@
+"""Names renamed in 0.3: the old keywords are refused, stores written by 0.2 still read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lga_lightning._compat import RENAMED, upgrade_0_2
+from lga_lightning.search.store import ResultsStore
+from recipes._store import stored_records
+
+FINGERPRINT_0_2 = {"epochs": [0, 1], "params": "paper", "proxies": []}
+RECORD_0_2 = {"kind": "arch", "arch": "a", "params": 1234, "flops": 10, "epochs": {}}
+
+
+def test_a_0_2_fingerprint_and_record_get_the_new_keys():
+    header = upgrade_0_2({"kind": "study", "fingerprint": FINGERPRINT_0_2})
+    assert header["fingerprint"] == {"epochs": [0, 1], "param_selection": "paper", "proxies": []}
+    record = upgrade_0_2(RECORD_0_2)
+    assert record["num_params"] == 1234 and record["params"] == 1234  # the count and the signal
+    assert "num_params" not in RECORD_0_2  # the line read is not changed in place
+
+
+def test_a_0_3_line_passes_unchanged():
+    line = {"kind": "arch", "arch": "a", "params": 8.0, "num_params": 9}
+    assert upgrade_0_2(line) == line
+    header = {"kind": "study", "fingerprint": {"param_selection": "all"}}
+    assert upgrade_0_2(header) == header
+
+
+def test_a_0_2_study_store_resumes_under_the_new_fingerprint(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    lines = [{"kind": "study", "fingerprint": FINGERPRINT_0_2}, RECORD_0_2]
+    raw.write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
+    wanted = {"epochs": [0, 1], "param_selection": "paper", "proxies": []}
+    records = stored_records(raw, wanted)
+    assert records["a"]["num_params"] == 1234 and records["a"]["params"] == 1234
+    with pytest.raises(ValueError, match="differs in \\['param_selection'\\]"):
+        stored_records(raw, {**wanted, "param_selection": "all"})
+
+
+def test_a_0_2_search_store_reads_with_the_new_keys(tmp_path):
+    path = tmp_path / "results.jsonl"
+    header = {"kind": "search", "version": 1, "kernel_kwargs": {"params": "'all'"}}
+    record = {"kind": "measurement", "candidate": 0, "epoch": 1, "lga": 0.5, "params": 99}
+    path.write_text(json.dumps(header) + "\n" + json.dumps(record) + "\n")
+    stored, records = ResultsStore(path).read()
+    assert stored["kernel_kwargs"] == {"param_selection": "'all'"}
+    assert records[0]["num_params"] == 99 and records[0]["params"] == 99
+
+
+def test_the_committed_0_2_study_stores_read_with_the_new_keys():
+    from pathlib import Path
+
+    from recipes._store import read_store
+
+    for folder in ("study_cifar10_subset", "study_c16n5"):
+        lines = read_store(Path(__file__).parents[1] / "docs" / folder / "raw.jsonl")
+        assert "param_selection" in lines[0]["fingerprint"]
+        assert "params" not in lines[0]["fingerprint"]
+        assert all(line["num_params"] == line["params"] for line in lines[1:])
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED.items()))
+def test_every_renamed_key_names_its_new_name_in_the_recipes(old, new):
+    from recipes._cli import renamed_hint
+
+    line = renamed_hint(f"unrecognized arguments: --{old} 1")
+    assert line.endswith(f"`{old}` was renamed to `{new}` in 0.3.")
+
+
+def test_the_study_refuses_the_0_2_keyword():
+    from recipes.correlate import CorrelationStudy
+
+    with pytest.raises(TypeError, match="^`params` was renamed to `param_selection` in 0.3.$"):
+        CorrelationStudy(params="all")
