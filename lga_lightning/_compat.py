@@ -168,7 +168,8 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
     0.3 lines pass unchanged, so every reader calls it on every line it loads:
 
     * a study header's fingerprint and a search header's ``kernel_kwargs``: ``params`` (the
-      kernel's parameter selection) becomes ``param_selection``;
+      kernel's parameter selection) becomes ``param_selection``; a search header's ``mode``
+      (the ranking's max/min) becomes ``direction``;
     * a record (``"kind": "arch"``, ``"measurement"``): 0.2's ``params`` held the parameter
       count, which was also the value of the ``params`` signal; the count is copied to
       ``num_params`` and ``params`` stays, as the signal.
@@ -183,8 +184,11 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
     line = dict(line)
     if kind == "study" and isinstance(line.get("fingerprint"), dict):
         line["fingerprint"] = _renamed_key(line["fingerprint"], "params", "param_selection")
-    elif kind == "search" and isinstance(line.get("kernel_kwargs"), dict):
-        line["kernel_kwargs"] = _renamed_key(line["kernel_kwargs"], "params", "param_selection")
+    elif kind == "search":
+        line = _renamed_key(line, "mode", "direction")
+        if isinstance(line.get("kernel_kwargs"), dict):
+            kernel = _renamed_key(line["kernel_kwargs"], "params", "param_selection")
+            line["kernel_kwargs"] = kernel
     elif kind not in ("study", "search") and "params" in line and "num_params" not in line:
         line["num_params"] = line["params"]
     return line
@@ -196,4 +200,4 @@ def _renamed_key(mapping: dict[str, Any], old: str, new: str) -> dict[str, Any]:
         return mapping
     out = {k: v for k, v in mapping.items() if k != old}
     out[new] = mapping[old]
-    return dict(sorted(out.items()))
+    return dict(sorted(out.items())) if old != "mode" else out

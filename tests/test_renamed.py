@@ -75,3 +75,18 @@ def test_the_study_refuses_the_0_2_keyword():
 
     with pytest.raises(TypeError, match="^`params` was renamed to `param_selection` in 0.3.$"):
         CorrelationStudy(params="all")
+
+
+def test_the_0_2_ranking_keyword_mode_is_refused_naming_direction():
+    from lga_lightning.search import LGASearch
+    from lga_lightning.search.ranking import Ranking
+
+    assert Ranking("lga", direction="min").direction == "min"
+    for make in (Ranking, LGASearch):
+        with pytest.raises(TypeError, match="^`mode` was renamed to `direction` in 0.3.$"):
+            make(mode="min")
+
+
+def test_a_0_2_search_header_gets_direction():
+    header = upgrade_0_2({"kind": "search", "version": 1, "rank_by": "lga", "mode": "max"})
+    assert header == {"kind": "search", "version": 1, "rank_by": "lga", "direction": "max"}

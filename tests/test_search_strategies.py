@@ -163,7 +163,7 @@ def test_ranking_directions_and_errors():
     assert Ranking("lga").score({"lga": 0.3, "status": "diverged"}) == -math.inf
     combo = Ranking(lambda r: r["lga"] - r["train_loss"])
     assert combo.score({"lga": 1.0, "train_loss": 0.25, "status": "ok"}) == 0.75
-    with pytest.raises(ValueError, match="mode='max' or mode='min'"):
+    with pytest.raises(ValueError, match="direction='max' or direction='min'"):
         Ranking("kernel_distance")  # no convention: the user says which way is better
     with pytest.raises(ValueError, match="cannot rank by"):
         Ranking("nope", available=("lga",))

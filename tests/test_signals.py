@@ -39,7 +39,7 @@ def test_ranking_direction_and_study_sign_agree(name):
         with pytest.raises(ValueError, match="better or worse"):
             Ranking(name)
     else:
-        assert Ranking(name).mode == ("max" if sign > 0 else "min")
+        assert Ranking(name).direction == ("max" if sign > 0 else "min")
         # a useful predictor's score rises with accuracy: higher score for the better value
         better, worse = (2.0, 1.0) if sign > 0 else (1.0, 2.0)
         ranking = Ranking(name)
@@ -283,7 +283,7 @@ def test_a_registered_proxy_ranks_a_search_in_its_direction(toys, tmp_path):
     # the rest of an NB201 network is the same
     assert by_arch[A]["conv_count"] - by_arch[B]["conv_count"] == 3
     assert by_arch[C]["conv_count"] - by_arch[B]["conv_count"] == 3
-    assert search.ranking.mode == "min" and search.leaderboard[0]["arch"] == B
+    assert search.ranking.direction == "min" and search.leaderboard[0]["arch"] == B
     assert search.summary["signal"] == "conv_count"
     assert all(math.isfinite(r["same_class_mean"]) for r in search.leaderboard)
 

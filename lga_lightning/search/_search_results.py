@@ -102,7 +102,7 @@ class ResultsMixin:
             "strategy": describe(self.strategy),
             "seed": self.seed,
             "rank_by": self.ranking.name,
-            "mode": self.ranking.mode,
+            "direction": self.ranking.direction,
             "metrics": list(self.metrics),
             "proxies": list(self.proxies),
             "probe_size": self.probe_size,

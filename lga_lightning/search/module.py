@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.probe import DEFAULT_PROBE_SEED, DEFAULT_PROBE_SIZE
 from lga_lightning.search._search_candidate import CandidateMixin
@@ -39,7 +40,13 @@ from lga_lightning.search._search_checks import (
 )
 from lga_lightning.search._search_results import ResultsMixin, _OnException
 from lga_lightning.search.progress import Progress
-from lga_lightning.search.ranking import RECORD_QUANTITIES, CombineBy, Mode, Ranking, Signal
+from lga_lightning.search.ranking import (
+    RECORD_QUANTITIES,
+    CombineBy,
+    Direction,
+    Ranking,
+    Signal,
+)
 from lga_lightning.search.runner import CandidateRun, is_sharded
 from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.spaces.base import SearchSpace
@@ -69,7 +76,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
             ``"train_loss"``, ``"val_acc"``, ``"params"``, a proxy in ``proxies``, a list of
             several combined by rank (e.g. ``["lga", "params"]``; with ``RandomSearch`` or
             ``Plain``, whose choices do not depend on scores), or a callable ``record -> float``.
-        mode: ``"max"`` or ``"min"``; default from :data:`lga_lightning.core.signals.SIGNALS`.
+        direction: ``"max"`` or ``"min"``; default from :data:`lga_lightning.core.signals.SIGNALS`.
         combine_by: how a list ``rank_by`` combines ranks: ``"log_ranks"`` (AZ-NAS) or
             ``"ranks"``.
         metrics: NTK metrics recorded for every measurement: names of the ``kernel`` rows of
@@ -148,13 +155,14 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         (2, 1)
     """
 
+    @renamed_keywords("mode")
     def __init__(
         self,
         space: SearchSpace | None = None,
         strategy: Strategy | None = None,
         seed: int = 0,
         rank_by: Signal = "lga",
-        mode: Mode | None = None,
+        direction: Direction | None = None,
         combine_by: CombineBy = "log_ranks",
         metrics: Sequence[str] = DEFAULT_METRICS,
         proxies: Sequence[str] = (),
@@ -192,7 +200,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         self.metrics = tuple(metrics)
         self.ranking = Ranking(
             rank_by,
-            mode,
+            direction,
             available=(*self.metrics, *proxies, *RECORD_QUANTITIES),
             combine_by=combine_by,
         )

@@ -12,10 +12,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.core.rank_combination import sum_of_log_ranks, sum_of_ranks
-from lga_lightning.core.signals import direction, expected_sign, signal_names
+from lga_lightning.core.signals import direction as signal_direction
+from lga_lightning.core.signals import expected_sign, signal_names
 
-Mode = Literal["max", "min"]
+Direction = Literal["max", "min"]
 Signal = str | list[str] | Callable[[Mapping[str, Any]], float]
 CombineBy = Literal["log_ranks", "ranks"]
 
@@ -34,7 +36,7 @@ class Ranking:
             candidates measured at the same epoch, best highest, then ``combine_by``), or a
             callable ``record -> float`` combining them (e.g. ``lambda r: r["lga"] -
             0.1 * r["train_loss"]``; a module-level function for the CLI).
-        mode: ``"max"`` (higher is better) or ``"min"``; default from the table of signals
+        direction: ``"max"`` (higher is better) or ``"min"``; default from the table of signals
             (:data:`lga_lightning.core.signals.SIGNALS`), and
             ``"max"`` for a callable.
         available: the quantities records will hold, to check ``rank_by`` early.
@@ -42,47 +44,50 @@ class Ranking:
             ``"ranks"`` (sum of ranks).
 
     Raises:
-        ValueError: for an unknown quantity, an unknown ``mode``, or a quantity whose direction
-            is not obvious and no ``mode`` was given.
+        ValueError: for an unknown quantity, an unknown ``direction``, or a quantity whose
+            direction is not obvious and no ``direction`` was given.
+        TypeError: for the 0.2 keyword ``mode``, naming ``direction``.
 
     Example:
         >>> r = Ranking("condition_number")
-        >>> r.mode, r.score({"condition_number": 4.0, "status": "ok"})
+        >>> r.direction, r.score({"condition_number": 4.0, "status": "ok"})
         ('min', -4.0)
         >>> Ranking("lga").score({"lga": float("nan"), "status": "ok"})
         -inf
     """
 
+    @renamed_keywords("mode")
     def __init__(
         self,
         rank_by: Signal = "lga",
-        mode: Mode | None = None,
+        direction: Direction | None = None,
         available: tuple[str, ...] = (),
         combine_by: CombineBy = "log_ranks",
     ) -> None:
-        if mode is not None and mode not in ("max", "min"):
-            raise ValueError(f"`mode` can be 'max' or 'min', got {mode!r}.")
+        if direction is not None and direction not in ("max", "min"):
+            raise ValueError(f"`direction` can be 'max' or 'min', got {direction!r}.")
         self.combined: tuple[str, ...] = ()
         self.combine_by = combine_by
         if isinstance(rank_by, (list, tuple)):
-            self.combined = _check_combination(rank_by, available, mode, combine_by)
-            rank_by, mode = "+".join(self.combined), "max"
+            self.combined = _check_combination(rank_by, available, direction, combine_by)
+            rank_by, direction = "+".join(self.combined), "max"
         elif isinstance(rank_by, str):
             if available and rank_by not in available:
                 raise ValueError(
                     f"cannot rank by {rank_by!r}: records hold {list(available)}. Add it to "
                     "`metrics` if it is an NTK metric, or pass a callable."
                 )
-            if mode is None:
-                mode = direction(rank_by)
-                if mode is None:
+            if direction is None:
+                direction = signal_direction(rank_by)
+                if direction is None:
                     raise ValueError(
-                        f"is a higher {rank_by!r} better or worse? Pass mode='max' or mode='min'."
+                        f"is a higher {rank_by!r} better or worse? Pass direction='max' or "
+                        "direction='min'."
                     )
         elif not callable(rank_by):
             raise ValueError(f"`rank_by` must be a quantity name or a callable, got {rank_by!r}.")
         self.rank_by = rank_by
-        self.mode: Mode = mode or "max"
+        self.direction: Direction = direction or "max"
 
     def rescore(self, records: Sequence[dict[str, Any]]) -> None:
         """Give a combined ranking's records their ``signal`` and ``score``, in place.
@@ -142,11 +147,11 @@ class Ranking:
         v = self.value(record)
         if not math.isfinite(v):
             return -math.inf
-        return v if self.mode == "max" else -v
+        return v if self.direction == "max" else -v
 
 
 def _check_combination(
-    names: Sequence[str], available: Sequence[str], mode: Mode | None, combine_by: str
+    names: Sequence[str], available: Sequence[str], direction: Direction | None, combine_by: str
 ) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(names))
     if len(names) < 2:
@@ -154,14 +159,16 @@ def _check_combination(
             f"`rank_by` as a list combines at least two signals, got {list(names)}; pass one "
             "name as a string to rank by a single signal."
         )
-    if mode is not None:
-        raise ValueError("`mode` does not apply to a combination: higher combined rank is better.")
+    if direction is not None:
+        raise ValueError(
+            "`direction` does not apply to a combination: higher combined rank is better."
+        )
     if combine_by not in ("log_ranks", "ranks"):
         raise ValueError(f"`combine_by` can be 'log_ranks' or 'ranks', got {combine_by!r}.")
     for name in names:
         if available and name not in available:
             raise ValueError(f"cannot rank by {name!r}: records hold {list(available)}.")
-        if direction(name) is None:
+        if signal_direction(name) is None:
             raise ValueError(
                 f"{name!r} has no known direction (better = higher or lower), so it cannot be "
                 "combined by rank; combine signals such as lga, condition_number, params, "
