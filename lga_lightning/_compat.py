@@ -169,7 +169,8 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
 
     * a study header's fingerprint and a search header's ``kernel_kwargs``: ``params`` (the
       kernel's parameter selection) becomes ``param_selection``; a search header's ``mode``
-      (the ranking's max/min) becomes ``direction``;
+      (the ranking's max/min) becomes ``direction``, and a Tune trial's strategy
+      ``SingleJob(..., measure=[...])`` reads ``measure_at``;
     * a record (``"kind": "arch"``, ``"measurement"``): 0.2's ``params`` held the parameter
       count, which was also the value of the ``params`` signal; the count is copied to
       ``num_params`` and ``params`` stays, as the signal.
@@ -186,6 +187,9 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
         line["fingerprint"] = _renamed_key(line["fingerprint"], "params", "param_selection")
     elif kind == "search":
         line = _renamed_key(line, "mode", "direction")
+        strategy = line.get("strategy")
+        if isinstance(strategy, str) and strategy.startswith("SingleJob("):  # a Tune trial's
+            line["strategy"] = strategy.replace(", measure=[", ", measure_at=[")
         if isinstance(line.get("kernel_kwargs"), dict):
             kernel = _renamed_key(line["kernel_kwargs"], "params", "param_selection")
             line["kernel_kwargs"] = kernel

@@ -43,7 +43,7 @@ def drive(strategy, seed=0, parallel=1, shuffle_reports=False):
             start = state.get(job.candidate, 0)
             epochs_trained += job.epochs - start
             state[job.candidate] = job.epochs
-            for e in job.measure:
+            for e in job.measure_at:
                 rec = {
                     "candidate": job.candidate,
                     "arch": job.arch,

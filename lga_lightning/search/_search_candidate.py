@@ -61,11 +61,15 @@ class CandidateMixin:
         optimizer = self.optimizer_factory(model.parameters())
         scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
         run = CandidateRun(job, model, optimizer, scheduler)
-        missing = [e for e in job.measure if not self.scheduler.is_stored(job.candidate, e)]
+        missing = [e for e in job.measure_at if not self.scheduler.is_stored(job.candidate, e)]
         self._states.restore(run, before=min(missing, default=job.epochs), device=self.device)
         self._run = run
         self.trainer.strategy.optimizers = [optimizer]
-        if run.epoch == 0 and 0 in job.measure and not self.scheduler.is_stored(job.candidate, 0):
+        if (
+            run.epoch == 0
+            and 0 in job.measure_at
+            and not self.scheduler.is_stored(job.candidate, 0)
+        ):
             run.epoch_start = time.perf_counter()
             run.initial = self._measure(run)  # the network at initialisation, before any step
 

@@ -305,7 +305,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
             if run.scheduler is not None and not finished:
                 run.scheduler.step()
             stored = self.scheduler.is_stored(run.job.candidate, run.epoch)
-            if run.diverged or (run.epoch in run.job.measure and not stored):
+            if run.diverged or (run.epoch in run.job.measure_at and not stored):
                 record = self._measure(run)
                 if finished and run.job.keep_state and not run.diverged:
                     self._states.save(run)
@@ -380,7 +380,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
             >>> arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
             >>> one = search.for_job(Job(3, arch, 1, (1,)), "/tmp/cand3")
             >>> one.strategy, one.probe_size, one.verbose
-            (SingleJob(candidate=3, epochs=1, measure=[1]), 8, False)
+            (SingleJob(candidate=3, epochs=1, measure_at=[1]), 8, False)
         """
         clone = copy.deepcopy(self)
         clone.strategy = SingleJob(job)

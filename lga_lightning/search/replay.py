@@ -167,7 +167,7 @@ def replay(
         for job in batch:
             arch = space.encode(job.arch)
             fixed = table.costs.get(signal)
-            for epoch in job.measure:
+            for epoch in job.measure_at:
                 at = epoch + epoch_offset
                 new = at - trained.get(job.candidate, 0) if fixed is None else fixed
                 new = max(new, 0)

@@ -4,7 +4,7 @@ A strategy decides which candidate to train next, for how many epochs, and when 
 talks to :class:`~lga_lightning.search.LGASearch` through three members:
 
 * :meth:`Strategy.propose` returns the next :class:`Job` (train candidate ``c`` with
-  architecture ``arch`` up to ``epochs`` epochs, recording measurements at ``measure``), or
+  architecture ``arch`` up to ``epochs`` epochs, recording measurements at ``measure_at``), or
   ``None`` when it must first see the results of the jobs already proposed;
 * :meth:`Strategy.report` receives every measurement record (``candidate``, ``epoch``,
   ``status``, ``score``: higher is better, ``-inf`` for failed candidates); a record whose
@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.search.seeding import python_rng
 from lga_lightning.search.spaces.base import SearchSpace
 
@@ -45,7 +46,7 @@ class Job:
             a candidate (successive halving) reuses the index.
         arch: the architecture, as the space represents it.
         epochs: train until the candidate has this many epochs.
-        measure: epochs (ascending, ending with ``epochs``) after which a record is written.
+        measure_at: epochs (ascending, ending with ``epochs``) after which a record is written.
         keep_state: save the candidate's weights and optimizer after its last epoch, because a
             later job may continue it.
     """
@@ -53,21 +54,24 @@ class Job:
     candidate: int
     arch: Any
     epochs: int
-    measure: tuple[int, ...]
+    measure_at: tuple[int, ...]
     keep_state: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"a job trains at least one epoch, got epochs={self.epochs}.")
         if (
-            not self.measure
-            or self.measure[-1] != self.epochs
-            or list(self.measure) != sorted(set(self.measure))
+            not self.measure_at
+            or self.measure_at[-1] != self.epochs
+            or list(self.measure_at) != sorted(set(self.measure_at))
         ):
             raise ValueError(
-                f"`measure` must be ascending epochs ending with epochs={self.epochs}, "
-                f"got {self.measure}."
+                f"`measure_at` must be ascending epochs ending with epochs={self.epochs}, "
+                f"got {self.measure_at}."
             )
+
+
+Job.__init__ = renamed_keywords("measure")(Job.__init__)  # type: ignore[method-assign]
 
 
 def record_score(record: Mapping[str, Any]) -> float:

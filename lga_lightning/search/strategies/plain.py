@@ -26,7 +26,7 @@ class Plain(Strategy):
         >>> s = Plain(num_candidates=2, epochs=2)
         >>> s.bind(NB201Space(), seed=0)
         >>> job = s.propose()
-        >>> job.candidate, job.epochs, job.measure, s.total_evaluations
+        >>> job.candidate, job.epochs, job.measure_at, s.total_evaluations
         (0, 2, (1, 2), 4)
     """
 

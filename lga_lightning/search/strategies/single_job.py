@@ -29,7 +29,7 @@ class SingleJob(Strategy):
         super().__init__()
         self.job = job
         self.epochs = job.epochs
-        self.total_evaluations = len(job.measure)
+        self.total_evaluations = len(job.measure_at)
         self.total_epochs = job.epochs
 
     def _next(self) -> Job | None:
@@ -41,4 +41,8 @@ class SingleJob(Strategy):
 
     def _config(self) -> dict[str, Any]:
         job = self.job
-        return {"candidate": job.candidate, "epochs": job.epochs, "measure": list(job.measure)}
+        return {
+            "candidate": job.candidate,
+            "epochs": job.epochs,
+            "measure_at": list(job.measure_at),
+        }

@@ -315,10 +315,10 @@ class TuneSearch:
     def _searcher(self) -> Searcher:
         if self.searcher is None:
             return StrategySearcher(
-                self.strategy, self.search.space, self.search.seed, extra_measure=self.rungs
+                self.strategy, self.search.space, self.search.seed, extra_measure_at=self.rungs
             )
-        measure = sorted({*self.rungs, self.max_epochs})
-        return IndexedSearcher(self.searcher, self.max_epochs, measure, int(self.num_candidates))
+        measure_at = sorted({*self.rungs, self.max_epochs})
+        return IndexedSearcher(self.searcher, self.max_epochs, measure_at, int(self.num_candidates))
 
     def _param_space(self) -> dict[str, Any] | None:
         if self.searcher is None:

@@ -36,14 +36,14 @@ class StrategySearcher(Searcher):
         strategy: the strategy (bound here to ``space`` and ``seed``).
         space: the search space.
         seed: the search seed.
-        extra_measure: epochs to measure at besides the job's own (the scheduler's rungs);
+        extra_measure_at: epochs to measure at besides the job's own (the scheduler's rungs);
             those beyond a job's ``epochs`` are ignored.
 
     Example:
         >>> from lga_lightning.search import RandomSearch
         >>> from lga_lightning.search.spaces import NB201Space
-        >>> s = StrategySearcher(RandomSearch(2, epochs=3), NB201Space(), 0, extra_measure=[1])
-        >>> s.suggest("t0")["measure"], s.suggest("t1")["candidate"], s.suggest("t2")
+        >>> s = StrategySearcher(RandomSearch(2, epochs=3), NB201Space(), 0, extra_measure_at=[1])
+        >>> s.suggest("t0")["measure_at"], s.suggest("t1")["candidate"], s.suggest("t2")
         ([1, 3], 1, 'FINISHED')
     """
 
@@ -52,12 +52,12 @@ class StrategySearcher(Searcher):
         strategy: Strategy,
         space: SearchSpace,
         seed: int,
-        extra_measure: Sequence[int] = (),
+        extra_measure_at: Sequence[int] = (),
     ) -> None:
         super().__init__(metric=SCHEDULER_METRIC, mode="max")
         self.strategy = strategy
         self.space = space
-        self.extra_measure = tuple(sorted(set(int(e) for e in extra_measure)))
+        self.extra_measure_at = tuple(sorted(set(int(e) for e in extra_measure_at)))
         self.seed = int(seed)
         strategy.bind(space, seed)
         self.jobs: dict[str, Job] = {}
@@ -71,8 +71,8 @@ class StrategySearcher(Searcher):
         if job is None:
             return Searcher.FINISHED if self.strategy.finished else None
         self.events.append(["propose", trial_id, job.candidate, self.space.encode(job.arch)])
-        extra = [e for e in self.extra_measure if e <= job.epochs]
-        measure = tuple(sorted(set(job.measure) | set(extra)))
+        extra = [e for e in self.extra_measure_at if e <= job.epochs]
+        measure = tuple(sorted(set(job.measure_at) | set(extra)))
         self.jobs[trial_id] = Job(job.candidate, job.arch, job.epochs, measure, job.keep_state)
         return job_config(self.jobs[trial_id], self.space)
 
@@ -140,8 +140,8 @@ class StrategySearcher(Searcher):
         jobs = {}
         for trial_id, job in proposed.items():
             if job.candidate in open_candidates:
-                extra = [e for e in self.extra_measure if e <= job.epochs]
-                measure = tuple(sorted(set(job.measure) | set(extra)))
+                extra = [e for e in self.extra_measure_at if e <= job.epochs]
+                measure = tuple(sorted(set(job.measure_at) | set(extra)))
                 jobs[trial_id] = Job(job.candidate, job.arch, job.epochs, measure, job.keep_state)
         self.seed = seed
         return jobs, reported, events
@@ -152,22 +152,22 @@ class IndexedSearcher(Searcher):
 
     The wrapped searcher's config must hold ``arch`` (an architecture string of the space, e.g.
     from :func:`arch_param_space`); this adds ``candidate`` (0, 1, ... in suggestion order),
-    ``epochs`` and ``measure``.
+    ``epochs`` and ``measure_at``.
 
     Args:
         searcher: a ``ray.tune.search.Searcher``.
         epochs: training epochs of every candidate.
-        measure: epochs to measure at (ascending, ending with ``epochs``).
+        measure_at: epochs to measure at (ascending, ending with ``epochs``).
         num_candidates: suggestions in all.
     """
 
     def __init__(
-        self, searcher: Searcher, epochs: int, measure: Sequence[int], num_candidates: int
+        self, searcher: Searcher, epochs: int, measure_at: Sequence[int], num_candidates: int
     ) -> None:
         super().__init__(metric=SCHEDULER_METRIC, mode="max")
         self.searcher = searcher
         self.epochs = int(epochs)
-        self.measure = sorted(set(int(e) for e in measure))
+        self.measure_at = sorted(set(int(e) for e in measure_at))
         self.num_candidates = int(num_candidates)
         self.count = 0
 
@@ -192,7 +192,7 @@ class IndexedSearcher(Searcher):
                 "arch_param_space)."
             )
         config = {**config, "candidate": self.count, "epochs": self.epochs}
-        config["measure"] = list(self.measure)
+        config["measure_at"] = list(self.measure_at)
         self.count += 1
         return config
 

@@ -76,14 +76,14 @@ def job_config(job: Job, space: SearchSpace) -> dict[str, Any]:
     Example:
         >>> from lga_lightning.search.spaces import NB201Space
         >>> arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-        >>> job_config(Job(4, arch, 3, (1, 3)), NB201Space())["measure"]
+        >>> job_config(Job(4, arch, 3, (1, 3)), NB201Space())["measure_at"]
         [1, 3]
     """
     return {
         "candidate": job.candidate,
         "arch": space.encode(job.arch),
         "epochs": job.epochs,
-        "measure": list(job.measure),
+        "measure_at": list(job.measure_at),
     }
 
 
@@ -93,7 +93,7 @@ def job_from_config(config: Mapping[str, Any], space: SearchSpace) -> Job:
         int(config["candidate"]),
         space.decode(str(config["arch"])),
         int(config["epochs"]),
-        tuple(int(e) for e in config["measure"]),
+        tuple(int(e) for e in config.get("measure_at", config.get("measure", ()))),
     )
 
 
