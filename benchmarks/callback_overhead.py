@@ -220,7 +220,7 @@ def main() -> None:
     full_epoch = per_image * FULL_EPOCH
     callbacks = [
         NTKMetrics(
-            epochs=list(range(1, args.epochs + 1)),
+            measure_at=list(range(1, args.epochs + 1)),
             probe_size=size,
             prefix=f"ntk_{mode}_{size}/",
             kernel_kwargs={"bn_mode": mode},

@@ -190,7 +190,7 @@ def work_per_cell(config: dict[str, Any]) -> dict[str, int]:
     data = config["data"]["init_args"]
     batch, samples = data["batch_size"], data["train_samples_per_epoch"]
     probe = config["probe_sizes"][0]
-    epochs = config["epochs"]
+    epochs = config["measure_at"]
     splits = config["probe_split"]
     return {
         "train_steps": max(epochs) * samples // batch,

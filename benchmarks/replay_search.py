@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+from lga_lightning._compat import upgrade_0_2
 from lga_lightning.search.ground_truth import nb201_table
 from lga_lightning.search.replay import replay_many, table_from_study
 from lga_lightning.search.strategies import RandomSearch, SuccessiveHalving
@@ -45,9 +46,9 @@ def main() -> None:
     store = args.store
     source = nb201_table()
     with store.open() as f:
-        lines = [json.loads(line) for line in f]
+        lines = [upgrade_0_2(json.loads(line)) for line in f]  # older stores: today's keys
     archs = [line["arch"] for line in lines[1:]]
-    measured = lines[0]["fingerprint"]["epochs"]  # a row past the study's last epoch is skipped
+    measured = lines[0]["fingerprint"]["measure_at"]  # a row past the study's last epoch is skipped
     truth = {a: source.accuracy(a, "cifar10", None, "200") for a in archs}
     ref = {a: source.accuracy(a, "cifar10", None, "12") for a in archs}
     table = table_from_study(store, truth, ref, 12, 50000 / args.images_per_epoch)

@@ -75,7 +75,9 @@ def lightning(space, data, probe, epochs, limit):
         kwargs = {"accelerator": "cpu", "limit_val_batches": 0}
         if limit is not None:
             kwargs["limit_train_batches"] = limit
-        run = TrainAndMeasure({"n": meter}, epochs=list(range(epochs + 1)), trainer_kwargs=kwargs)
+        run = TrainAndMeasure(
+            {"n": meter}, measure_at=list(range(epochs + 1)), trainer_kwargs=kwargs
+        )
         entries = run.fit(net, data, num_classes=data.num_classes, seed=42)
         values.append([entries[e]["ntk"]["n"]["lga"] for e in range(epochs + 1)])
     return values

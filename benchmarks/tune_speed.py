@@ -4,8 +4,8 @@ Three runs of one search (NAS-Bench-201 C=8 N=1 cells on the embedded digits, 64
 ``RandomSearch(24, epochs)``), in this process, one after the other:
 
 1. ``LGASearch`` under one ``Trainer`` in this process (one torch thread): the baseline;
-2. ``TuneSearch`` with ``scheduler="none"`` on a local Ray with 2 CPUs, one CPU (one thread) per
-   trial: the same work as 1, two candidates at a time;
+2. ``TuneSearch`` with ``trial_scheduler="none"`` on a local Ray with 2 CPUs, one CPU (one
+   thread) per trial: the same work as 1, two candidates at a time;
 3. ``TuneSearch`` with ASHA (``min_epochs=1, eta=3``): the same candidates, stopped early by LGA.
 
 Printed per run: wall time (from the call to the leaderboard written; Ray's start-up included
@@ -79,7 +79,7 @@ def on_ray(candidates: int, epochs: int, folder: str, scheduler: str) -> tuple[f
     tuned = TuneSearch(
         make_search(candidates, epochs),
         data(),
-        scheduler=scheduler,
+        trial_scheduler=scheduler,
         min_epochs=1,
         eta=3,
         cpu=1,
@@ -139,7 +139,7 @@ def main() -> None:
             startup = None
             if tuned.startup_seconds:
                 startup = (statistics.median(tuned.startup_seconds), max(tuned.startup_seconds))
-            label = f"Ray Tune, 2 workers, scheduler={scheduler}"
+            label = f"Ray Tune, 2 workers, trial_scheduler={scheduler}"
             rows.append((label, seconds, tuned.records, startup, peak_mb()))
             if scheduler == "none":
                 difference = largest_difference(base.records, tuned.records)

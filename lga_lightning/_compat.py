@@ -19,7 +19,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -106,21 +106,33 @@ def install() -> None:
 
 
 #: Keywords, options and config keys of 0.2 -> their 0.3 names; the old ones are refused.
+#: ``scheduler`` had two meanings, so each surface names its own new word (see
+#: :func:`renamed_keywords`).
 RENAMED: dict[str, str] = {
     "params": "param_selection",
     "mode": "direction",
     "measure": "measure_at",
     "extra_measure": "extra_measure_at",
+    "epochs": "measure_at",
+}
+
+#: Config keys whose new name depends on the section they are in: (section, old) -> new.
+RENAMED_BY_SECTION: dict[tuple[str, str], str] = {
+    ("model", "scheduler"): "lr_scheduler",  # LGASearch: the candidates' LR scheduler
+    ("tune", "scheduler"): "trial_scheduler",  # lga-tune: Ray Tune's trial scheduler
 }
 
 
 def refuse_renamed(
-    given: Iterable[str], names: Iterable[str], error: type[Exception] = TypeError
+    given: Iterable[str],
+    names: Iterable[str] | Mapping[str, str],
+    error: type[Exception] = TypeError,
 ) -> None:
-    """Raise one line when ``given`` holds an old name among ``names`` (keys of :data:`RENAMED`).
+    """Raise one line when ``given`` holds an old name among ``names``.
 
-    ``error`` is :class:`TypeError` for a keyword argument; a key of a dict or a config file
-    gets :class:`ValueError`, which the recipes report in one line.
+    ``names`` are keys of :data:`RENAMED`, or a mapping old -> new for a word whose new name
+    depends on the surface. ``error`` is :class:`TypeError` for a keyword argument; a key of a
+    dict or a config file gets :class:`ValueError`, which the recipes report in one line.
 
     Example:
         >>> refuse_renamed({"param_selection": "all"}, ["params"])
@@ -130,16 +142,20 @@ def refuse_renamed(
         TypeError: `params` was renamed to `param_selection` in 0.3.
     """
     given = set(given)
-    for old in names:
+    renames = dict(names) if isinstance(names, Mapping) else {old: RENAMED[old] for old in names}
+    for old, new in renames.items():
         if old in given:
-            raise error(f"`{old}` was renamed to `{RENAMED[old]}` in 0.3.")
+            raise error(f"`{old}` was renamed to `{new}` in 0.3.")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def renamed_keywords(*names: str) -> Callable[[F], F]:
-    """Refuse the 0.2 keywords ``names`` of a function with one line naming the new one.
+def renamed_keywords(*names: str, **renames: str) -> Callable[[F], F]:
+    """Refuse the 0.2 keywords of a function with one line naming the new one.
+
+    ``names`` are keys of :data:`RENAMED`; ``renames`` (old=new) name a word whose new name
+    depends on the surface, such as ``scheduler="lr_scheduler"``.
 
     Example:
         >>> @renamed_keywords("params")
@@ -150,11 +166,12 @@ def renamed_keywords(*names: str) -> Callable[[F], F]:
         ...
         TypeError: `params` was renamed to `param_selection` in 0.3.
     """
+    old_to_new = {**{old: RENAMED[old] for old in names}, **renames}
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            refuse_renamed(kwargs, names)
+            refuse_renamed(kwargs, old_to_new)
             return fn(*args, **kwargs)
 
         return checked  # type: ignore[return-value]
@@ -168,8 +185,10 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
     0.3 lines pass unchanged, so every reader calls it on every line it loads:
 
     * a study header's fingerprint and a search header's ``kernel_kwargs``: ``params`` (the
-      kernel's parameter selection) becomes ``param_selection``; a search header's ``mode``
-      (the ranking's max/min) becomes ``direction``, and a Tune trial's strategy
+      kernel's parameter selection) becomes ``param_selection``; the fingerprint's ``epochs``
+      (the measurement epochs) becomes ``measure_at``; a search header's ``mode``
+      (the ranking's max/min) becomes ``direction``, its ``scheduler`` (the candidates' LR
+      scheduler) ``lr_scheduler``, and a Tune trial's strategy
       ``SingleJob(..., measure=[...])`` reads ``measure_at``;
     * a record (``"kind": "arch"``, ``"measurement"``): 0.2's ``params`` held the parameter
       count, which was also the value of the ``params`` signal; the count is copied to
@@ -177,16 +196,20 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
 
     Example:
         >>> upgrade_0_2({"kind": "study", "fingerprint": {"params": "paper", "epochs": [0]}})
-        {'kind': 'study', 'fingerprint': {'epochs': [0], 'param_selection': 'paper'}}
+        {'kind': 'study', 'fingerprint': {'measure_at': [0], 'param_selection': 'paper'}}
         >>> upgrade_0_2({"kind": "arch", "arch": "a", "params": 1234})
         {'kind': 'arch', 'arch': 'a', 'params': 1234, 'num_params': 1234}
     """
     kind = line.get("kind")
     line = dict(line)
     if kind == "study" and isinstance(line.get("fingerprint"), dict):
-        line["fingerprint"] = _renamed_key(line["fingerprint"], "params", "param_selection")
+        fingerprint = _renamed_key(line["fingerprint"], "params", "param_selection")
+        line["fingerprint"] = _renamed_key(fingerprint, "epochs", "measure_at")
     elif kind == "search":
         line = _renamed_key(line, "mode", "direction")
+        # 0.2's Ray Tune header overwrote the LR scheduler's entry with the trial scheduler's
+        new = "trial_scheduler" if line.get("backend") == "ray" else "lr_scheduler"
+        line = _renamed_key(line, "scheduler", new)
         strategy = line.get("strategy")
         if isinstance(strategy, str) and strategy.startswith("SingleJob("):  # a Tune trial's
             line["strategy"] = strategy.replace(", measure=[", ", measure_at=[")
@@ -204,4 +227,4 @@ def _renamed_key(mapping: dict[str, Any], old: str, new: str) -> dict[str, Any]:
         return mapping
     out = {k: v for k, v in mapping.items() if k != old}
     out[new] = mapping[old]
-    return dict(sorted(out.items())) if old != "mode" else out
+    return dict(sorted(out.items())) if old in ("params", "epochs") else out

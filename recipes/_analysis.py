@@ -120,7 +120,7 @@ class StudyAnalysis:
         """Every measured quantity as a column: ``(quantity, setting, epoch) -> values``."""
         cols: dict[tuple[str, str, int], list[float]] = {}
         reference = self.reference(records)
-        for epoch in self.epochs:
+        for epoch in self.measure_at:
             key = str(epoch)
             for setting in self.settings:
                 for metric in self.metrics:
@@ -175,7 +175,7 @@ class StudyAnalysis:
         written = [str(self.output_dir / CSV_NAME)]
         if self.bootstrap:
             pairs = (
-                [parse_pair(text, columns, self.epochs) for text in self.pairs]
+                [parse_pair(text, columns, self.measure_at) for text in self.pairs]
                 if self.pairs
                 else default_pairs(columns)
             )

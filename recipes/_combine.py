@@ -40,7 +40,7 @@ def parse_combination(text: str, epochs: Sequence[int]) -> tuple[str, list[Term]
         epoch = int(at) if at else max(epochs)
         if epoch not in epochs:
             raise ValueError(
-                f"`combine` entry {text!r}: epoch {epoch} is not in `epochs` {list(epochs)}."
+                f"`combine` entry {text!r}: epoch {epoch} is not in `measure_at` {list(epochs)}."
             )
         if expected_sign(name) == 0:
             raise ValueError(

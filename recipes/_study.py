@@ -98,7 +98,7 @@ class StudyMeasurement:
             lga = _first_value(record, "lga")
             print(
                 f"[{done}/{len(archs)}] {arch}  num_params={record['num_params']}  "
-                f"lga@{self.epochs[-1]}={lga}  {record['status']}  {record['seconds']:.1f}s",
+                f"lga@{self.measure_at[-1]}={lga}  {record['status']}  {record['seconds']:.1f}s",
                 flush=True,
             )
 
@@ -247,7 +247,7 @@ class StudyMeasurement:
             trainer_kwargs["limit_train_batches"] = self.limit_train_batches
         run = TrainAndMeasure(
             self.meters(probes),
-            epochs=self.epochs,
+            measure_at=self.measure_at,
             extra_epochs=[self.own_epochs] if self.own_epochs else [],
             optimizer=self.optimizer,
             lr_scheduler=self.lr_scheduler,

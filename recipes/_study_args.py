@@ -21,7 +21,7 @@ def check_study_arguments(
     archs: Sequence[str] | None,
     sample: int | None,
     first: int | None,
-    epochs: Sequence[int],
+    measure_at: Sequence[int],
     metrics: Sequence[str],
     probe_sizes: Sequence[int],
     probe_split: str | Sequence[str],
@@ -46,15 +46,15 @@ def check_study_arguments(
 
     Example:
         >>> args = dict(space=NB201Space(C=4, N=1), archs=None, sample=None, first=2,
-        ...             epochs=[0, 1], metrics=["lga"], probe_sizes=[8], probe_split="train",
+        ...             measure_at=[0, 1], metrics=["lga"], probe_sizes=[8], probe_split="train",
         ...             model_seeds=[42], benchmark=None, table=None, own_epochs=None,
         ...             proxies=[], proxy_batch=64, combine=[], probe_indices=None,
         ...             probe_file=None, truth_column=None)
         >>> check_study_arguments(**args)
-        >>> check_study_arguments(**{**args, "epochs": [0, -1]})
+        >>> check_study_arguments(**{**args, "measure_at": [0, -1]})
         Traceback (most recent call last):
         ...
-        ValueError: `epochs` must be non-negative integers, got [0, -1].
+        ValueError: `measure_at` must be non-negative integers, got [0, -1].
     """
     given = (("archs", archs), ("sample", sample), ("first", first))
     chosen = [name for name, v in given if v is not None]
@@ -69,8 +69,8 @@ def check_study_arguments(
             raise ValueError(f"`{name}` must be a positive number of archs, got {count}.")
     if archs is not None and not archs:
         raise ValueError("`archs` is an empty list; give at least one arch string.")
-    if not epochs or any(e < 0 for e in epochs):
-        raise ValueError(f"`epochs` must be non-negative integers, got {epochs}.")
+    if not measure_at or any(e < 0 for e in measure_at):
+        raise ValueError(f"`measure_at` must be non-negative integers, got {measure_at}.")
     known = kernel_metric_names()  # the registry's, registered ones included
     unknown = [m for m in metrics if m not in known]
     if unknown or not metrics:
@@ -93,7 +93,7 @@ def check_study_arguments(
     if proxy_batch < 2:
         raise ValueError(f"`proxy_batch` must be an integer >= 2, got {proxy_batch}.")
     for text in combine:
-        parse_combination(text, epochs)
+        parse_combination(text, measure_at)
     if probe_indices is not None and probe_file is not None:
         raise ValueError("give the probe as `probe_indices` or `probe_file`, not both.")
     if truth_column is not None and (benchmark or own_epochs):
@@ -107,9 +107,9 @@ def check_study_arguments(
         )
     if own_epochs is not None and own_epochs < 1:
         raise ValueError(f"`own_epochs` must be >= 1, got {own_epochs}.")
-    if own_epochs is not None and own_epochs in epochs:
+    if own_epochs is not None and own_epochs in measure_at:
         raise ValueError(
-            f"`own_epochs={own_epochs}` is also in `epochs`: the validation-accuracy baseline "
+            f"`own_epochs={own_epochs}` is also in `measure_at`: the validation-accuracy baseline "
             "at that epoch would be the ground truth itself; choose `own_epochs` larger than "
             "every measured epoch."
         )

@@ -53,12 +53,12 @@ class _EpochMeasurements(Callback):
 
 
 class TrainAndMeasure:
-    """Train ``network`` for ``train_epochs`` and measure it at ``epochs``.
+    """Train ``network`` for ``train_epochs`` and measure it at ``measure_at``.
 
     Args:
         meters: one meter per kernel setting, probes already set; the meter under
             :data:`PROXY_SETTING` measures the zero-cost proxies (entry ``"proxies"``).
-        epochs: epochs to measure the NTK at (0 = initialisation).
+        measure_at: epochs to measure the NTK at (0 = initialisation).
         extra_epochs: epochs at which only the training loss and accuracy are recorded (e.g. the
             study's own ground truth).
         optimizer: ``params -> Optimizer``; default the paper's SGD.
@@ -76,7 +76,7 @@ class TrainAndMeasure:
         [...]
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32),
         ...                           torch.nn.ReLU(), torch.nn.Linear(32, 10))
-        >>> run = TrainAndMeasure({"n10-train": meter}, epochs=[0, 1],
+        >>> run = TrainAndMeasure({"n10-train": meter}, measure_at=[0, 1],
         ...                       trainer_kwargs={"limit_train_batches": 2})
         >>> entries = run.fit(net, dm, num_classes=10)
         >>> sorted(entries), sorted(entries[1])
@@ -86,7 +86,7 @@ class TrainAndMeasure:
     def __init__(
         self,
         meters: Mapping[str, NTKMeter],
-        epochs: Sequence[int],
+        measure_at: Sequence[int],
         extra_epochs: Sequence[int] = (),
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -95,7 +95,7 @@ class TrainAndMeasure:
     ) -> None:
         self.meters = dict(meters)
         self.val_source = val_source
-        self.epochs = sorted(set(epochs))
+        self.measure_at = sorted(set(measure_at))
         self.extra_epochs = sorted(set(extra_epochs))
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -111,7 +111,7 @@ class TrainAndMeasure:
     @property
     def train_epochs(self) -> int:
         """Epochs the network trains for."""
-        return max([*self.epochs, *self.extra_epochs, 0])
+        return max([*self.measure_at, *self.extra_epochs, 0])
 
     def fit(
         self,
@@ -148,9 +148,9 @@ class TrainAndMeasure:
             }
         )
         self.trainer, self.measure_at_start = None, False
-        if 0 in self.epochs or any(m.evolution_metrics for m in self.meters.values()):
+        if 0 in self.measure_at or any(m.evolution_metrics for m in self.meters.values()):
             accuracy = math.nan
-            if 0 in self.epochs:
+            if 0 in self.measure_at:
                 results = trainer.validate(module, **self._val(datamodule), verbose=False)
                 accuracy = float(results[0]["val/acc"]) if results else math.nan
             self.initial_val_acc = accuracy
@@ -180,14 +180,14 @@ class TrainAndMeasure:
     def record(self, network: nn.Module, epoch: int, train_loss: float, val_acc: float) -> None:
         """Measure at ``epoch`` when scheduled and keep the entry."""
         entry: dict[str, Any] = {"train_loss": train_loss, "val_acc": val_acc}
-        if epoch in self.epochs or epoch == 0:
+        if epoch in self.measure_at or epoch == 0:
             values = {}
             for setting, meter in self.meters.items():
                 session = MeasurementSession(meter, self.trainer, shard=False)
                 values[setting] = session.measure(network, epoch)
                 for name, seconds in meter.last_seconds.items():
                     self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-            if epoch in self.epochs:
+            if epoch in self.measure_at:
                 for setting, record in values.items():
                     kept = {k: v for k, v in record.items() if k not in ("epoch", "seconds")}
                     part = "proxies" if setting == PROXY_SETTING else "ntk"
@@ -195,5 +195,5 @@ class TrainAndMeasure:
                         entry["proxies"] = kept
                     else:
                         entry.setdefault("ntk", {})[setting] = kept
-        if epoch in self.epochs or epoch in self.extra_epochs:
+        if epoch in self.measure_at or epoch in self.extra_epochs:
             self.entries[epoch] = entry

@@ -115,7 +115,8 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         sample: a seeded random sample of this many distinct architectures of ``space``.
         first: the first ``first`` architectures of ``space`` in its enumeration order.
         arch_seed: seed of ``sample``.
-        epochs: epochs at which to measure (0 = initialisation, e = after e training epochs).
+        measure_at: epochs at which to measure (0 = initialisation, e = after e training epochs;
+            0.2 called it ``epochs``).
         metrics: NTK metrics to measure (``lga``, ``condition_number``, ``frobenius_norm``,
             ``mean``, ``trace``; ``kernel_distance``, ``kernel_correlation``,
             ``relative_kernel_difference`` compare with the epoch-0 kernel).
@@ -165,7 +166,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             below 4 cores, else all of them; :mod:`lga_lightning.utils.threads`), a number, or
             ``None`` for torch's choice. The count is printed first and is part of the resume
             fingerprint: the thread count changes float rounding, hence the numbers.
-        proxies: zero-cost proxies measured at every epoch of ``epochs`` on a class-balanced
+        proxies: zero-cost proxies measured at every epoch of ``measure_at`` on a class-balanced
             batch of ``proxy_batch`` training images (:data:`lga_lightning.core.proxies.PROXIES`).
         proxy_batch: the proxies' batch size.
         combine: combined rankings reported as rows of their own, e.g. ``["lga@1+params",
@@ -197,12 +198,12 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             resumable store; :mod:`recipes._study_logging`).
 
     Example:
-        >>> study = CorrelationStudy(first=2, epochs=[0], own_epochs=1, probe_sizes=[8])
+        >>> study = CorrelationStudy(first=2, measure_at=[0], own_epochs=1, probe_sizes=[8])
         >>> study.settings
         ['n8-train']
     """
 
-    @renamed_keywords("params")
+    @renamed_keywords("params", "epochs")
     def __init__(
         self,
         data: ImageDataModule | None = None,
@@ -211,7 +212,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         sample: int | None = None,
         first: int | None = None,
         arch_seed: int = 0,
-        epochs: list[int] = [0, 1],  # noqa: B006 - jsonargparse shows the default
+        measure_at: list[int] = [0, 1],  # noqa: B006 - jsonargparse shows the default
         metrics: list[str] = list(SCALAR_METRICS),  # noqa: B006, B008
         probe_sizes: list[int] = [256],  # noqa: B006
         bn_modes: list[Literal["train", "eval"]] = ["train"],  # noqa: B006
@@ -253,13 +254,13 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     ) -> None:
         check_study_arguments(**locals())  # every argument by name, before anything is kept
         self.proxies = list(check_proxies(proxies))
-        self.combine = [parse_combination(text, epochs) for text in combine]
+        self.combine = [parse_combination(text, measure_at) for text in combine]
         self.data = (
             data if data is not None else DigitsDataModule(resize=16, channels=3, batch_size=128)
         )
         self.space = space
         self.archs, self.sample, self.first, self.arch_seed = archs, sample, first, arch_seed
-        self.epochs = sorted(set(epochs))
+        self.measure_at = sorted(set(measure_at))
         self.metrics = list(dict.fromkeys(metrics))
         self.probe_sizes = sorted(set(probe_sizes))
         self.bn_modes = list(dict.fromkeys(bn_modes))
@@ -312,14 +313,14 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     @property
     def train_epochs(self) -> int:
         """Epochs every network is trained for."""
-        return max([*self.epochs, self.own_epochs or 0])
+        return max([*self.measure_at, self.own_epochs or 0])
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes the measured values: a resumed run must match it."""
         return {
             "data": repr(self.data),
             "space": repr(self.space),
-            "epochs": self.epochs,
+            "measure_at": self.measure_at,
             "metrics": self.metrics,
             "settings": self.settings,
             "probe_split": self.probe_split,

@@ -126,29 +126,29 @@ class TrainCLI(ThreadsMixin, LightningCLI):
 
 
 def check_callback_epochs(callbacks: Any) -> None:
-    """Check that every callback's ``epochs`` list holds integers >= 0.
+    """Check that every callback's ``measure_at`` list holds integers >= 0.
 
     Raises:
         ValueError: naming the callback's config key, its value and the fix.
 
     Example:
         >>> check_callback_epochs([{"class_path": "lga_lightning.NTKMetrics",
-        ...                         "init_args": {"epochs": [0, -1]}}])
+        ...                         "init_args": {"measure_at": [0, -1]}}])
         Traceback (most recent call last):
         ...
-        ValueError: trainer.callbacks[0].init_args.epochs (lga_lightning.NTKMetrics): ...
+        ValueError: trainer.callbacks[0].init_args.measure_at (lga_lightning.NTKMetrics): ...
     """
     if not isinstance(callbacks, (list, tuple)):
         return
     for i, callback in enumerate(callbacks):
         init_args = _get(callback, "init_args") or {}
-        epochs = _get(init_args, "epochs")
+        epochs = _get(init_args, "measure_at")
         if not isinstance(epochs, (list, tuple)):
             continue
         if any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in epochs):
             raise ValueError(
-                f"trainer.callbacks[{i}].init_args.epochs ({_get(callback, 'class_path')}): "
-                f"epochs must be integers >= 0 (0 = at initialisation, e = after e epochs), "
+                f"trainer.callbacks[{i}].init_args.measure_at ({_get(callback, 'class_path')}): "
+                f"measure_at must be integers >= 0 (0 = at initialisation, e = after e epochs), "
                 f"got {list(epochs)}; remove the others."
             )
 

@@ -4,7 +4,7 @@ Any ``lga-search`` config runs as it is (``model``, ``data``, ``trainer``); a ``
 says how (:class:`~lga_lightning.search.tune.TuneSearch`: scheduler, rungs, resources, cluster)::
 
     lga-tune --config configs/tune_digits.yaml
-    lga-tune --config configs/demo.yaml --tune.scheduler asha --tune.eta 2
+    lga-tune --config configs/demo.yaml --tune.trial_scheduler asha --tune.eta 2
     lga-tune --config configs/tune_nb201_cifar10.yaml --tune.address auto
 
 Needs the ``ray`` extra (``pip install "lga-lightning[ray]"``). Results go to ``model.results_dir``
@@ -56,7 +56,7 @@ DRIVER_ONLY = frozenset(
 
 
 def tune_options(
-    scheduler: Literal["asha", "hyperband", "none"] = "asha",
+    trial_scheduler: Literal["asha", "hyperband", "none"] = "asha",
     min_epochs: int = 1,
     eta: int = 3,
     searcher: Optional[Any] = None,  # noqa: UP045 - jsonargparse reads the annotation
@@ -74,7 +74,7 @@ def tune_options(
     """The ``tune`` section: how the search runs on Ray Tune.
 
     Args:
-        scheduler: ``asha`` (asynchronous successive halving on the ranking signal),
+        trial_scheduler: ``asha`` (asynchronous successive halving on the ranking signal),
             ``hyperband`` or ``none`` (every candidate trains its full budget).
         min_epochs: epochs before the first comparison (ASHA's grace period).
         eta: keep the top ``1/eta`` at each rung; rungs are ``eta`` times apart.

@@ -215,7 +215,7 @@ def assert_close(got: dict[str, float], want: dict[str, float], rtol: float) -> 
 
 def test_logged_values_match_an_independent_reference(tmp_path: Path) -> None:
     data = dataset()
-    callback = NTKMetrics(epochs=[0, 1, 3], probe_size=24, probe_seed=3)
+    callback = NTKMetrics(measure_at=[0, 1, 3], probe_size=24, probe_seed=3)
     snapshots = Snapshots()
     csv_logger = CSVLogger(tmp_path / "csv")
     wandb_logger = RecordingWandbLogger()
@@ -303,7 +303,7 @@ def test_every_n_epochs_without_logger_writes_the_history_file(tmp_path: Path) -
 def test_initial_kernel_is_taken_when_epoch_0_is_not_logged(tmp_path: Path) -> None:
     data = dataset()
     x, y = data.tensors[0][:12], data.tensors[1][:12]
-    callback = NTKMetrics(epochs=[1], probe=(x, y))
+    callback = NTKMetrics(measure_at=[1], probe=(x, y))
     snapshots = Snapshots()
     fit = trainer(tmp_path, max_epochs=1, callbacks=[callback, snapshots])
     fit.fit(CNN(), DataLoader(data, batch_size=16))
@@ -351,7 +351,7 @@ def test_output_that_is_not_logits_names_kernel_kwargs(tmp_path: Path) -> None:
 
 
 def test_submodule_is_differentiated_instead_of_the_lightning_module(tmp_path: Path) -> None:
-    callback = NTKMetrics(epochs=[0], probe_size=12, submodule="net", log_spectrum=False)
+    callback = NTKMetrics(measure_at=[0], probe_size=12, submodule="net", log_spectrum=False)
     model, initial = MLP(), Snapshots()
     trainer(tmp_path, callbacks=[callback, initial]).fit(
         model, DataLoader(dataset(), batch_size=16)
@@ -478,7 +478,7 @@ class RelabelledImages(torch.utils.data.Dataset):
 
 
 def test_probe_is_balanced_on_the_labels_the_items_carry(tmp_path: Path) -> None:
-    callback = NTKMetrics(epochs=[0], probe_size=12, log_spectrum=False)
+    callback = NTKMetrics(measure_at=[0], probe_size=12, log_spectrum=False)
     data = RelabelledImages()
     trainer(tmp_path, callbacks=[callback]).fit(CNN(), DataLoader(data, batch_size=16))
     assert torch.bincount(callback.probe[1]).tolist() == [6, 6]
@@ -516,7 +516,7 @@ def test_two_instances_coexist(tmp_path: Path) -> None:
 
 def test_single_class_probe_warns_once_logs_nan_and_training_continues(tmp_path: Path) -> None:
     x = dataset().tensors[0][:12]
-    callback = NTKMetrics(epochs=[0, 1, 2], probe=(x, torch.zeros(12, dtype=torch.long)))
+    callback = NTKMetrics(measure_at=[0, 1, 2], probe=(x, torch.zeros(12, dtype=torch.long)))
     fit = trainer(tmp_path, max_epochs=2, callbacks=[callback], logger=CSVLogger(tmp_path))
     with pytest.warns(NTKMetricWarning, match="single class") as caught:
         fit.fit(CNN(), DataLoader(dataset(), batch_size=16))
@@ -535,7 +535,7 @@ def test_data_without_labels_names_batch_unpack(tmp_path: Path) -> None:
 
 
 def test_epochs_beyond_max_epochs_warn(tmp_path: Path) -> None:
-    callback = NTKMetrics(epochs=[0, 5], probe_size=12, log_spectrum=False)
+    callback = NTKMetrics(measure_at=[0, 5], probe_size=12, log_spectrum=False)
     with pytest.warns(UserWarning, match=r"\[5\] lie beyond `max_epochs=1`"):
         trainer(tmp_path, callbacks=[callback]).fit(CNN(), DataLoader(dataset(), batch_size=16))
     assert [row["epoch"] for row in callback.history] == [0]
@@ -552,11 +552,11 @@ def test_dataset_smaller_than_probe_size(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": [0, -1]}, r"`epochs` must be non-negative integers, got \[0, -1\]"),
-        ({"epochs": [1.5]}, "`epochs` must be non-negative integers"),
-        ({"epochs": []}, "`epochs` must be non-negative integers"),
-        ({"epochs": "0,1"}, "list of non-negative integers"),
-        ({"epochs": [0], "every_n_epochs": 2}, "not both"),
+        ({"measure_at": [0, -1]}, r"`measure_at` must be non-negative integers, got \[0, -1\]"),
+        ({"measure_at": [1.5]}, "`measure_at` must be non-negative integers"),
+        ({"measure_at": []}, "`measure_at` must be non-negative integers"),
+        ({"measure_at": "0,1"}, "list of non-negative integers"),
+        ({"measure_at": [0], "every_n_epochs": 2}, "not both"),
         ({"every_n_epochs": 0}, "`every_n_epochs` must be an integer >= 1"),
         ({"probe_size": 1}, "`probe_size` must be an integer >= 2"),
         ({"probe_size": True}, "`probe_size` must be an integer"),
@@ -588,10 +588,10 @@ def test_arguments_are_validated(kwargs: dict, message: str) -> None:
 
 
 def test_state_dict_round_trip_under_weights_only(tmp_path: Path) -> None:
-    callback = NTKMetrics(epochs=[0], probe_size=12)
+    callback = NTKMetrics(measure_at=[0], probe_size=12)
     trainer(tmp_path, callbacks=[callback]).fit(CNN(), DataLoader(dataset(), batch_size=16))
     torch.save(callback.state_dict(), tmp_path / "state.pt")
-    restored = NTKMetrics(epochs=[0], probe_size=12)
+    restored = NTKMetrics(measure_at=[0], probe_size=12)
     restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
     assert restored.history == callback.history
     assert torch.equal(restored.probe[0], callback.probe[0])
@@ -605,7 +605,7 @@ def test_state_dict_round_trip_under_weights_only(tmp_path: Path) -> None:
 
 def ddp_run(tmp_path: Path, devices: int) -> dict[int, dict[str, float]]:
     pl.seed_everything(0)
-    callback = NTKMetrics(epochs=[0, 1, 2], probe_size=15, kernel_kwargs={"output": "trace"})
+    callback = NTKMetrics(measure_at=[0, 1, 2], probe_size=15, kernel_kwargs={"output": "trace"})
     fit = trainer(
         tmp_path,
         devices=devices,
@@ -641,7 +641,7 @@ def test_runs_without_a_versioning_logger_do_not_overwrite_each_other(tmp_path):
     # W&B keeps everything in one save_dir, and no logger means default_root_dir: each run
     # gets its own folder there, so a second run leaves the first run's CSV as it was
     def run(logger):
-        callback = NTKMetrics(epochs=[0, 1], probe_size=8, plot=False)
+        callback = NTKMetrics(measure_at=[0, 1], probe_size=8, plot=False)
         trainer(tmp_path, max_epochs=1, callbacks=[callback], logger=logger).fit(
             MLP(), DataLoader(dataset(n=32), batch_size=16)
         )

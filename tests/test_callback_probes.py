@@ -64,9 +64,11 @@ def assert_close(got: dict[str, float], want: dict[str, float], rtol: float = 1e
 def test_mean_and_std_over_probe_batches_match_per_probe_references(tmp_path: Path) -> None:
     data, k, size = dataset(n=48), 3, 12
     callback = NTKMetrics(
-        epochs=[0, 2], probe_size=size, num_probes=k, probe_seed=5, kernel_velocity=True
+        measure_at=[0, 2], probe_size=size, num_probes=k, probe_seed=5, kernel_velocity=True
     )
-    single = NTKMetrics(epochs=[0], probe_size=size, probe_seed=5, prefix="one/", state_key="one")
+    single = NTKMetrics(
+        measure_at=[0], probe_size=size, probe_seed=5, prefix="one/", state_key="one"
+    )
     snapshots = Snapshots()
     fit = trainer(
         tmp_path, max_epochs=2, callbacks=[callback, single, snapshots], logger=CSVLogger(tmp_path)
@@ -127,7 +129,7 @@ def test_mean_and_std_over_probe_batches_match_per_probe_references(tmp_path: Pa
 def test_probe_tensors_are_split_into_equal_consecutive_batches(tmp_path: Path) -> None:
     data = dataset()
     x, y = data.tensors[0][:16], data.tensors[1][:16]
-    callback = NTKMetrics(epochs=[0], probe=(x, y), num_probes=2, metrics=("lga", "trace"))
+    callback = NTKMetrics(measure_at=[0], probe=(x, y), num_probes=2, metrics=("lga", "trace"))
     initial = Snapshots()
     model = MLP()
     trainer(tmp_path, callbacks=[callback, initial]).fit(model, DataLoader(data, batch_size=16))
@@ -196,7 +198,9 @@ def test_ddp_shards_every_probe_batch(tmp_path: Path) -> None:
     pl.seed_everything(0)
     model = MLP()
     state_0 = copy.deepcopy(model.state_dict())
-    callback = NTKMetrics(epochs=[0], probe=(x, y), num_probes=2, log_spectrum=False, plot=False)
+    callback = NTKMetrics(
+        measure_at=[0], probe=(x, y), num_probes=2, log_spectrum=False, plot=False
+    )
     fit = trainer(
         tmp_path,
         devices=2,

@@ -162,7 +162,7 @@ def hold_lock(tmp: Path, folder: str = "runs/lga_search") -> None:
 
 
 CORRELATE = ["--data", "lga_lightning.data.DigitsDataModule", "--data.resize", "8"]
-CORRELATE += ["--data.channels", "3", "--space.C", "4", "--space.N", "1", "--epochs", "[0]"]
+CORRELATE += ["--data.channels", "3", "--space.C", "4", "--space.N", "1", "--measure_at", "[0]"]
 CORRELATE += ["--archs", json.dumps([GOOD_ARCH]), "--probe_sizes", "[8]", "--output_dir", "out"]
 
 
@@ -339,8 +339,8 @@ CASES = [
     Case(
         "train-negative-ntk-epochs",
         "train",
-        lambda t: train_config(t, **{"trainer.callbacks.0.init_args.epochs": [0, -2]}),
-        lambda t: ["trainer.callbacks[0].init_args.epochs", "NTKMetrics", "[0, -2]", ">= 0"],
+        lambda t: train_config(t, **{"trainer.callbacks.0.init_args.measure_at": [0, -2]}),
+        lambda t: ["trainer.callbacks[0].init_args.measure_at", "NTKMetrics", "[0, -2]", ">= 0"],
     ),
     Case(
         "search-too-few-classes",

@@ -126,7 +126,7 @@ def study_args(tmp_path, npz, extra=()):
         "--data", "lga_lightning.data.ArraysDataModule",
         "--data.path", str(npz), "--data.batch_size", "16", "--data.val_size", "0.2",
         "--space.C", "4", "--space.N", "1",
-        "--archs", json.dumps(ARCHS), "--epochs", "[0]", "--probe_sizes", "[8]",
+        "--archs", json.dumps(ARCHS), "--measure_at", "[0]", "--probe_sizes", "[8]",
         "--metrics", "[lga]", "--table", str(table), "--bootstrap", "0", "--plot", "false",
         "--output_dir", str(tmp_path / "out"),
         *extra,

@@ -137,7 +137,11 @@ def test_velocities_and_plot_helpers(tmp_path: Path) -> None:
 def test_step_schedule_velocity_and_plot(tmp_path: Path) -> None:
     data = dataset()  # 3 batches of 16: steps 1, 2, 3 in epoch 1; 4, 5, 6 in epoch 2
     callback = NTKMetrics(
-        epochs=[0, 1, 2], every_n_steps=2, kernel_velocity=True, probe_size=12, log_spectrum=False
+        measure_at=[0, 1, 2],
+        every_n_steps=2,
+        kernel_velocity=True,
+        probe_size=12,
+        log_spectrum=False,
     )
     snapshots = StepSnapshots()
     csv_logger = CSVLogger(tmp_path / "csv")
@@ -187,7 +191,7 @@ def test_step_schedule_with_gradient_accumulation(tmp_path: Path) -> None:
     callback = NTKMetrics(
         every_n_steps=1, kernel_velocity=True, probe_size=9, metrics=("trace",), plot=False
     )
-    assert callback.epochs == [0]
+    assert callback.measure_at == [0]
     fit = trainer(tmp_path, callbacks=[callback], accumulate_grad_batches=2)
     fit.fit(Net(), DataLoader(dataset(n=48), batch_size=12))  # 4 batches, 2 steps per epoch
     assert [row["step"] for row in callback.history] == [0, 1, 2, 3, 4]
@@ -232,7 +236,11 @@ def test_resume_keeps_the_previous_kernel(tmp_path: Path) -> None:
 def ddp_history(root: Path, devices: int) -> list[dict[str, float]]:
     pl.seed_everything(0)
     callback = NTKMetrics(
-        epochs=[0, 1, 2], every_n_steps=2, kernel_velocity=True, probe_size=12, log_spectrum=False
+        measure_at=[0, 1, 2],
+        every_n_steps=2,
+        kernel_velocity=True,
+        probe_size=12,
+        log_spectrum=False,
     )
     fit = trainer(
         root,

@@ -111,7 +111,7 @@ def search_records(tmp_path: Path, precision: str) -> dict[int, dict]:
 
 def callback_records(tmp_path: Path, precision: str) -> dict[int, dict]:
     callback = NTKMetrics(
-        epochs=EPOCHS,
+        measure_at=EPOCHS,
         probe_size=PROBE_SIZE,
         probe_seed=PROBE_SEED,
         metrics=KERNEL,
@@ -138,7 +138,7 @@ def study_records(tmp_path: Path, precision: str) -> dict[int, dict]:
         data=data(),
         space=NB201Space(C=4, N=1),
         archs=[ARCH],
-        epochs=EPOCHS,
+        measure_at=EPOCHS,
         metrics=KERNEL + EVOLUTION,
         probe_sizes=[PROBE_SIZE],
         bn_modes=["train"],
@@ -240,7 +240,7 @@ def test_a_tune_trial_gives_the_same_records(surfaces, tmp_path):
     tuned = TuneSearch(
         search(tmp_path / "search"),
         data(),
-        scheduler="none",
+        trial_scheduler="none",
         cpu=1,  # one torch thread, as on the other surfaces
         num_cpus=2,
         trainer={**trainer, "precision": surfaces["precision"]},

@@ -71,7 +71,7 @@ def callback_under_bf16_mixed(accelerator: str) -> tuple[dict, dict]:
     network = nb201.build(ARCH, C=4, N=1, num_classes=10)
     initial = {k: v.clone() for k, v in network.state_dict().items()}
     data = DigitsDataModule(resize=8, channels=3, batch_size=64)
-    callback = NTKMetrics(epochs=[0], probe_size=16, track_evolution=False, plot=False)
+    callback = NTKMetrics(measure_at=[0], probe_size=16, track_evolution=False, plot=False)
     pl.Trainer(
         accelerator=accelerator, devices=1, precision="bf16-mixed", max_epochs=1,
         limit_train_batches=2, limit_val_batches=0, logger=False, enable_checkpointing=False,

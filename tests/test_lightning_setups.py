@@ -122,7 +122,7 @@ def reference(dtype=torch.float32) -> dict:
 
 
 def callback() -> NTKMetrics:
-    return NTKMetrics(epochs=[0, 1, 2], probe_size=PROBE, metrics=METRICS, plot=False)
+    return NTKMetrics(measure_at=[0, 1, 2], probe_size=PROBE, metrics=METRICS, plot=False)
 
 
 SETUPS = {
@@ -186,7 +186,7 @@ def test_an_iterable_dataset_needs_a_probe_and_says_so():
 
 def test_an_iterable_dataset_with_probe_tensors_is_measured():
     x, y = images()
-    measured = NTKMetrics(epochs=[0], probe=(x[:PROBE], y[:PROBE]), metrics=METRICS, plot=False)
+    measured = NTKMetrics(measure_at=[0], probe=(x[:PROBE], y[:PROBE]), metrics=METRICS, plot=False)
     fit(measured, StreamedImages())
     meter = NTKMeter(METRICS)
     meter.set_probes([(x[:PROBE], y[:PROBE])])
@@ -256,12 +256,12 @@ def test_a_lazy_model_is_refused_with_the_fix_which_then_works():
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0,
     )  # fmt: skip
-    early = NTKMetrics(epochs=[0], probe_size=PROBE, metrics=METRICS, plot=False)
+    early = NTKMetrics(measure_at=[0], probe_size=PROBE, metrics=METRICS, plot=False)
     with pytest.raises(ValueError, match="lazy parameters .* in the LightningModule's `setup`"):
         pl.Trainer(callbacks=[early], **trainer_kwargs).fit(
             LazyModule(initialise_in_setup=False), DataLoader(dataset, batch_size=32)
         )
-    fixed = NTKMetrics(epochs=[0, 1], probe_size=PROBE, metrics=METRICS, plot=False)
+    fixed = NTKMetrics(measure_at=[0, 1], probe_size=PROBE, metrics=METRICS, plot=False)
     pl.Trainer(callbacks=[fixed], **trainer_kwargs).fit(
         LazyModule(initialise_in_setup=True), DataLoader(dataset, batch_size=32)
     )

@@ -57,7 +57,7 @@ def test_study_output_is_quiet(tmp_path):
         [
             "--config",
             str(ROOT / "configs" / "correlate_digits.yaml"),
-            *("--sample", "2", "--epochs", "[0,1]", "--own_epochs", "2"),
+            *("--sample", "2", "--measure_at", "[0,1]", "--own_epochs", "2"),
             *("--limit_train_batches", "2", "--probe_sizes", "[16]", "--bn_modes", "[eval]"),
             *("--output_dir", str(tmp_path / "study"), "--plot", "false"),
         ],

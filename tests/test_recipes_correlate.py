@@ -46,7 +46,7 @@ def args_for(tmp_path, archs=ARCHS, extra=()):
         "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
         "--space.C", "4", "--space.N", "1",
         "--archs", json.dumps(list(archs)),
-        "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--bn_modes", "[train, eval]",
+        "--measure_at", "[0, 1]", "--probe_sizes", "[10]", "--bn_modes", "[train, eval]",
         "--limit_train_batches", "3",
         "--table", str(table),
         "--output_dir", str(tmp_path / "out"),
@@ -284,11 +284,11 @@ def test_num_threads_holds_for_the_study_only(tmp_path):
         ({"sample": 0}, r"`sample` must be a positive number of archs, got 0"),
         ({"first": -1}, r"`first` must be a positive number"),
         ({"archs": []}, "empty list"),
-        ({"first": 2, "epochs": [0, 3]}, r"`own_epochs=3` is also in `epochs`"),
+        ({"first": 2, "measure_at": [0, 3]}, r"`own_epochs=3` is also in `measure_at`"),
     ],
 )
 def test_study_arguments_that_cannot_give_an_honest_table_are_refused(kwargs, match):
-    args = {"own_epochs": 3, "probe_sizes": [8], "epochs": [0], **kwargs}
+    args = {"own_epochs": 3, "probe_sizes": [8], "measure_at": [0], **kwargs}
     with pytest.raises(ValueError, match=match):
         correlate.CorrelationStudy(**args)
 
@@ -312,7 +312,7 @@ def test_zero_cost_proxies_combinations_and_the_embedded_ground_truth(tmp_path, 
             "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
             "--space.C", "4", "--space.N", "1",
             "--archs", json.dumps(ARCHS),
-            "--epochs", "[0, 1]", "--probe_sizes", "[10]", "--bn_modes", "[train]",
+            "--measure_at", "[0, 1]", "--probe_sizes", "[10]", "--bn_modes", "[train]",
             "--metrics", "[lga, condition_number]",
             "--proxies", "[synflow, naswot]", "--proxy_batch", "16",
             "--combine", '["lga@1+params", "synflow+naswot"]',
@@ -411,7 +411,7 @@ def test_a_study_of_another_protocol_sets_probe_init_validation_and_truth_column
             "--data.resize", "8", "--data.channels", "3", "--data.batch_size", "64",
             "--space.C", "4", "--space.N", "1",
             "--archs", json.dumps(ARCHS[:3]),
-            "--epochs", "[0]", "--probe_sizes", "[10]", "--bn_modes", "[train]",
+            "--measure_at", "[0]", "--probe_sizes", "[10]", "--bn_modes", "[train]",
             "--probe_file", str(tmp_path / "probe.npz"),
             "--init", "kaiming_normal", "--val_source", "test",
             "--truth_column", "cifar10_valid_12ep", "--bootstrap", "0",

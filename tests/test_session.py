@@ -73,7 +73,7 @@ def core_reference(dtype: torch.dtype) -> dict:
 
 def callback_record(tmp_path, precision: str) -> dict:
     callback = NTKMetrics(
-        epochs=[0], probe_size=PROBE_SIZE, metrics=METRICS, track_evolution=False, plot=False
+        measure_at=[0], probe_size=PROBE_SIZE, metrics=METRICS, track_evolution=False, plot=False
     )
     module = ClassificationModule(network(), num_classes=10)
     trainer(tmp_path, precision, max_epochs=1, callbacks=[callback]).fit(module, datamodule=data())
@@ -110,7 +110,7 @@ def study_record(tmp_path, precision: str) -> dict:
     meter.set_probes([probe()])
     run = TrainAndMeasure(
         {"n10-train": meter},
-        epochs=[0, 1],
+        measure_at=[0, 1],
         trainer_kwargs={"precision": precision, "limit_train_batches": 2},
     )
     entries = run.fit(network(), data(), num_classes=10, seed=SEED)
@@ -136,7 +136,7 @@ def test_every_surface_gives_the_core_record_at_every_precision(tmp_path, precis
 def test_bf16_true_weights_are_measured_in_float32(tmp_path):
     # Under bf16-true the kernel is the float32 kernel of the bf16 weights themselves.
     callback = NTKMetrics(
-        epochs=[0], probe_size=PROBE_SIZE, metrics=METRICS, track_evolution=False, plot=False
+        measure_at=[0], probe_size=PROBE_SIZE, metrics=METRICS, track_evolution=False, plot=False
     )
     module = ClassificationModule(network(), num_classes=10)
     trainer(tmp_path, "bf16-true", max_epochs=1, callbacks=[callback]).fit(

@@ -47,7 +47,7 @@ def test_recorded_loss_and_accuracy_are_the_epochs_own():
     witness = Witness()
     run = TrainAndMeasure(
         {"n10": meter},
-        epochs=[0, 1, 2],
+        measure_at=[0, 1, 2],
         trainer_kwargs={"accelerator": "cpu", "limit_train_batches": 4, "callbacks": [witness]},
     )
     entries = run.fit(net, data, num_classes=10, seed=0)

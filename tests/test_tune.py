@@ -25,7 +25,7 @@ from test_search import fit, make_search
 
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.search import Plain, RandomSearch, RegularizedEvolution
-from lga_lightning.search.scheduler import Scheduler
+from lga_lightning.search.dispatcher import JobDispatcher
 from lga_lightning.search.spaces import NB201Space
 from lga_lightning.search.store import ResultsStore
 from lga_lightning.search.tune import StrategySearcher, TuneSearch
@@ -89,7 +89,7 @@ def test_records_equal_the_in_process_search(local_ray, tmp_path):
         results_dir=str(tmp_path / "in_process"),
     )
 
-    tuned = _tuned(strategy(), tmp_path / "tune", scheduler="none")
+    tuned = _tuned(strategy(), tmp_path / "tune", trial_scheduler="none")
     tuned.fit()
 
     expected = _by_key(in_process.records)
@@ -108,7 +108,7 @@ def test_evolution_on_tune_evolves_as_in_process(local_ray, tmp_path):
         tmp_path, evolution(), data=_data(), trainer_kwargs=TRIAL_TRAINER, results_dir=None
     )
     shared = tmp_path / "shared"  # Tune's experiment apart from the results (a cluster's storage)
-    tuned = _tuned(evolution(), tmp_path / "tune", scheduler="none", storage=str(shared))
+    tuned = _tuned(evolution(), tmp_path / "tune", trial_scheduler="none", storage=str(shared))
     tuned.fit()
     assert _by_key(tuned.records) == _by_key(in_process.records)  # children included
     assert len(tuned.records) == 7
@@ -166,10 +166,10 @@ def test_strategy_searcher_proposes_what_the_in_process_scheduler_proposes():
         return RegularizedEvolution(num_candidates=7, population_size=3, sample_size=2)
 
     searcher = StrategySearcher(evolution(), space, seed=5)
-    scheduler = Scheduler(evolution(), space, seed=5, processes=1)
+    dispatcher = JobDispatcher(evolution(), space, seed=5, processes=1)
     rng = np.random.default_rng(0)
     for step in range(7):
-        job = scheduler.fill()[0]
+        job = dispatcher.fill()[0]
         config = searcher.suggest(f"t{step}")
         assert config["candidate"] == job.candidate and config["arch"] == space.encode(job.arch)
         record = {
@@ -179,10 +179,10 @@ def test_strategy_searcher_proposes_what_the_in_process_scheduler_proposes():
             "score": float(rng.normal()),
             "process": 0,
         }
-        scheduler.add(record)
+        dispatcher.add(record)
         searcher.on_trial_complete(f"t{step}", {"record": record})
     assert searcher.suggest("t7") == Searcher.FINISHED
-    assert searcher.strategy.population == scheduler.strategy.population
+    assert searcher.strategy.population == dispatcher.strategy.population
 
 
 class FlakySpace(NB201Space):
@@ -209,7 +209,7 @@ def test_a_failed_trial_is_retried_and_otherwise_ranked_last(local_ray, tmp_path
         Plain(archs=archs, epochs=1),
         tmp_path / "search",
         space=space,
-        scheduler="none",
+        trial_scheduler="none",
         max_failures=1,
         loggers=[logger],
     )
@@ -251,7 +251,7 @@ def test_one_of_tunes_own_searchers_numbers_its_candidates(local_ray, tmp_path):
     tuned = _tuned(
         RandomSearch(num_candidates=3, epochs=2),
         tmp_path,
-        scheduler="hyperband",
+        trial_scheduler="hyperband",
         eta=2,
         searcher=ListSearcher(seed=1),
         num_candidates=3,
@@ -283,7 +283,7 @@ trainer:
   limit_val_batches: 2
   default_root_dir: {root}
 tune:
-  scheduler: asha
+  trial_scheduler: asha
   eta: 3
   max_concurrent_trials: 1
   num_cpus: 2
@@ -394,12 +394,12 @@ def test_ctrl_c_writes_the_partial_leaderboard_and_a_rerun_finishes(tmp_path):
     [
         ({"trainer": {"limit_train_batchs": 2}}, "not arguments of lightning.pytorch.Trainer"),
         ({"trainer": {"max_epochs": 3}}, "are set by the trials themselves"),
-        ({"scheduler": "median"}, "is not one of 'asha', 'hyperband', 'none'"),
+        ({"trial_scheduler": "median"}, "is not one of 'asha', 'hyperband', 'none'"),
         ({"gpu": -1.0}, "resources per trial must be cpu > 0 and gpu >= 0"),
         ({"eta": 1}, "eta=1 must be at least 2"),
         ({"searcher": "optuna"}, "searcher must be a ray.tune.search.Searcher"),
     ],
-    ids=["unknown-option", "fixed-option", "scheduler", "gpu", "eta", "searcher"],
+    ids=["unknown-option", "fixed-option", "trial_scheduler", "gpu", "eta", "searcher"],
 )
 def test_tune_search_refuses_bad_arguments_before_starting_ray(kwargs, message, tmp_path):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

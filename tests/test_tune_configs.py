@@ -30,7 +30,7 @@ def test_tune_config_parses_as_written(path, capsys):
     written = yaml.safe_load(path.read_text())
     for section in written:
         assert section in printed, f"{path.name}: {section} missing from --print_config"
-    assert printed["tune"]["scheduler"] == written["tune"]["scheduler"]
+    assert printed["tune"]["trial_scheduler"] == written["tune"]["trial_scheduler"]
 
 
 @pytest.mark.parametrize("path", TUNE_CONFIGS, ids=lambda p: p.name)
@@ -62,7 +62,7 @@ def test_tune_config_runs_tiny(path, files, tmp_path, capsys):  # noqa: F811
             ],
             "is what the 'asha' scheduler does",
         ),
-        (["--model.rank_by", '["lga", "params"]'], "Use scheduler='none'"),
+        (["--model.rank_by", '["lga", "params"]'], "Use trial_scheduler='none'"),
         (["--tune.min_epochs", "20"], "min_epochs=20 must be between 1 and the strategy's epochs"),
     ],
     ids=["devices", "successive-halving", "combined-rank-by", "min-epochs"],

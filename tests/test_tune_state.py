@@ -200,7 +200,7 @@ model:
   probe_size: 8
 data: {{class_path: lga_lightning.data.DigitsDataModule, init_args: {{channels: 3}}}}
 trainer: {{accelerator: cpu, limit_train_batches: 1, default_root_dir: {tmp_path / "runs"}}}
-tune: {{scheduler: none, num_cpus: 1}}
+tune: {{trial_scheduler: none, num_cpus: 1}}
 """
     )
     experiment = tmp_path / "runs" / "lga_tune" / "tune"

@@ -59,16 +59,16 @@ class CandidateMixin:
         model = self.trainer.precision_plugin.convert_module(model)
         model.train()
         optimizer = self.optimizer_factory(model.parameters())
-        scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
-        run = CandidateRun(job, model, optimizer, scheduler)
-        missing = [e for e in job.measure_at if not self.scheduler.is_stored(job.candidate, e)]
+        lr_scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
+        run = CandidateRun(job, model, optimizer, lr_scheduler)
+        missing = [e for e in job.measure_at if not self.dispatcher.is_stored(job.candidate, e)]
         self._states.restore(run, before=min(missing, default=job.epochs), device=self.device)
         self._run = run
         self.trainer.strategy.optimizers = [optimizer]
         if (
             run.epoch == 0
             and 0 in job.measure_at
-            and not self.scheduler.is_stored(job.candidate, 0)
+            and not self.dispatcher.is_stored(job.candidate, 0)
         ):
             run.epoch_start = time.perf_counter()
             run.initial = self._measure(run)  # the network at initialisation, before any step

@@ -19,10 +19,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.search import leaderboard as lb
+from lga_lightning.search.dispatcher import JobDispatcher
 from lga_lightning.search.progress import Progress, summary_line
 from lga_lightning.search.ranking import Ranking
 from lga_lightning.search.runner import StateFiles
-from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
 from lga_lightning.search.strategies import Strategy
@@ -57,7 +57,7 @@ class ResultsMixin:
     leaderboard: list[dict[str, Any]]
     summary: dict[str, Any]
     interrupted_by: str | None
-    scheduler: Scheduler
+    dispatcher: JobDispatcher
     _rank: int
     _world: int
     _progress: Progress | None
@@ -114,7 +114,7 @@ class ResultsMixin:
             "num_classes": self.num_classes,
             "build_kwargs": {k: describe(v) for k, v in sorted(self.build_kwargs.items())},
             "optimizer": describe(self.optimizer_factory),
-            "scheduler": describe(self.scheduler_factory),
+            "lr_scheduler": describe(self.scheduler_factory),
             "grad_clip": self.grad_clip,
         }
 
@@ -137,7 +137,7 @@ class ResultsMixin:
     def _interrupted(self, exception: BaseException) -> None:
         """Write what the search has so far; remember why it stopped (for the recipe's exit)."""
         self.interrupted_by = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
-        if getattr(self, "scheduler", None) is None:
+        if getattr(self, "dispatcher", None) is None:
             return
         self._print(
             f"the search was interrupted ({self.interrupted_by}) with {len(self.records)} "
@@ -176,8 +176,8 @@ class ResultsMixin:
     @property
     def records(self) -> list[Record]:
         """Every measurement record, in report order (stored ones replayed first)."""
-        scheduler = getattr(self, "scheduler", None)
-        return scheduler.records if scheduler is not None else []
+        dispatcher = getattr(self, "dispatcher", None)
+        return dispatcher.records if dispatcher is not None else []
 
     def _gather(self, records: list[Record]) -> list[Record]:
         """Every process's new records, on every process, ordered by candidate."""

@@ -4,7 +4,7 @@ Every candidate trains a few epochs and is ranked by Label-Gradient Alignment (o
 quantity); the search is run by a plain ``Trainer.fit``.
 
 How a search runs, how it uses several devices and how it resumes: ``docs/search.md``. The
-pieces: :mod:`~lga_lightning.search.scheduler` (which process trains what),
+pieces: :mod:`~lga_lightning.search.dispatcher` (which process trains what),
 :mod:`~lga_lightning.search.runner` (the candidate in training and its state files),
 :mod:`~lga_lightning.search.writer` (the store, the leaderboard, the loggers), and the shared
 measuring core :class:`~lga_lightning.core.meter.NTKMeter`. The class itself is assembled from
@@ -39,6 +39,7 @@ from lga_lightning.search._search_checks import (
     check_measurement,
 )
 from lga_lightning.search._search_results import ResultsMixin, _OnException
+from lga_lightning.search.dispatcher import JobDispatcher
 from lga_lightning.search.progress import Progress
 from lga_lightning.search.ranking import (
     RECORD_QUANTITIES,
@@ -48,7 +49,6 @@ from lga_lightning.search.ranking import (
     Signal,
 )
 from lga_lightning.search.runner import CandidateRun, is_sharded
-from lga_lightning.search.scheduler import Scheduler
 from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.store import Record
 from lga_lightning.search.strategies import Job, RandomSearch, SingleJob, Strategy
@@ -91,7 +91,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
             ``implementation``, ...); the paper's conventions by default.
         optimizer: ``params -> Optimizer``, called for each candidate; default
             :func:`~lga_lightning.training.module.paper_sgd`.
-        scheduler: ``optimizer -> LR scheduler``, stepped after each candidate epoch; default
+        lr_scheduler: ``optimizer -> LR scheduler``, stepped after each candidate epoch; default
             none (constant learning rate, as in the paper).
         build_kwargs: extra arguments of ``space.build`` (``in_channels`` is taken from the
             datamodule's ``input_shape`` when ``build`` accepts it).
@@ -155,7 +155,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         (2, 1)
     """
 
-    @renamed_keywords("mode")
+    @renamed_keywords("mode", scheduler="lr_scheduler")
     def __init__(
         self,
         space: SearchSpace | None = None,
@@ -170,7 +170,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         probe_seed: int = DEFAULT_PROBE_SEED,
         kernel_kwargs: dict[str, Any] | None = None,
         optimizer: OptimizerFactory | None = None,
-        scheduler: SchedulerFactory | None = None,
+        lr_scheduler: SchedulerFactory | None = None,
         build_kwargs: dict[str, Any] | None = None,
         num_classes: int | None = None,
         results_dir: str | None = None,
@@ -211,7 +211,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         self.proxies = self.meter.proxies
         self.kernel_kwargs = self.meter.kernel_kwargs
         self.optimizer_factory = optimizer or paper_sgd
-        self.scheduler_factory = scheduler
+        self.scheduler_factory = lr_scheduler
         self.build_kwargs = dict(build_kwargs or {})
         self.num_classes = num_classes
         self.results_dir_arg = results_dir
@@ -262,7 +262,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         self.check_data(getattr(trainer, "datamodule", None))
         check_ground_truth(self.ground_truth, self.ground_truth_query)
         store_path, stored = self._open_results(trainer)
-        self.scheduler = Scheduler(self.strategy, self.space, self.seed, self._world, stored)
+        self.dispatcher = JobDispatcher(self.strategy, self.space, self.seed, self._world, stored)
         self.leaderboard, self.summary = [], {}
         self.meter.set_probes([])
         # Every process trains its own candidate, so kernels are never sharded across ranks.
@@ -302,9 +302,9 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
                 run.initial = None
             run.epoch += 1
             finished = run.diverged or run.epoch >= run.job.epochs
-            if run.scheduler is not None and not finished:
-                run.scheduler.step()
-            stored = self.scheduler.is_stored(run.job.candidate, run.epoch)
+            if run.lr_scheduler is not None and not finished:
+                run.lr_scheduler.step()
+            stored = self.dispatcher.is_stored(run.job.candidate, run.epoch)
             if run.diverged or (run.epoch in run.job.measure_at and not stored):
                 record = self._measure(run)
                 if finished and run.job.keep_state and not run.diverged:
@@ -318,12 +318,12 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
             step0 = record.pop("_step0", 0)
             if self._rank == 0:
                 self._writer.append(record)
-            self.scheduler.add(record)
-            self.ranking.rescore(self.scheduler.records)
-            self._report_progress(self.scheduler.records[-1])
+            self.dispatcher.add(record)
+            self.ranking.rescore(self.dispatcher.records)
+            self._report_progress(self.dispatcher.records[-1])
             if self._rank == 0 and self.trainer.loggers:
                 self._writer.log_record(
-                    self.trainer.loggers, record, curve, step0, self.scheduler.records
+                    self.trainer.loggers, record, curve, step0, self.dispatcher.records
                 )
         self._schedule()
 
@@ -391,8 +391,8 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
 
     def _schedule(self) -> None:
         """Fill free processes with the strategy's next jobs; stop the Trainer when done."""
-        assigned = self.scheduler.fill()
+        assigned = self.dispatcher.fill()
         if self._rank in assigned:
             self._start(assigned[self._rank])
-        if self.scheduler.finished:
+        if self.dispatcher.finished:
             self.trainer.should_stop = True

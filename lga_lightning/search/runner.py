@@ -34,7 +34,7 @@ class CandidateRun:
     job: Job
     model: nn.Module
     optimizer: Optimizer
-    scheduler: Any
+    lr_scheduler: Any
     epoch: int = 0
     steps: int = 0
     diverged: bool = False
@@ -78,7 +78,7 @@ class StateFiles:
         state = {
             "model": run.model.state_dict(),
             "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict() if run.scheduler is not None else {},
+            "scheduler": run.lr_scheduler.state_dict() if run.lr_scheduler is not None else {},
             "epoch": run.epoch,
             "steps": run.steps,
         }
@@ -118,8 +118,8 @@ class StateFiles:
             state = torch.load(path, map_location=device, weights_only=True)
             run.model.load_state_dict(state["model"])
             run.optimizer.load_state_dict(state["optimizer"])
-            if run.scheduler is not None and state["scheduler"]:
-                run.scheduler.load_state_dict(state["scheduler"])
+            if run.lr_scheduler is not None and state["scheduler"]:
+                run.lr_scheduler.load_state_dict(state["scheduler"])
             run.epoch, run.steps = int(state["epoch"]), int(state["steps"])
         except Exception as err:  # a damaged or foreign file fails in many ways
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -36,27 +36,28 @@ def check_int(name: str, value: Any, minimum: int | None) -> int:
 
 
 def check_schedule(
-    epochs: Sequence[int] | None, every_n_epochs: int | None
+    measure_at: Sequence[int] | None, every_n_epochs: int | None
 ) -> tuple[list[int] | None, int | None]:
-    if epochs is not None and every_n_epochs is not None:
+    if measure_at is not None and every_n_epochs is not None:
         raise ValueError(
-            f"pass either `epochs` (a list such as [0, 1, 3]) or `every_n_epochs`, not both; "
-            f"got epochs={epochs!r} and every_n_epochs={every_n_epochs!r}."
+            f"pass either `measure_at` (a list such as [0, 1, 3]) or `every_n_epochs`, not both; "
+            f"got measure_at={measure_at!r} and every_n_epochs={every_n_epochs!r}."
         )
     if every_n_epochs is not None:
         return None, check_int("every_n_epochs", every_n_epochs, minimum=1)
-    if epochs is None:
+    if measure_at is None:
         return list(DEFAULT_EPOCHS), None
-    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Iterable):
+    if isinstance(measure_at, (str, bytes)) or not isinstance(measure_at, Iterable):
         raise ValueError(
-            f"`epochs` must be a list of non-negative integers such as [0, 1, 3], got {epochs!r}."
+            f"`measure_at` must be a list of non-negative integers such as [0, 1, 3], "
+            f"got {measure_at!r}."
         )
-    values = list(epochs)
+    values = list(measure_at)
     bad = [
         e for e in values if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0
     ]
     if bad or not values:
-        raise ValueError(f"`epochs` must be non-negative integers, got {values!r}.")
+        raise ValueError(f"`measure_at` must be non-negative integers, got {values!r}.")
     return sorted({int(e) for e in values}), None
 
 
@@ -249,7 +250,7 @@ def warn_late_epochs(epochs: Sequence[int] | None, max_epochs: int | None) -> No
     late = [e for e in epochs if e > max_epochs]
     if late:
         rank_zero_warn(
-            f"NTKMetrics: `epochs` {late} lie beyond `max_epochs={max_epochs}` and will "
-            f"never be measured; raise `max_epochs` or drop them from `epochs`.",
+            f"NTKMetrics: `measure_at` {late} lie beyond `max_epochs={max_epochs}` and will "
+            f"never be measured; raise `max_epochs` or drop them from `measure_at`.",
             category=UserWarning,
         )

@@ -11,10 +11,10 @@ import lightning.pytorch as pl
 class ScheduleMixin:
     """The schedule of :class:`~lga_lightning.NTKMetrics`: which epochs and steps to measure.
 
-    Reads the callback's ``epochs``, ``every_n_epochs``, ``every_n_steps`` and ``history``.
+    Reads the callback's ``measure_at``, ``every_n_epochs``, ``every_n_steps`` and ``history``.
     """
 
-    epochs: list[int] | None
+    measure_at: list[int] | None
     every_n_epochs: int | None
     every_n_steps: int | None
     history: list[dict[str, Any]]
@@ -29,7 +29,7 @@ class ScheduleMixin:
         """
         if self.every_n_epochs is not None:
             return epoch % self.every_n_epochs == 0
-        return epoch in self.epochs
+        return epoch in self.measure_at
 
     @property
     def measured_epochs(self) -> list[int]:

@@ -26,6 +26,7 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.core import evolution
 from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.meter import NTKMeter
@@ -141,12 +142,12 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
     follow the same discipline as epoch measurements: every rank takes part in every one.
 
     Args:
-        epochs: epochs to measure at, e.g. ``[0, 1, 3]`` (0 = initialisation, ``e`` = after ``e``
-            completed epochs). Default: ``[0, 1]`` (the paper's protocol) unless
-            ``every_n_epochs`` is given.
-        every_n_epochs: measure at epochs ``0, n, 2n, ...``; exclusive with ``epochs``.
+        measure_at: epochs to measure at, e.g. ``[0, 1, 3]`` (0 = initialisation, ``e`` = after
+            ``e`` completed epochs). Default: ``[0, 1]`` (the paper's protocol) unless
+            ``every_n_epochs`` is given. (0.2 called it ``epochs``.)
+        every_n_epochs: measure at epochs ``0, n, 2n, ...``; exclusive with ``measure_at``.
         every_n_steps: also measure after every ``k``-th optimizer step. Alone (without
-            ``epochs``/``every_n_epochs``) the epoch schedule becomes ``[0]``: the
+            ``measure_at``/``every_n_epochs``) the epoch schedule becomes ``[0]``: the
             initialisation, then every ``k`` steps.
         probe_size: number of probe samples drawn from the training data (the paper uses 256).
             Ignored when ``probe`` holds tensors.
@@ -194,22 +195,23 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
 
     Example:
         >>> import lightning.pytorch as pl
-        >>> callback = NTKMetrics(epochs=[0, 1, 3], probe_size=64)
+        >>> callback = NTKMetrics(measure_at=[0, 1, 3], probe_size=64)
         >>> trainer = pl.Trainer(max_epochs=3, callbacks=[callback], logger=False,
         ...                      enable_progress_bar=False, enable_model_summary=False)
         >>> # trainer.fit(model, datamodule)  then  callback.history[-1]["lga"]
         >>> steps = NTKMetrics(every_n_steps=50, kernel_velocity=True)  # + ntk/kernel_velocity
-        >>> steps.epochs, steps.every_n_steps
+        >>> steps.measure_at, steps.every_n_steps
         ([0], 50)
-        >>> NTKMetrics(epochs=[-1])
+        >>> NTKMetrics(measure_at=[-1])
         Traceback (most recent call last):
         ...
-        ValueError: `epochs` must be non-negative integers, got [-1].
+        ValueError: `measure_at` must be non-negative integers, got [-1].
     """
 
+    @renamed_keywords("epochs")
     def __init__(
         self,
-        epochs: Sequence[int] | None = None,
+        measure_at: Sequence[int] | None = None,
         every_n_epochs: int | None = None,
         every_n_steps: int | None = None,
         probe_size: int = DEFAULT_PROBE_SIZE,
@@ -236,9 +238,9 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
         self.every_n_steps = (
             None if every_n_steps is None else check_int("every_n_steps", every_n_steps, 1)
         )
-        if every_n_steps is not None and epochs is None and every_n_epochs is None:
-            epochs = [0]
-        self.epochs, self.every_n_epochs = check_schedule(epochs, every_n_epochs)
+        if every_n_steps is not None and measure_at is None and every_n_epochs is None:
+            measure_at = [0]
+        self.measure_at, self.every_n_epochs = check_schedule(measure_at, every_n_epochs)
         self.probe_size = check_int("probe_size", probe_size, minimum=2)
         self.probe_seed = check_int("probe_seed", probe_seed, minimum=None)
         self.num_probes = check_int("num_probes", num_probes, minimum=1)
@@ -305,7 +307,7 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
         check_strategy(trainer)
         self._check_siblings(trainer)
         self._target(pl_module)
-        warn_late_epochs(self.epochs, trainer.max_epochs)
+        warn_late_epochs(self.measure_at, trainer.max_epochs)
         if trainer.world_size > 1:
             # Every rank computes the same values, so they are logged without a reduction.
             warnings.filterwarnings(

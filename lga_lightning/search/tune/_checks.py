@@ -17,7 +17,7 @@ def check_rungs(scheduler: Any, min_epochs: int, eta: int, max_epochs: int) -> N
     """Refuse an unknown scheduler name and rungs the strategy's epochs cannot hold."""
     if isinstance(scheduler, str) and scheduler not in ("asha", "hyperband", "none"):
         raise ValueError(
-            f"scheduler={scheduler!r} is not one of 'asha', 'hyperband', 'none' (or a Tune "
+            f"trial_scheduler={scheduler!r} is not one of 'asha', 'hyperband', 'none' (or a Tune "
             "TrialScheduler)."
         )
     if not 1 <= min_epochs <= max_epochs:
@@ -63,7 +63,7 @@ def check_strategy(
         raise ValueError(
             f"rank_by={list(search.ranking.combined)} ranks candidates against each other, so a "
             "score changes as others are measured; an early-stopping scheduler compares scores "
-            "as they arrive. Use scheduler='none', or rank by one signal."
+            "as they arrive. Use trial_scheduler='none', or rank by one signal."
         )
     return strategy
 

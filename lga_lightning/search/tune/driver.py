@@ -23,6 +23,7 @@ from ray import tune
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
+from lga_lightning._compat import renamed_keywords
 from lga_lightning.search import LGASearch
 from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
@@ -54,10 +55,9 @@ class TuneSearch:
     """Run a search's candidates as Ray Tune trials, early-stopped by the ranking signal.
 
     Args:
-        search: the search to run: its space, strategy (``RandomSearch``, ``Plain`` or
-            ``RegularizedEvolution``), seed, ranking, probe, kernel, optimizer and ground truth.
+        search: the search to run (space, strategy, seed, ranking, probe, kernel, optimizer).
         datamodule: the data every candidate trains on.
-        scheduler: ``"asha"`` (asynchronous successive halving, default), ``"hyperband"``,
+        trial_scheduler: ``"asha"`` (asynchronous successive halving, default), ``"hyperband"``,
             ``"none"`` (every candidate trains its full budget), or a Tune ``TrialScheduler``.
         min_epochs: epochs before the first comparison (ASHA's grace period).
         eta: keep the top ``1/eta`` at each rung; rungs are ``eta`` times apart.
@@ -70,13 +70,11 @@ class TuneSearch:
         max_concurrent_trials: trials at once (default: as many as the cluster's resources
             allow when the search starts; set it for a cluster that grows).
         max_failures: retries of a failed trial (from its last checkpoint) before it ranks last.
-        reuse_processes: a worker process trains trial after trial (Tune's ``reuse_actors``),
-            instead of a new process, with its imports, per trial.
+        reuse_processes: a worker process trains trial after trial (Tune's ``reuse_actors``).
         address: the Ray cluster (``"auto"``: the running one; default: start a local Ray).
         num_cpus: CPUs of the local Ray (default: all).
         num_gpus: GPUs of the local Ray (default: all).
-        trainer: options of each trial's ``Trainer`` (``accelerator``, ``precision``,
-            ``limit_train_batches``, ...).
+        trainer: each trial's ``Trainer`` options (``accelerator``, ``precision``, ...).
         loggers: Lightning loggers of the search (one run): every record, the leaderboard table.
         results_dir: where the store and the leaderboard go, on the driver (default: the
             search's ``results_dir``, else ``lga_runs/tune``).
@@ -90,16 +88,17 @@ class TuneSearch:
         >>> from lga_lightning.search import RandomSearch
         >>> from lga_lightning.search.spaces import NB201Space
         >>> tuner = TuneSearch(LGASearch(NB201Space(C=4, N=1), RandomSearch(8, epochs=4)),
-        ...                    DigitsDataModule(), scheduler="asha", min_epochs=1, eta=2)
+        ...                    DigitsDataModule(), trial_scheduler="asha", min_epochs=1, eta=2)
         >>> tuner.rungs
         [1, 2, 4]
     """
 
+    @renamed_keywords(scheduler="trial_scheduler")
     def __init__(
         self,
         search: LGASearch,
         datamodule: Any,
-        scheduler: SchedulerName | TrialScheduler = "asha",
+        trial_scheduler: SchedulerName | TrialScheduler = "asha",
         min_epochs: int = 1,
         eta: int = 3,
         searcher: Searcher | None = None,
@@ -121,14 +120,15 @@ class TuneSearch:
     ) -> None:
         self.search = search
         self.datamodule = datamodule
-        self.strategy = check_strategy(search.strategy, searcher, scheduler, search)
+        self.strategy = check_strategy(search.strategy, searcher, trial_scheduler, search)
         self.max_epochs = int(getattr(self.strategy, "epochs", 1))
-        self.scheduler_name = scheduler if isinstance(scheduler, str) else type(scheduler).__name__
-        check_rungs(scheduler, min_epochs, eta, self.max_epochs)
+        named = isinstance(trial_scheduler, str)
+        self.scheduler_name = trial_scheduler if named else type(trial_scheduler).__name__
+        check_rungs(trial_scheduler, min_epochs, eta, self.max_epochs)
         self.min_epochs, self.eta = int(min_epochs), int(eta)
-        name = scheduler if isinstance(scheduler, str) else "none"
+        name = trial_scheduler if named else "none"
         self.rungs = rung_epochs(name, self.min_epochs, self.max_epochs, self.eta)
-        self.scheduler = scheduler
+        self.trial_scheduler = trial_scheduler
         self.searcher = searcher
         self.param_space = param_space
         self.num_candidates = num_candidates or getattr(self.strategy, "num_candidates", None)
@@ -201,7 +201,7 @@ class TuneSearch:
         header = self.search.header(self.datamodule)
         header.update(
             backend="ray",
-            scheduler=self.scheduler_name,
+            trial_scheduler=self.scheduler_name,
             rungs=self.rungs,
             searcher=type(self.searcher).__name__ if self.searcher is not None else None,
         )
@@ -310,7 +310,7 @@ class TuneSearch:
         return max(1, slots)
 
     def _scheduler(self) -> TrialScheduler:
-        return make_scheduler(self.scheduler, self.max_epochs, self.min_epochs, self.eta)
+        return make_scheduler(self.trial_scheduler, self.max_epochs, self.min_epochs, self.eta)
 
     def _searcher(self) -> Searcher:
         if self.searcher is None:

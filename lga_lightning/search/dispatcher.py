@@ -1,9 +1,9 @@
 """Which process trains which candidate next: the search's bookkeeping, in plain Python.
 
-The :class:`Scheduler` fills free process slots with the strategy's jobs, replays records already
-in the results store (so a rerun continues where the last run stopped and trains nothing twice),
-and passes every record to the strategy. It knows nothing of Lightning or torch, so it is tested
-on its own; :class:`~lga_lightning.search.LGASearch` drives it from its hooks.
+The :class:`JobDispatcher` fills free process slots with the strategy's jobs, replays records
+already in the results store (so a rerun continues where the last run stopped and trains nothing
+twice), and passes every record to the strategy. It knows nothing of Lightning or torch, so it is
+tested on its own; :class:`~lga_lightning.search.LGASearch` drives it from its hooks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lga_lightning.search.strategies import Job, Strategy
 Record = dict[str, Any]
 
 
-class Scheduler:
+class JobDispatcher:
     """Assign jobs to processes; replay stored records; report every record to the strategy.
 
     Args:
@@ -30,7 +30,7 @@ class Scheduler:
     Example:
         >>> from lga_lightning.search import Plain
         >>> from lga_lightning.search.spaces import NB201Space
-        >>> s = Scheduler(Plain(num_candidates=3), NB201Space(C=4, N=1), seed=0, processes=2)
+        >>> s = JobDispatcher(Plain(num_candidates=3), NB201Space(C=4, N=1), seed=0, processes=2)
         >>> sorted(s.fill())  # processes that got a job
         [0, 1]
         >>> s.add({"candidate": 0, "epoch": 1, "status": "ok", "score": 0.5, "process": 0})
