@@ -18,6 +18,7 @@ import functools
 import importlib
 import importlib.abc
 import importlib.machinery
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
@@ -228,3 +229,25 @@ def _renamed_key(mapping: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     out = {k: v for k, v in mapping.items() if k != old}
     out[new] = mapping[old]
     return dict(sorted(out.items())) if old in ("params", "epochs") else out
+
+
+_UNKNOWN = re.compile(r"(?:unknown key '|unrecognized arguments: --|[Oo]ption ')((?:\w+\.)*)(\w+)")
+_GROUP = re.compile(r"Group '(\w+)'")
+
+
+def renamed_hint(line: str) -> str:
+    """``line``, and when it refuses a key renamed in 0.3, the key's new name.
+
+    Example:
+        >>> renamed_hint("unrecognized arguments: --params all")
+        'unrecognized arguments: --params all; `params` was renamed to `param_selection` in 0.3.'
+        >>> renamed_hint("Group 'tune' does not accept option 'scheduler'").split("; ")[1]
+        '`scheduler` was renamed to `trial_scheduler` in 0.3.'
+    """
+    match = _UNKNOWN.search(line)
+    if not match:
+        return line
+    old, group = match.group(2), _GROUP.search(line)
+    section = group.group(1) if group else match.group(1).partition(".")[0]
+    new = RENAMED_BY_SECTION.get((section, old)) or RENAMED.get(old)
+    return f"{line}; `{old}` was renamed to `{new}` in 0.3." if new else line

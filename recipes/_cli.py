@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional, TypeVar, Union
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lga_lightning._compat import RENAMED, RENAMED_BY_SECTION
+from lga_lightning._compat import renamed_hint
 from lga_lightning.utils.lock import OutputLockedError
 from lga_lightning.utils.threads import choose_threads
 from recipes._quiet import quiet_third_party
@@ -177,28 +177,6 @@ def run_user_errors(prog: str, body: Callable[[], T], args: Any = None) -> T:
         if os.environ.get("LGA_TRACEBACK") or err.errno not in _USER_ERRNOS:
             raise
         report(prog, os_error_line(err))
-
-
-_UNKNOWN = re.compile(r"(?:unknown key '|unrecognized arguments: --|[Oo]ption ')((?:\w+\.)*)(\w+)")
-_GROUP = re.compile(r"Group '(\w+)'")
-
-
-def renamed_hint(line: str) -> str:
-    """``line``, and when it refuses a key renamed in 0.3, the key's new name.
-
-    Example:
-        >>> renamed_hint("unrecognized arguments: --params all")
-        'unrecognized arguments: --params all; `params` was renamed to `param_selection` in 0.3.'
-        >>> renamed_hint("Group 'tune' does not accept option 'scheduler'").split("; ")[1]
-        '`scheduler` was renamed to `trial_scheduler` in 0.3.'
-    """
-    match = _UNKNOWN.search(line)
-    if not match:
-        return line
-    old, group = match.group(2), _GROUP.search(line)
-    section = group.group(1) if group else match.group(1).partition(".")[0]
-    new = RENAMED_BY_SECTION.get((section, old)) or RENAMED.get(old)
-    return f"{line}; `{old}` was renamed to `{new}` in 0.3." if new else line
 
 
 def report(prog: str, line: str) -> None:

@@ -116,10 +116,10 @@ def resume(
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "raw.jsonl"
-        >>> resume(path, {"epochs": [0]})
+        >>> resume(path, {"measure_at": [0]})
         {}
         >>> append_jsonl(path, {"kind": "arch", "arch": "a", "num_params": 3})
-        >>> resume(path, {"epochs": [0]})
+        >>> resume(path, {"measure_at": [0]})
         {'a': {'arch': 'a', 'kind': 'arch', 'num_params': 3}}
     """
     records = stored_records(raw_path, fingerprint, analyse_only)
@@ -146,7 +146,7 @@ def stored_records(
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "raw.jsonl"
-        >>> stored_records(path, {"epochs": [0]}), path.exists()
+        >>> stored_records(path, {"measure_at": [0]}), path.exists()
         ({}, False)
     """
     lines = read_store(raw_path)

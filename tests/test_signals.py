@@ -304,7 +304,7 @@ def test_a_registered_kernel_metric_is_accepted_by_the_search_as_it_is_by_the_me
         metrics=metrics,
         rank_by="same_class_mean",
     )
-    assert search.ranking.mode == "max"  # the row's direction
+    assert search.ranking.direction == "max"  # the row's direction
     record = next(r for r in search.records if r["epoch"] == 0)
     # by hand: candidate 0 at initialisation, on the search's probe
     torch.manual_seed(derive_seed(0, "init", 0))

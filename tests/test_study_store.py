@@ -8,7 +8,7 @@ import pytest
 
 from recipes._store import resume, stored_records
 
-FINGERPRINT = {"epochs": [0], "probe_sizes": [8]}
+FINGERPRINT = {"measure_at": [0], "probe_sizes": [8]}
 HEADER = json.dumps({"fingerprint": FINGERPRINT, "kind": "study"}, sort_keys=True) + "\n"
 RECORD = json.dumps({"arch": "a", "kind": "arch", "params": 3}, sort_keys=True) + "\n"
 
