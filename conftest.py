@@ -1,9 +1,10 @@
 """Collection rules for the whole tree: the Ray Tune backend is optional.
 
-Everything that needs Ray (``lga_lightning/search/tune`` and its doctests, ``tests/test_tune*.py``)
-carries the markers ``ray`` and ``slow``: the README's quick command leaves it out, and
-``.ci/run`` installs the ``ray`` extra before the slow tests. Without Ray those files are not
-collected, unless ``LGA_REQUIRE_RAY=1`` (set by ``.ci/run``), which makes a missing Ray an error.
+Everything that needs Ray (``lga_lightning/search/tune`` and its doctests, the
+``test_tune*.py`` files of ``tests/search`` and ``tests/recipes``) carries the markers ``ray``
+and ``slow``: the README's quick command leaves it out, and ``.ci/run`` installs the ``ray``
+extra before the slow tests. Without Ray those files are not collected, unless
+``LGA_REQUIRE_RAY=1`` (set by ``.ci/run``), which makes a missing Ray an error.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from pathlib import Path
 import pytest
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
-RAY_PATHS = ("lga_lightning/search/tune", "tests/test_tune")
+RAY_PATHS = ("lga_lightning/search/tune", "tests/search/test_tune", "tests/recipes/test_tune")
 
 if not HAS_RAY and os.environ.get("LGA_REQUIRE_RAY") == "1":
     raise RuntimeError(
         "LGA_REQUIRE_RAY=1 but Ray is not installed; install the extra: pip install -e '.[ray]'"
     )
 
-collect_ignore_glob = [] if HAS_RAY else ["lga_lightning/search/tune/*", "tests/test_tune*.py"]
+collect_ignore_glob = (
+    [] if HAS_RAY else ["lga_lightning/search/tune/*", "tests/search/test_tune*.py"]
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

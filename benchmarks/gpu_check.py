@@ -2,9 +2,9 @@
 
 One command, one results file. On a CUDA machine (the default run, about 5 minutes on one GPU):
 
-1. ``pytest -m gpu`` (``tests/test_gpu.py``): every kernel implementation against the float64
-   loop on CUDA, the CUDA random stream left alone, the callback under ``bf16-mixed``, one search
-   candidate;
+1. ``pytest -m gpu`` (``tests/training/test_gpu.py``): every kernel implementation against the
+   float64 loop on CUDA, the CUDA random stream left alone, the callback under ``bf16-mixed``, one
+   search candidate;
 2. ``benchmarks/ntk_speed.py --device cuda``: NB201 C=16 N=5 at n = 64 and 256, train- and
    eval-mode BatchNorm, the official loop against ``auto``, ``loop``, ``coupled`` and
    ``batched``, with the error against a float64 reference (TF32 off);
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     "-rs",
                     "-p",
                     "no:cacheprovider",
-                    "tests/test_gpu.py",
+                    "tests/training/test_gpu.py",
                 ],
                 None,
                 args.timeout,

@@ -1,8 +1,8 @@
 """Kill the search with SIGKILL part-way, twice, rerun it: the store and the leaderboard equal an
 uninterrupted run's. Also: two DDP processes give the single-process leaderboard.
 
-Run as a script (``python tests/test_search_resume.py ROOT [DEVICES]``) it performs the search
-these tests kill and compare.
+Run as a script (``python tests/search/test_search_resume.py ROOT [DEVICES]``) it performs the
+search these tests kill and compare.
 """
 
 from __future__ import annotations

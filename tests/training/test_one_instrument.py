@@ -1,6 +1,6 @@
 """The callback and the search report the same metric warnings.
 
-That every surface gives the same record is tests/test_five_surfaces.py.
+That every surface gives the same record is tests/training/test_five_surfaces.py.
 """
 
 from __future__ import annotations

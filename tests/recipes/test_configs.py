@@ -20,7 +20,7 @@ from nas_201_api import ArchResults, ResultsCount
 
 from recipes import correlate, linearize, search, train
 
-CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml"))
+CONFIGS = sorted(Path(__file__).resolve().parents[2].glob("configs/*.yaml"))
 RAY_RECIPES = ("lga-tune",)
 """Recipes that need the ray extra: their configs are checked in test_tune_configs.py."""
 ARCHS = [

@@ -10,7 +10,7 @@ import pytest
 from recipes import correlate, linearize, search, train, tune
 from recipes._help import plain, short
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = {
     "lga-search": (search, ["--help"]),
     "lga-tune": (tune, ["--help"]),

@@ -63,7 +63,7 @@ def test_published_conventions():
 # ---------------------------------------------------------------------------------------------
 # the registry's rows against their functions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROWS = [row for row in SIGNALS.values() if row.function is not None]
 
 
@@ -272,7 +272,7 @@ def test_a_registered_proxy_and_metric_are_measured_by_the_meter(toys):
 
 
 def test_a_registered_proxy_ranks_a_search_in_its_direction(toys, tmp_path):
-    from test_search import A, B, C, fit
+    from _search_run import A, B, C, fit
 
     from lga_lightning.search import Plain
 
@@ -289,7 +289,7 @@ def test_a_registered_proxy_ranks_a_search_in_its_direction(toys, tmp_path):
 
 
 def test_a_registered_kernel_metric_is_accepted_by_the_search_as_it_is_by_the_meter(toys, tmp_path):
-    from test_search import A, datamodule, fit
+    from _search_run import A, datamodule, fit
 
     from lga_lightning.core.probe import DEFAULT_PROBE_SEED
     from lga_lightning.search import Plain

@@ -21,7 +21,7 @@ import tomllib
 
 from recipes import correlate, linearize, search, train, tune
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["README.md", "docs/tune.md", "docs/runs.md", "docs/paper.md", "docs/configs.md"]
 """The README and the documentation pages that hold its former sections."""
 README = "\n".join((ROOT / page).read_text() for page in PAGES)

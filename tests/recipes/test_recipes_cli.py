@@ -15,7 +15,7 @@ from lga_lightning.training.module import ClassificationModule
 from recipes import correlate, search, train
 from recipes._cli import one_line
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from test_errors import run_recipe, search_config
 from lga_lightning.search.outputs import OUTPUTS, WRITING, recover, write_outputs
 from lga_lightning.search.store import ResultsStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VOLATILE = ("seconds", "ntk_seconds", "process")
 ROWS = [
     {"rank": 1, "candidate": 1, "status": "ok", "signal": 0.7, "val_acc": 0.4},

@@ -29,7 +29,7 @@ from lga_lightning.search.tune.state import (
     set_asha_state,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPACE = NB201Space(C=4, N=1)
 
 

@@ -3,9 +3,9 @@
 Surfaces: the ``NTKMetrics`` callback, ``LGASearch``, the search restricted to one job as a Ray
 Tune trial runs it (``LGASearch.for_job``), and the study's train-and-measure loop
 (``recipes._study.TrainAndMeasure``, behind ``lga-correlate``). ``lga-linearize`` measures
-through ``NTKMetrics``; tests/test_five_surfaces.py compares all five surfaces, after training
-too. The reference is the measuring core alone (``NTKMeter``) on the same weights, in the dtype
-the session promises.
+through ``NTKMetrics``; tests/training/test_five_surfaces.py compares all five surfaces, after
+training too. The reference is the measuring core alone (``NTKMeter``) on the same weights, in
+the dtype the session promises.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lga_lightning.core.signals import SIGNALS, unregister
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 
 
 def python_blocks(text: str) -> list[str]:

@@ -16,7 +16,7 @@ from lga_lightning.search.spaces import nb201
 from recipes import linearize as recipe
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def linear_in_parameters() -> nn.Module:

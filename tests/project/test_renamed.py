@@ -57,7 +57,7 @@ def test_the_committed_0_2_study_stores_read_with_the_new_keys():
     from recipes._store import read_store
 
     for folder in ("study_cifar10_subset", "study_c16n5"):
-        lines = read_store(Path(__file__).parents[1] / "docs" / folder / "raw.jsonl")
+        lines = read_store(Path(__file__).parents[2] / "docs" / folder / "raw.jsonl")
         assert "param_selection" in lines[0]["fingerprint"]
         assert "params" not in lines[0]["fingerprint"]
         assert "measure_at" in lines[0]["fingerprint"] and "epochs" not in lines[0]["fingerprint"]

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+from _search_run import fit, make_search
 from _wandb import RecordingWandbLogger
 from ray import cloudpickle
 from ray.tune.search import Searcher
-from test_search import fit, make_search
 
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.search import Plain, RandomSearch, RegularizedEvolution
@@ -30,7 +30,7 @@ from lga_lightning.search.spaces import NB201Space
 from lga_lightning.search.store import ResultsStore
 from lga_lightning.search.tune import StrategySearcher, TuneSearch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRIAL_TRAINER = {"accelerator": "cpu", "limit_train_batches": 4, "limit_val_batches": 2}
 TIMING = ("seconds", "ntk_seconds", "process")
 

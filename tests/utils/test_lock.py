@@ -14,7 +14,7 @@ import pytest
 
 from lga_lightning.utils.lock import LOCK_NAME, OutputLock, OutputLockedError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 HOLD = """
 import sys, time

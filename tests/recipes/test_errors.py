@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 BAD_ARCH = "|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 GOOD_ARCH = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"

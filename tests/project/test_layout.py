@@ -19,7 +19,7 @@ import pytest
 
 from lga_lightning import _compat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: wing -> the project wings it may import (itself always allowed).
 ALLOWED = {
@@ -82,6 +82,15 @@ def test_every_module_belongs_to_a_wing():
     root = {"lga_lightning", "lga_lightning._compat"}
     loose = [m for m in MODULES if _wing(m) is None and m not in root]
     assert loose == []
+
+
+def test_the_tests_mirror_the_wings():
+    tests = ROOT / "tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name[0] not in "_."}
+    assert folders == {*ALLOWED, "project"}  # project: layout, docs, README, public names
+    assert sorted(p.name for p in tests.glob("test_*.py")) == []  # no test outside a wing
+    assert (tests / "core" / "test_meter.py").is_file()
+    assert (tests / "training" / "test_session.py").is_file()
 
 
 @pytest.mark.parametrize("wing", sorted(ALLOWED))
