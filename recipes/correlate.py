@@ -57,7 +57,7 @@ from lga_lightning.core.kernel import DEFAULT_CHUNK_SIZE, ParamSelection
 from lga_lightning.core.meter import check_proxies
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
-from lga_lightning.search.spaces import NB201Space
+from lga_lightning.search.spaces import NB201Space, SearchSpace
 from lga_lightning.utils.describe import describe
 from lga_lightning.utils.files import check_output_dir
 from lga_lightning.utils.lock import OutputLock
@@ -207,7 +207,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
     def __init__(
         self,
         data: ImageDataModule | None = None,
-        space: NB201Space = DEFAULT_SPACE,
+        space: SearchSpace = DEFAULT_SPACE,
         archs: list[str] | None = None,
         sample: int | None = None,
         first: int | None = None,
@@ -319,7 +319,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         """Everything that changes the measured values: a resumed run must match it."""
         return {
             "data": repr(self.data),
-            "space": repr(self.space),
+            "space": describe(self.space),  # no memory address: a rerun matches
             "measure_at": self.measure_at,
             "metrics": self.metrics,
             "settings": self.settings,

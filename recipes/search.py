@@ -25,7 +25,7 @@ from lightning.pytorch.cli import ArgsType, LightningCLI
 
 from lga_lightning.search import LGASearch
 from lga_lightning.search.ground_truth import NASBench201, TableGroundTruth, nb201_table
-from lga_lightning.search.spaces import NB201Space
+from lga_lightning.search.spaces import NB201Space, SearchSpace
 from lga_lightning.search.store import STORE_NAME, ResultsStore
 from lga_lightning.search.writer import check_ground_truth
 from lga_lightning.utils.files import check_output_dir
@@ -60,7 +60,7 @@ DDP each process trains its own candidates on the whole data (no sampler shardin
 
 
 def lga_search(
-    space: NB201Space = DEFAULT_SPACE,
+    space: SearchSpace = DEFAULT_SPACE,
     ground_truth: NASBench201 | TableGroundTruth | None = None,
     embedded_ground_truth: bool = True,
     **kwargs: Any,
@@ -68,7 +68,8 @@ def lga_search(
     """Build an :class:`~lga_lightning.search.LGASearch` from the config's ``model`` section.
 
     Args:
-        space: the search space (NAS-Bench-201 with its ``C`` and ``N``).
+        space: the search space: any class implementing
+            :class:`~lga_lightning.search.spaces.SearchSpace` (default: NAS-Bench-201, C=16, N=5).
         ground_truth: true accuracies of the space's architectures (a NAS-Bench-201 file or a
             table), to report the chosen architecture's accuracy and regret.
         embedded_ground_truth: without ``ground_truth``, use the NAS-Bench-201 table shipped

@@ -12,11 +12,9 @@ plain string that :meth:`SearchSpace.decode` turns back into an equal architectu
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from torch import nn
 
 RngLike = int | random.Random | np.random.Generator | None
 """What ``sample``/``mutate`` accept as randomness: a seed, a ``random.Random``, a NumPy
@@ -38,31 +36,35 @@ class SearchSpace(Protocol):
 
     size: int | float
 
-    def sample(self, rng: RngLike = None) -> Any:
-        """Draw one architecture; the same seed always gives the same architecture."""
+    # Parameters and results are typed Any: the recipes' parsers (jsonargparse) accept a class
+    # for a ``space`` only when each of its annotations equals the protocol's, and a space's
+    # own, narrower types (or none) must pass.
+
+    def sample(self, rng: Any = None) -> Any:
+        """Draw one architecture (``rng``: a :data:`RngLike`); a seed always gives the same."""
         ...
 
-    def mutate(self, arch: Any, rng: RngLike = None) -> Any:
-        """Return a neighbour of ``arch`` (the regularised-evolution move)."""
+    def mutate(self, arch: Any, rng: Any = None) -> Any:
+        """Return a neighbour of ``arch`` (the regularised-evolution move; ``rng``: RngLike)."""
         ...
 
-    def build(self, arch: Any, num_classes: int, **kwargs: Any) -> nn.Module:
-        """Build a freshly initialised network for ``arch`` that returns logits."""
+    def build(self, arch: Any, num_classes: Any, **kwargs: Any) -> Any:
+        """Build a freshly initialised ``nn.Module`` for ``arch`` that returns logits."""
         ...
 
-    def encode(self, arch: Any) -> str:
-        """Serialise ``arch`` to a string (``decode`` inverts it)."""
+    def encode(self, arch: Any) -> Any:
+        """Serialise ``arch`` to a plain string (``decode`` inverts it)."""
         ...
 
-    def decode(self, text: str) -> Any:
+    def decode(self, text: Any) -> Any:
         """Parse a string written by ``encode``; raises ``ValueError`` when it is malformed."""
         ...
 
-    def canonical(self, arch: Any) -> str:
+    def canonical(self, arch: Any) -> Any:
         """A string equal for architectures known to compute the same function."""
         ...
 
-    def enumerate(self) -> Iterator[Any]:
+    def enumerate(self) -> Any:
         """Iterate over every architecture in a fixed order.
 
         Raises:

@@ -1,0 +1,79 @@
+"""The recipes take any class implementing the SearchSpace protocol, by ``class_path``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = {"class_path": "lga_lightning.data.DigitsDataModule"}
+DIGITS["init_args"] = {"resize": 8, "channels": 3, "batch_size": 64}
+
+
+def run(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    path = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "OMP_NUM_THREADS": "1"}
+    env.update(WANDB_MODE="offline", MPLBACKEND="Agg")
+    command = [sys.executable, "-m", f"recipes.{module}", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_lga_search_searches_a_space_given_by_class_path(tmp_path):
+    config = {
+        "model": {
+            "space": {"class_path": "_width_space.WidthSpace"},
+            "strategy": {
+                "class_path": "lga_lightning.search.Plain",
+                "init_args": {"archs": ["8", "64"], "epochs": 1},
+            },
+            "probe_size": 16,
+            "results_dir": "out",
+            "progress": False,
+        },
+        "data": DIGITS,
+        "trainer": {"limit_train_batches": 2, "logger": False, "enable_checkpointing": False},
+    }
+    (tmp_path / "search.yaml").write_text(yaml.safe_dump(config))
+    result = run("search", ["--config", "search.yaml"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "out" / "leaderboard.json").read_text())["leaderboard"]
+    assert sorted(r["arch"] for r in rows) == ["64", "8"]
+    # the parameter count of a width-w MLP on 3 x 8 x 8 inputs and 10 classes
+    assert {r["arch"]: r["num_params"] for r in rows} == {
+        str(w): 192 * w + w + 10 * w + 10 for w in (8, 64)
+    }
+
+
+def test_lga_correlate_measures_a_space_given_by_class_path(tmp_path):
+    args = ["--space", "_width_space.WidthSpace", "--archs", '["8", "16", "64"]']
+    args += ["--own_epochs", "1", "--measure_at", "[0]", "--probe_sizes", "[8]"]
+    args += ["--data", DIGITS["class_path"], "--data.resize", "8", "--data.channels", "3"]
+    args += ["--output_dir", "study", "--limit_train_batches", "2", "--plot", "false"]
+    result = run("correlate", args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "study" / "raw.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["fingerprint"]["space"] == "_width_space.WidthSpace"
+    archs = sorted(json.loads(line)["arch"] for line in lines[1:])
+    assert archs == ["16", "64", "8"]
+    # the fingerprint holds no memory address, so the rerun resumes: nothing is measured again
+    again = run("correlate", args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "study" / "raw.jsonl").read_text().splitlines() == lines
+
+
+@pytest.mark.parametrize("recipe", ["search", "correlate"])
+def test_a_class_that_is_no_space_is_refused_in_one_line(tmp_path, recipe):
+    flag = "--model.space" if recipe == "search" else "--space"
+    args = [flag, "collections.OrderedDict"]
+    if recipe == "search":
+        args = ["--config", str(ROOT / "configs" / "demo.yaml"), *args]
+    result = run(recipe, args, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not implement protocol SearchSpace" in lines[0], lines
