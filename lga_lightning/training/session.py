@@ -17,8 +17,10 @@ session wraps one meter for one run and owns everything that depends on the ``Tr
 - **state**: mode flags, BatchNorm statistics, ``.grad``, optimizer and RNG state are left as
   they were (the kernel engine restores flags and RNG; the session swaps ``SyncBatchNorm`` for
   local statistics and gives every rank rank 0's buffers for the duration);
-- **sinks**: each finished record is handed to the session's sinks
-  (:mod:`lga_lightning.sinks`).
+- **sinks**: each finished record is handed to the session's sinks, any objects with
+  ``write(record, session)`` (:class:`Sink`). The surfaces write their own outputs: the callback
+  through Lightning's logging and its run folder, the search through its store and leaderboard,
+  the study through ``raw.jsonl`` and its logger.
 
 :class:`~lga_lightning.NTKMetrics`, :class:`~lga_lightning.LGASearch` (and so the Ray Tune
 trial, which runs the search), the ``lga-correlate`` study and ``lga-linearize`` all measure
@@ -51,7 +53,7 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 class Sink(Protocol):
-    """Where a session's records go (see :mod:`lga_lightning.sinks`)."""
+    """Where a session's records go: anything with ``write(record, session)``."""
 
     def write(self, record: dict[str, Any], session: MeasurementSession) -> None:
         """Take one finished record."""
