@@ -20,15 +20,15 @@ def cell_values(record: Mapping[str, Any]) -> dict[str, float]:
     """The numbers of one architecture's record, by ``<quantity>[<setting>]@<epoch>``.
 
     Example:
-        >>> record = {"arch": "a", "params": 3, "status": "ok", "seconds": 1.5, "epochs": {
+        >>> record = {"arch": "a", "num_params": 4, "params": 3, "seconds": 1.5, "epochs": {
         ...     "0": {"ntk": {"n8-train": {"lga": 0.5}}, "proxies": {"snip": 2.0},
         ...           "train_loss": float("nan"), "val_acc": 0.1}}}
         >>> cell_values(record)
-        {'params': 3.0, 'seconds': 1.5, 'lga[n8-train]@0': 0.5, 'snip@0': 2.0, 'train_loss@0': nan, 'val_acc@0': 0.1}
+        {'num_params': 4.0, 'params': 3.0, 'seconds': 1.5, 'lga[n8-train]@0': 0.5, 'snip@0': 2.0, 'train_loss@0': nan, 'val_acc@0': 0.1}
     """  # noqa: E501
     values = {
         name: float(record[name])
-        for name in ("params", "flops", "seconds")
+        for name in ("num_params", "params", "flops", "seconds")
         if isinstance(record.get(name), (int, float))
     }
     for epoch, entry in record.get("epochs", {}).items():
