@@ -197,7 +197,7 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
 
     Example:
         >>> upgrade_0_2({"kind": "study", "fingerprint": {"params": "paper", "epochs": [0]}})
-        {'kind': 'study', 'fingerprint': {'measure_at': [0], 'param_selection': 'paper'}}
+        {'kind': 'study', 'fingerprint': {'param_selection': 'paper', 'measure_at': [0]}}
         >>> upgrade_0_2({"kind": "arch", "arch": "a", "params": 1234})
         {'kind': 'arch', 'arch': 'a', 'params': 1234, 'num_params': 1234}
     """
@@ -223,12 +223,10 @@ def upgrade_0_2(line: dict[str, Any]) -> dict[str, Any]:
 
 
 def _renamed_key(mapping: dict[str, Any], old: str, new: str) -> dict[str, Any]:
-    """``mapping`` with ``old`` renamed to ``new`` (kept in place when ``new`` is there)."""
+    """``mapping`` with ``old`` renamed to ``new`` in place (unchanged when ``new`` is in it)."""
     if old not in mapping or new in mapping:
         return mapping
-    out = {k: v for k, v in mapping.items() if k != old}
-    out[new] = mapping[old]
-    return dict(sorted(out.items())) if old in ("params", "epochs") else out
+    return {(new if key == old else key): value for key, value in mapping.items()}
 
 
 _UNKNOWN = re.compile(r"(?:unknown key '|unrecognized arguments: --|[Oo]ption ')((?:\w+\.)*)(\w+)")

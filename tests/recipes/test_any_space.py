@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from test_errors import run_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = {"class_path": "lga_lightning.data.DigitsDataModule"}
 DIGITS["init_args"] = {"resize": 8, "channels": 3, "batch_size": 64}
 
 
-def run(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    path = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "OMP_NUM_THREADS": "1"}
-    env.update(WANDB_MODE="offline", MPLBACKEND="Agg")
-    command = [sys.executable, "-m", f"recipes.{module}", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+def run(recipe: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """The recipe with tests/ importable, where the space's module lives."""
+    return run_recipe(recipe, args, cwd, also_on_path=(ROOT / "tests",))
 
 
 def test_lga_search_searches_a_space_given_by_class_path(tmp_path):

@@ -75,12 +75,12 @@ LINEARIZE = ["--epochs", "1", "--C", "4", "--N", "1", "--limit_train_batches", "
 LINEARIZE += ["--probe_size", "0", "--save_weights", "false"]
 
 
-def run_recipe(name: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m recipes.<name> *args`` with this checkout first on the path."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+def run_recipe(
+    name: str, args: list[str], cwd: Path, also_on_path: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``python -m recipes.<name> *args`` with this checkout (then ``also_on_path``) first."""
+    path = [str(ROOT), *map(str, also_on_path), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     env.update(WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     env.pop("LGA_TRACEBACK", None)
     return subprocess.run(
