@@ -1,4 +1,4 @@
-"""Crash-safe result files: atomic whole-file writes and an append-and-fsync JSON-lines log."""
+"""Crash-safe result files: atomic whole-file writes and a JSON-lines log (read back whole)."""
 
 from __future__ import annotations
 
@@ -55,22 +55,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         'x,y\n'
     """
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Append one JSON line with a single write, then flush and ``fsync``.
-
-    Example:
-        >>> import tempfile
-        >>> p = Path(tempfile.mkdtemp()) / "r.jsonl"
-        >>> append_jsonl(p, {"a": float("nan")}); read_jsonl(p)
-        [{'a': nan}]
-    """
-    line = json.dumps(record, sort_keys=True) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from lga_lightning._compat import upgrade_0_2
+from lga_lightning.utils.files import append_jsonl
 from recipes._analysis import PROG
-from recipes._files import append_jsonl, complete_text, drop_torn_tail, parse_jsonl
+from recipes._files import complete_text, drop_torn_tail, parse_jsonl
 
 SETTING_DEFAULTS: dict[str, Any] = {
     "init": "pytorch",

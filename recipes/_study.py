@@ -23,9 +23,9 @@ from lga_lightning.core.init import initialize
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.probe import draw_probe
 from lga_lightning.core.proxies.size import params
+from lga_lightning.training.sinks import JSONLinesSink, Sink, write_all
 from lga_lightning.utils.threads import Threads, choose_threads, threads_line, torch_threads
 from recipes._baselines import count_flops, count_parameters
-from recipes._files import append_jsonl
 from recipes._probe_file import read_probe_file
 from recipes._probes import (
     PROXY_SETTING,
@@ -34,7 +34,7 @@ from recipes._probes import (
     setting_name,
     undefined_lga,
 )
-from recipes._study_logging import log_cell
+from recipes._study_logging import cell_sink
 from recipes._train_and_measure import TrainAndMeasure
 
 __all__ = ["StudyMeasurement", "TrainAndMeasure", "study_threads"]
@@ -85,15 +85,17 @@ class StudyMeasurement:
             probes[PROXY_SETTING] = draw_probe(self.data, self.proxy_batch, seed=self.data_seed)[0]
         for key, (_, y) in probes.items():
             check_probe_classes(y, probe_name(key))
+        # the store first: a cell is done once it is in raw.jsonl
+        sinks: list[Sink] = [JSONLinesSink(raw_path)]
+        if self.logger is not None:
+            sinks.append(cell_sink(self.logger, archs))
         done = len(archs) - len(todo)
         for arch in todo:
             start = time.perf_counter()
             record = self.measure(arch, probes)
             record["seconds"] = time.perf_counter() - start
-            append_jsonl(raw_path, record)
+            write_all(sinks, record)
             records[arch] = record
-            if self.logger is not None:
-                log_cell(self.logger, list(archs).index(arch), record)
             done += 1
             lga = _first_value(record, "lga")
             print(

@@ -8,12 +8,13 @@ architecture of the study; a resumed study logs only the cells it measures.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
 from lga_lightning.core.signals import signal_names
+from lga_lightning.training.sinks import LoggerSink
 
 
 def cell_values(record: Mapping[str, Any]) -> dict[str, float]:
@@ -43,19 +44,19 @@ def cell_values(record: Mapping[str, Any]) -> dict[str, float]:
     return values
 
 
-def log_cell(logger: Logger, index: int, record: Mapping[str, Any]) -> None:
-    """Log one cell's numbers at ``step=index`` and flush the logger.
+def cell_sink(logger: Logger, archs: Sequence[str]) -> LoggerSink:
+    """The sink that logs each cell's numbers at ``step=`` its architecture's index in ``archs``.
 
     Example:
         >>> import tempfile
         >>> from lightning.pytorch.loggers import CSVLogger
         >>> logger = CSVLogger(tempfile.mkdtemp(), name="study")
-        >>> log_cell(logger, 0, {"params": 3, "epochs": {}})
+        >>> cell_sink(logger, ["a", "b"]).write({"arch": "b", "params": 3, "epochs": {}})
         >>> open(logger.experiment.metrics_file_path).read().splitlines()
-        ['params,step', '3.0,0']
+        ['params,step', '3.0,1']
     """
-    logger.log_metrics(cell_values(record), step=index)
-    logger.save()
+    index = {arch: i for i, arch in enumerate(archs)}
+    return LoggerSink([logger], step=lambda record: index[record["arch"]], values=cell_values)
 
 
 def _number(value: Any) -> float:

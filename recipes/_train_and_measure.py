@@ -1,10 +1,11 @@
-"""One network trained with Lightning and measured with NTK meters at scheduled epochs.
+"""One network trained with Lightning and measured by ``NTKMetrics`` at scheduled epochs.
 
 A :class:`~lga_lightning.training.module.ClassificationModule` trained by a plain ``Trainer``
-(the same training as ``lga-train``), with one :class:`~lga_lightning.core.meter.NTKMeter` per
-kernel setting measuring the network at epoch 0 (before ``fit``) and after each scheduled epoch
-(a callback in ``on_train_epoch_end``, after that epoch's validation). The per-architecture work
-of ``lga-correlate`` (:mod:`recipes._study`).
+(the same training as ``lga-train``), with one :class:`~lga_lightning.NTKMetrics` callback per
+kernel setting (its own :class:`~lga_lightning.core.meter.NTKMeter` and probe) measuring the
+network at epoch 0 (``on_train_start``) and after each scheduled epoch (``on_train_epoch_end``,
+after that epoch's validation), exactly as in any training run with the callback. The
+per-architecture work of ``lga-correlate`` (:mod:`recipes._study`).
 """
 
 from __future__ import annotations
@@ -20,33 +21,42 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from lga_lightning.core.meter import NTKMeter
+from lga_lightning.training.callback import NTKMetrics
 from lga_lightning.training.module import ClassificationModule
 from lga_lightning.training.session import MeasurementSession
 from recipes._probes import PROXY_SETTING
 
 
-class _EpochMeasurements(Callback):
-    """Record the meters' values, the epoch's training loss and the validation accuracy."""
+class _SecondsSink:
+    """Add each measurement's time by signal (the meter's ``last_seconds``) to ``totals``."""
 
-    def __init__(self, study: TrainAndMeasure) -> None:
-        self.study = study
+    def __init__(self, meter: NTKMeter, totals: dict[str, float]) -> None:
+        self.meter, self.totals = meter, totals
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        for name, seconds in self.meter.last_seconds.items():
+            self.totals[name] = self.totals.get(name, 0.0) + seconds
+
+
+class _EpochEntries(Callback):
+    """After the :class:`~lga_lightning.NTKMetrics` callbacks: keep each measured epoch's entry.
+
+    The entry holds every setting's newest history row, the epoch's training loss and the
+    validation accuracy (measured after that epoch's validation, as the callbacks measure).
+    """
+
+    def __init__(self, run: TrainAndMeasure) -> None:
+        self.run = run
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Epoch 0 inside the fit: the weights before any step, in the Trainer's precision, as
-        # NTKMetrics measures them.
-        if self.study.measure_at_start:
-            self.study.trainer = trainer
-            self.study.record(pl_module.model, 0, math.nan, self.study.initial_val_acc)
+        self.run.keep(0, math.nan, self.run.initial_val_acc)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch + 1
-        self.study.trainer = trainer
         metrics = trainer.callback_metrics
         loss = metrics.get("train/loss_epoch", metrics.get("train/loss"))
         accuracy = metrics.get("val/acc")
-        self.study.record(
-            pl_module.model,
-            epoch,
+        self.run.keep(
+            trainer.current_epoch + 1,
             train_loss=math.nan if loss is None else float(loss),
             val_acc=math.nan if accuracy is None else float(accuracy),
         )
@@ -101,8 +111,7 @@ class TrainAndMeasure:
         self.lr_scheduler = lr_scheduler
         self.trainer_kwargs = dict(trainer_kwargs or {})
         self.entries: dict[int, dict[str, Any]] = {}
-        self.trainer: pl.Trainer | None = None
-        self.measure_at_start = False
+        self.ntk_callbacks: dict[str, NTKMetrics] = {}
         self.initial_val_acc = math.nan
         self.seconds: dict[str, float] = {}
         """Wall time by signal over the whole run: ``train`` (fit, measurements excluded),
@@ -112,6 +121,28 @@ class TrainAndMeasure:
     def train_epochs(self) -> int:
         """Epochs the network trains for."""
         return max([*self.measure_at, *self.extra_epochs, 0])
+
+    def callbacks(self) -> dict[str, NTKMetrics]:
+        """One :class:`~lga_lightning.NTKMetrics` per setting: its meter, its probe, no files.
+
+        Each measures the network (``submodule="model"``) at ``measure_at``; its rows stay in
+        ``callback.history`` and its time by signal goes to :attr:`seconds`.
+        """
+        callbacks = {}
+        for setting, meter in self.meters.items():
+            x, y = meter.probes[0]
+            callbacks[setting] = NTKMetrics(
+                measure_at=self.measure_at,
+                probe=(x, y),
+                probe_size=len(y),
+                meter=meter,
+                prefix=f"{setting}/",
+                submodule="model",
+                plot=False,
+                write_csv=False,
+                sinks=[_SecondsSink(meter, self.seconds)],
+            )
+        return callbacks
 
     def fit(
         self,
@@ -125,14 +156,14 @@ class TrainAndMeasure:
         ``seed`` seeds the data order and augmentation (``pl.seed_everything``).
         """
         self.entries, self.seconds = {}, {}
-        for meter in self.meters.values():
-            meter.reset_kernels()
+        self.ntk_callbacks = self.callbacks()
         module = ClassificationModule(
             network,
             num_classes=num_classes,
             optimizer=self.optimizer,
             lr_scheduler=self.lr_scheduler,
         )
+        callbacks = [*self.ntk_callbacks.values(), _EpochEntries(self)]
         trainer = pl.Trainer(
             **{
                 "accelerator": "auto",
@@ -144,32 +175,32 @@ class TrainAndMeasure:
                 "num_sanity_val_steps": 0,
                 **self.trainer_kwargs,
                 "max_epochs": self.train_epochs,
-                "callbacks": [_EpochMeasurements(self), *self.trainer_kwargs.get("callbacks", [])],
+                "callbacks": [*callbacks, *self.trainer_kwargs.get("callbacks", [])],
             }
         )
-        self.trainer, self.measure_at_start = None, False
-        if 0 in self.measure_at or any(m.evolution_metrics for m in self.meters.values()):
-            accuracy = math.nan
-            if 0 in self.measure_at:
-                results = trainer.validate(module, **self._val(datamodule), verbose=False)
-                accuracy = float(results[0]["val/acc"]) if results else math.nan
-            self.initial_val_acc = accuracy
-            self.measure_at_start = self.train_epochs > 0
-            if not self.measure_at_start:
-                self.record(network, 0, train_loss=math.nan, val_acc=accuracy)
-        if self.train_epochs > 0:
-            pl.seed_everything(seed, verbose=False)
-            start, measuring = time.perf_counter(), sum(self.seconds.values())
-            if self.val_source == "test":
-                trainer.fit(
-                    module,
-                    train_dataloaders=datamodule.train_dataloader(),
-                    val_dataloaders=datamodule.test_dataloader(),
-                )
-            else:
-                trainer.fit(module, datamodule=datamodule)
-            elapsed = time.perf_counter() - start
-            self.seconds["train"] = elapsed - (sum(self.seconds.values()) - measuring)
+        self.initial_val_acc = math.nan
+        if 0 in self.measure_at:
+            results = trainer.validate(module, **self._val(datamodule), verbose=False)
+            self.initial_val_acc = float(results[0]["val/acc"]) if results else math.nan
+        if self.train_epochs == 0:  # nothing to fit: the callbacks' session measures epoch 0
+            for callback in self.ntk_callbacks.values():
+                session = MeasurementSession(callback.meter, trainer, shard=False)
+                session.sinks = list(callback.sinks)
+                callback.history = [session.measure(network, 0)]
+            self.keep(0, math.nan, self.initial_val_acc)
+            return self.entries
+        pl.seed_everything(seed, verbose=False)
+        start = time.perf_counter()
+        if self.val_source == "test":
+            trainer.fit(
+                module,
+                train_dataloaders=datamodule.train_dataloader(),
+                val_dataloaders=datamodule.test_dataloader(),
+            )
+        else:
+            trainer.fit(module, datamodule=datamodule)
+        measuring = sum(self.seconds.values())
+        self.seconds["train"] = time.perf_counter() - start - measuring
         return self.entries
 
     def _val(self, datamodule: pl.LightningDataModule) -> dict[str, Any]:
@@ -177,23 +208,17 @@ class TrainAndMeasure:
             return {"dataloaders": datamodule.test_dataloader()}
         return {"datamodule": datamodule}
 
-    def record(self, network: nn.Module, epoch: int, train_loss: float, val_acc: float) -> None:
-        """Measure at ``epoch`` when scheduled and keep the entry."""
+    def keep(self, epoch: int, train_loss: float, val_acc: float) -> None:
+        """Keep ``epoch``'s entry when it is measured or recorded: every setting's newest row."""
+        if epoch not in self.measure_at and epoch not in self.extra_epochs:
+            return
         entry: dict[str, Any] = {"train_loss": train_loss, "val_acc": val_acc}
-        if epoch in self.measure_at or epoch == 0:
-            values = {}
-            for setting, meter in self.meters.items():
-                session = MeasurementSession(meter, self.trainer, shard=False)
-                values[setting] = session.measure(network, epoch)
-                for name, seconds in meter.last_seconds.items():
-                    self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-            if epoch in self.measure_at:
-                for setting, record in values.items():
-                    kept = {k: v for k, v in record.items() if k not in ("epoch", "seconds")}
-                    part = "proxies" if setting == PROXY_SETTING else "ntk"
-                    if part == "proxies":
-                        entry["proxies"] = kept
-                    else:
-                        entry.setdefault("ntk", {})[setting] = kept
-        if epoch in self.measure_at or epoch in self.extra_epochs:
-            self.entries[epoch] = entry
+        if epoch in self.measure_at:
+            for setting, callback in self.ntk_callbacks.items():
+                row = callback.history[-1]
+                kept = {k: v for k, v in row.items() if k not in ("epoch", "step", "seconds")}
+                if setting == PROXY_SETTING:
+                    entry["proxies"] = kept
+                else:
+                    entry.setdefault("ntk", {})[setting] = kept
+        self.entries[epoch] = entry

@@ -55,12 +55,12 @@ from lga_lightning.search.spaces import nb201
 from lga_lightning.training.callback import NTKMetrics
 from lga_lightning.training.module import ClassificationModule
 from lga_lightning.utils.describe import describe as _describe
-from lga_lightning.utils.files import check_output_dir
+from lga_lightning.utils.files import append_jsonl, check_output_dir
 from lga_lightning.utils.lock import OutputLock
 from lga_lightning.utils.threads import torch_threads
 from recipes._advantage_table import COLUMNS, advantage, format_row, format_table, to_csv
 from recipes._cli import class_parser, run_class
-from recipes._files import append_jsonl, atomic_write_text, read_jsonl
+from recipes._files import atomic_write_text, read_jsonl
 
 DESCRIPTION = (
     "Train each network and its linearisation around the initialisation with the same recipe, "

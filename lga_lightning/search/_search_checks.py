@@ -11,6 +11,7 @@ from lga_lightning.core.functional import SCALAR_METRICS
 from lga_lightning.core.meter import NTKMeter
 from lga_lightning.core.signals import check_metrics
 from lga_lightning.search.ranking import Ranking
+from lga_lightning.search.runner import is_sharded
 from lga_lightning.search.strategies import Strategy
 
 DEFAULT_METRICS = SCALAR_METRICS  # the built-in kernel metrics; registered ones are accepted too
@@ -99,6 +100,15 @@ class ChecksMixin:
             raise ValueError(
                 f"LGASearch(num_classes={self.num_classes}) but the data has {found} classes; "
                 f"set num_classes to {found} or leave it unset to take the data's."
+            )
+
+    def check_unsharded(self, dataloader: Any) -> None:
+        """Refuse a Trainer that shards the data: every process trains on the whole set."""
+        if self._world > 1 and is_sharded(dataloader):
+            raise RuntimeError(
+                "LGASearch spreads candidates over processes and each trains on the whole "
+                "training set, but the Trainer shards the data across processes. Pass "
+                "`Trainer(use_distributed_sampler=False)`."
             )
 
     def _warn_epoch_limit(self) -> None:

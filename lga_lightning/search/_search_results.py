@@ -27,6 +27,7 @@ from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.store import STORE_NAME, Record, ResultsStore, check_header
 from lga_lightning.search.strategies import Strategy
 from lga_lightning.search.writer import ResultsWriter, summary_text
+from lga_lightning.training.sinks import Sink
 from lga_lightning.utils.describe import describe
 from lga_lightning.utils.lock import OutputLock
 
@@ -50,6 +51,7 @@ class ResultsMixin:
     build_kwargs: dict[str, Any]
     ground_truth: Any
     ground_truth_query: dict[str, Any]
+    sinks: list[Sink]
     results_dir_arg: str | None
     results_dir: str | None
     keep_checkpoints: bool
@@ -79,6 +81,7 @@ class ResultsMixin:
             self.ranking.name,
             self.ground_truth,
             self.ground_truth_query,
+            sinks=self.sinks,
         )
         store_path = os.path.join(self.results_dir, STORE_NAME)
         header = self.header(getattr(trainer, "datamodule", None))

@@ -48,7 +48,7 @@ from lga_lightning.search.ranking import (
     Ranking,
     Signal,
 )
-from lga_lightning.search.runner import CandidateRun, is_sharded
+from lga_lightning.search.runner import CandidateRun
 from lga_lightning.search.spaces.base import SearchSpace
 from lga_lightning.search.store import Record
 from lga_lightning.search.strategies import Job, RandomSearch, SingleJob, Strategy
@@ -57,6 +57,7 @@ from lga_lightning.training._callback_checks import check_strategy
 from lga_lightning.training._distributed import close_spawned_gloo_group
 from lga_lightning.training.module import paper_sgd
 from lga_lightning.training.session import MeasurementSession
+from lga_lightning.training.sinks import Sink, check_sinks
 from lga_lightning.utils.threads import Threads, choose_threads, threads_line
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
@@ -119,6 +120,8 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
             :mod:`lga_lightning.utils.threads`), a count, or ``None`` (leave torch's setting). The
             choice is printed first and stored in the summary; the previous count is restored
             after the fit.
+        sinks: more outputs of every stored record, on rank 0 (objects with ``write(record)``;
+            :mod:`lga_lightning.training.sinks`); a ``TuneSearch`` writes its search's sinks.
 
     Attributes after ``fit`` (in the fitting process; with ``ddp_spawn`` read the files with
     :func:`lga_lightning.search.load_results`):
@@ -185,6 +188,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         verbose: bool = True,
         meter: NTKMeter | None = None,
         num_threads: Threads = "auto",
+        sinks: Sequence[Sink] = (),
     ) -> None:
         super().__init__()
         if space is None:
@@ -228,6 +232,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         self.verbose = verbose
         choose_threads(num_threads)  # a bad value fails here, not after the Trainer started
         self.num_threads = num_threads
+        self.sinks = check_sinks(sinks, "LGASearch")
         self._threads_before: int | None = None
         self.automatic_optimization = False
         # DDP needs one trainable parameter to wrap; candidates are trained outside it.
@@ -280,12 +285,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
 
     def on_train_start(self) -> None:
         """Refuse data sharding: every process must see the whole training set."""
-        if self._world > 1 and is_sharded(self.trainer.train_dataloader):
-            raise RuntimeError(
-                "LGASearch spreads candidates over processes and each trains on the whole "
-                "training set, but the Trainer shards the data across processes. Pass "
-                "`Trainer(use_distributed_sampler=False)`."
-            )
+        self.check_unsharded(self.trainer.train_dataloader)
 
     def on_train_epoch_start(self) -> None:
         """Seed the coming epoch (the first epoch was seeded in ``on_fit_start``)."""
@@ -387,6 +387,7 @@ class LGASearch(CandidateMixin, ResultsMixin, ChecksMixin, pl.LightningModule):
         clone.results_dir_arg = results_dir
         clone.progress = clone.verbose = False
         clone.num_threads = None  # the job's runner sets the threads
+        clone.sinks = []  # the driver's writer hands the job's records to the sinks
         return clone
 
     def _schedule(self) -> None:

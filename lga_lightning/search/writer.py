@@ -17,6 +17,7 @@ from lga_lightning.search import leaderboard as lb
 from lga_lightning.search.ground_truth import GroundTruth
 from lga_lightning.search.outputs import recover, write_outputs
 from lga_lightning.search.store import Record, ResultsStore
+from lga_lightning.training.sinks import Sink, write_all
 
 
 class ResultsWriter:
@@ -28,6 +29,7 @@ class ResultsWriter:
         signal: the ranking signal's name (leaderboard column and scatter axis).
         ground_truth: true accuracies, or ``None``.
         query: ``{"dataset", "split", "hp"}`` of the ground-truth query.
+        sinks: more outputs of every stored record (:mod:`lga_lightning.training.sinks`).
 
     Example:
         >>> import tempfile
@@ -43,12 +45,14 @@ class ResultsWriter:
         signal: str,
         ground_truth: GroundTruth | None = None,
         query: Mapping[str, Any] | None = None,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self.results_dir = results_dir
         self.metrics = tuple(metrics)
         self.signal = signal
         self.ground_truth = ground_truth
         self.query = dict(query or {})
+        self.sinks = list(sinks)
         self.store: ResultsStore | None = None
         self.leaderboard: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
@@ -68,9 +72,10 @@ class ResultsWriter:
         self.store.open(dict(header))
 
     def append(self, record: Record) -> None:
-        """Append one record to the store (flushed and synced)."""
+        """Append one record to the store (flushed and synced), then hand it to the sinks."""
         if self.store is not None:
             self.store.append(record)
+        write_all(self.sinks, record)
 
     def log_record(
         self,

@@ -16,6 +16,7 @@ from lga_lightning.training import _history
 from lga_lightning.training._callback_logging import log_measurement, plot_name
 from lga_lightning.training._callback_schedule import whole
 from lga_lightning.training.session import MeasurementSession
+from lga_lightning.training.sinks import CSVSink, Sink
 
 KERNEL_HINT = (
     "NTKMetrics passes kernel options through `kernel_kwargs`, e.g. "
@@ -27,8 +28,9 @@ KERNEL_HINT = (
 class MeasureMixin:
     """Measure, record and log one row of :class:`~lga_lightning.NTKMetrics`.
 
-    A measurement appends its row to ``history`` (and its spectrum to ``spectra``), logs it, and
-    rewrites the history CSV on rank 0; the plot of the evolution is written at the end.
+    A measurement appends its row to ``history`` (and its spectrum to ``spectra``) and logs it;
+    the session hands the row to the sinks on rank 0 (the history CSV, then the user's); the
+    plot of the evolution is written at the end.
     """
 
     meter: NTKMeter
@@ -42,6 +44,8 @@ class MeasureMixin:
     plot_path: str | None
     _warned: set[str]
     _csv_path: str | None
+    _run_folder: str | None
+    sinks: list[Sink]
     _sessions: dict[int, MeasurementSession]
 
     def _measure(
@@ -51,22 +55,27 @@ class MeasureMixin:
         epoch: float,
         from_epoch_end: bool,
     ) -> None:
-        values = self._session(trainer).measure(self._target(pl_module), epoch)
+        # ``{"epoch", "step", <metric>..., "seconds"}``, already in the CSV and the user's sinks
+        row = self._session(trainer).measure(
+            self._target(pl_module), epoch, step=trainer.global_step
+        )
         for message in self.meter.pop_warnings():
             self._warn_once(f"NTKMetrics: {message}", NTKMetricWarning)
-        seconds = values.pop("seconds")
-        row = {"epoch": values.pop("epoch"), "step": trainer.global_step, **values}
-        row["seconds"] = seconds
         self.history.append(row)
         spectrum = self.meter.spectrum
         if spectrum is not None and whole(epoch):
             self.spectra[int(epoch)] = spectrum
         self._log(trainer, pl_module, row, spectrum, from_epoch_end)
-        if trainer.is_global_zero:
-            if self._csv_path is not None:
-                _history.write_csv(self._csv_path, self.history)
-            if self.verbose:
-                rank_zero_info(f"NTKMetrics: {_history.format_row(row)}")
+        if self.verbose and trainer.is_global_zero:
+            rank_zero_info(f"NTKMetrics: {_history.format_row(row)}")
+
+    def _open_sinks(self, trainer: pl.Trainer) -> None:
+        """Point the run's session at this run's outputs: the history CSV, then the user's sinks.
+
+        A resumed run's CSV starts from the checkpoint's history.
+        """
+        own = [] if self._csv_path is None else [CSVSink(self._csv_path, rows=self.history)]
+        self._session(trainer).sinks = [*own, *self.sinks]
 
     def _session(self, trainer: pl.Trainer) -> MeasurementSession:
         """The run's measurement session: rows sharded over the ranks, kernel >= float32."""
@@ -109,7 +118,7 @@ class MeasureMixin:
 
     def _plot(self, trainer: pl.Trainer) -> None:
         """Write the evolution PNG atomically next to the history CSV; log it as an image."""
-        directory = os.path.dirname(self._csv_path or "") or trainer.default_root_dir
+        directory = self._run_folder or trainer.default_root_dir
         x = "step" if self.every_n_steps is not None else "epoch"
         probes = f"{len(self.meter.probes)} x " if len(self.meter.probes) > 1 else ""
         size = len(self.meter.probes[0][1])

@@ -57,6 +57,7 @@ from lga_lightning.training._callback_state import StateMixin
 from lga_lightning.training._distributed import close_spawned_gloo_group
 from lga_lightning.training._rundir import run_dir
 from lga_lightning.training.session import MeasurementSession, check_dtype
+from lga_lightning.training.sinks import Sink, check_sinks
 
 
 class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
@@ -95,8 +96,7 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
 
     Logged keys (``<prefix>`` defaults to ``ntk/``):
 
-    - ``<prefix>lga``: Label-Gradient Alignment of the kernel and the probe labels
-      (nan, with one warning, for a single-class probe).
+    - ``<prefix>lga``: Label-Gradient Alignment (nan, with a warning, for a one-class probe).
     - ``<prefix>condition_number``: ``lambda_max / lambda_min`` (inf for a singular kernel).
     - ``<prefix><proxy>`` for each of ``proxies``: a zero-cost proxy of the network at that
       epoch on the same probe batch (:mod:`lga_lightning.core.proxies`).
@@ -113,10 +113,8 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
       x-axis. W&B plots the metrics against it; Lightning's own ``epoch`` column holds the
       0-based index of the epoch that just ended (``<prefix>epoch - 1``) except at epoch 0.
     - ``<prefix>seconds``: wall time of the measurement on this process.
-    - ``<prefix>spectrum`` (table, loggers with ``log_table`` such as ``WandbLogger``): the
-      kernel's eigenvalues in descending order, columns ``epoch, index, eigenvalue``.
-    - ``<prefix>history`` (table, same loggers): every measurement so far, the columns of
-      ``callback.history``.
+    - ``<prefix>spectrum`` and ``<prefix>history`` (tables, loggers with ``log_table`` such as
+      ``WandbLogger``): the eigenvalues (``epoch, index, eigenvalue``) and every row so far.
     - ``<prefix>evolution`` (image, loggers with ``log_image`` such as ``WandbLogger``; with
       ``plot=True``, once, at the end of training): the plot of the evolution metrics (and the
       velocity) against ``epoch`` (``step`` when ``every_n_steps`` is set), also saved as
@@ -189,6 +187,9 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
             too is refused).
         kernel_dtype: compute the kernel in this dtype (``"float64"``, ``torch.float64``);
             default: float32, or float64 for a float64 model (``docs/session.md``).
+        sinks: more outputs of every history row, on rank 0 (objects with ``write(row)``, e.g.
+            ``JSONLinesSink("ntk.jsonl")``; :mod:`lga_lightning.training.sinks`).
+        write_csv: write ``ntk_metrics.csv`` in the run's folder.
 
     Raises:
         ValueError: on an invalid argument, naming the fix.
@@ -233,6 +234,8 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
         verbose: bool = False,
         meter: NTKMeter | None = None,
         kernel_dtype: torch.dtype | str | None = None,
+        sinks: Sequence[Sink] = (),
+        write_csv: bool = True,
     ) -> None:
         super().__init__()
         self.every_n_steps = (
@@ -253,7 +256,10 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
             plot=plot,
             off_diagonal_lga=off_diagonal_lga,
             verbose=verbose,
+            write_csv=write_csv,
         )
+        self.sinks = check_sinks(sinks, "NTKMetrics")
+        self.write_csv = write_csv
         if meter is None:
             meter = NTKMeter(
                 metrics,
@@ -295,6 +301,7 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
         self._loaded_state = False
         self._warned: set[str] = set()
         self._csv_path: str | None = None
+        self._run_folder: str | None = None
         self._sessions: dict[int, MeasurementSession] = {}
 
     # ---------------------------------------------------------------------------------------
@@ -322,8 +329,11 @@ class NTKMetrics(ScheduleMixin, ProbeMixin, StateMixin, MeasureMixin, Callback):
         fresh = completed == 0 and trainer.global_step == 0
         if fresh and not self._loaded_state:
             self._reset()
-        folder = run_dir(trainer)  # a collective: every rank calls it
-        self._csv_path = os.path.join(folder, csv_name(self.prefix))
+        if self.write_csv or self.plot:
+            self._run_folder = run_dir(trainer)  # a collective: every rank calls it
+        if self.write_csv:
+            self._csv_path = os.path.join(self._run_folder, csv_name(self.prefix))
+        self._open_sinks(trainer)
         self._ensure_probe(trainer)
         if trainer.is_global_zero:
             define_wandb_axis(trainer, self.prefix, [*self.meter.keys, "seconds"])

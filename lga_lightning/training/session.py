@@ -17,10 +17,10 @@ session wraps one meter for one run and owns everything that depends on the ``Tr
 - **state**: mode flags, BatchNorm statistics, ``.grad``, optimizer and RNG state are left as
   they were (the kernel engine restores flags and RNG; the session swaps ``SyncBatchNorm`` for
   local statistics and gives every rank rank 0's buffers for the duration);
-- **sinks**: each finished record is handed to the session's sinks, any objects with
-  ``write(record, session)`` (:class:`Sink`). The surfaces write their own outputs: the callback
-  through Lightning's logging and its run folder, the search through its store and leaderboard,
-  the study through ``raw.jsonl`` and its logger.
+- **sinks**: each finished record is handed to the session's sinks
+  (:class:`~lga_lightning.training.sinks.Sink`: anything with ``write(record)``), on rank 0
+  only under sharding (every rank holds the same record). :class:`~lga_lightning.NTKMetrics`
+  writes its ``ntk_metrics.csv`` and the user's sinks this way.
 
 :class:`~lga_lightning.NTKMetrics`, :class:`~lga_lightning.LGASearch` (and so the Ray Tune
 trial, which runs the search), the ``lga-correlate`` study and ``lga-linearize`` all measure
@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,15 +48,9 @@ from lga_lightning.training._distributed import (
     rank_zero_buffers,
     shard_rows,
 )
+from lga_lightning.training.sinks import Sink, check_sinks, write_all
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-class Sink(Protocol):
-    """Where a session's records go: anything with ``write(record, session)``."""
-
-    def write(self, record: dict[str, Any], session: MeasurementSession) -> None:
-        """Take one finished record."""
 
 
 class MeasurementSession:
@@ -69,7 +63,7 @@ class MeasurementSession:
             the same model at the same time); ``False`` when each rank measures its own model.
         kernel_dtype: compute the kernel and the proxies in this dtype; default: ``float32``, or
             the model's own dtype when it is wider (``float64`` under ``64-true``).
-        sinks: receive every record :meth:`measure` returns.
+        sinks: receive every record :meth:`measure` returns (on rank 0 under sharding).
         error_context: prefix of the messages of kernel errors (bad options for this model).
         error_hint: appended to those messages: how to fix them on this surface.
 
@@ -101,7 +95,7 @@ class MeasurementSession:
         self.trainer = trainer
         self.shard = bool(shard)
         self.kernel_dtype = check_dtype("kernel_dtype", kernel_dtype)
-        self.sinks = list(sinks)
+        self.sinks: list[Sink] = check_sinks(sinks, "MeasurementSession")
         self.error_context = error_context
         self.error_hint = error_hint
 
@@ -150,12 +144,17 @@ class MeasurementSession:
         return self.meter.probes
 
     # ------------------------------------------------------------------ measuring
-    def measure(self, model: nn.Module, epoch: float) -> dict[str, Any]:
-        """The meter's record of ``model`` now, handed to every sink."""
+    def measure(self, model: nn.Module, epoch: float, step: int | None = None) -> dict[str, Any]:
+        """The meter's record of ``model`` now, handed to the sinks.
+
+        ``step`` (the run's optimizer step), when given, follows ``epoch`` in the record.
+        """
         with self._measuring(model):
             record = self.meter.measure(model, epoch, self._kernel)
-        for sink in self.sinks:
-            sink.write(record, self)
+        if step is not None:
+            record = {"epoch": record.pop("epoch"), "step": int(step), **record}
+        if self.rank == 0:
+            write_all(self.sinks, record)
         return record
 
     def set_initial(self, model: nn.Module) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -70,6 +71,22 @@ def atomic_open(
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    r"""Append one JSON line with a single write, then flush and ``fsync``.
+
+    Example:
+        >>> import tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "r.jsonl")
+        >>> append_jsonl(p, {"b": 1, "a": float("nan")}); open(p).read()
+        '{"a": NaN, "b": 1}\n'
+    """
+    line = json.dumps(record, sort_keys=True) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def named(error: OSError, path: str | os.PathLike) -> OSError:

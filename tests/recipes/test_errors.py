@@ -1,8 +1,10 @@
 """Every user mistake, through the recipes' command lines: one line on stderr, exit 2, nothing lost.
 
-Each case runs ``python -m recipes.<name>`` in a subprocess (this checkout's code, a fresh
-working directory, W&B offline) and checks that stderr is exactly one line
-``<prog>: error: ...`` naming the offending value, with no traceback.
+Each case runs ``python -m recipes.<name>`` as a process of its own (this checkout's code, a
+fresh working directory, W&B offline), forked from a warm interpreter (``tests/_recipe_server.py``;
+a LightningCLI and a class recipe are also run through ``python -m`` itself and must print the
+same), and checks that stderr is exactly one line ``<prog>: error: ...`` naming the offending
+value, with no traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _recipe_server import RecipeServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -75,18 +78,23 @@ LINEARIZE = ["--epochs", "1", "--C", "4", "--N", "1", "--limit_train_batches", "
 LINEARIZE += ["--probe_size", "0", "--save_weights", "false"]
 
 
-def run_recipe(
-    name: str, args: list[str], cwd: Path, also_on_path: tuple[Path, ...] = ()
-) -> subprocess.CompletedProcess:
-    """``python -m recipes.<name> *args`` with this checkout (then ``also_on_path``) first."""
+def recipe_env(also_on_path: tuple[Path, ...] = ()) -> dict[str, str]:
+    """The environment of a recipe's process: this checkout (then ``also_on_path``) first."""
     path = [str(ROOT), *map(str, also_on_path), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     env.update(WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     env.pop("LGA_TRACEBACK", None)
+    return env
+
+
+def run_recipe(
+    name: str, args: list[str], cwd: Path, also_on_path: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``python -m recipes.<name> *args`` with this checkout (then ``also_on_path``) first."""
     return subprocess.run(
         [sys.executable, "-m", f"recipes.{name}", *args],
         cwd=cwd,
-        env=env,
+        env=recipe_env(also_on_path),
         capture_output=True,
         text=True,
         timeout=300,
@@ -533,20 +541,60 @@ class Ran:
     result: subprocess.CompletedProcess
 
 
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory) -> dict[str, Ran]:
-    """Every case run once, two at a time (each is mostly interpreter start-up)."""
-
-    def run(case: Case) -> Ran:
+def run_cases(
+    cases: list[Case], tmp_path_factory, runner: Callable[..., subprocess.CompletedProcess]
+) -> list[Ran]:
+    """Each case in a fresh folder of its own, through ``runner(recipe, args, cwd)``."""
+    ran = []
+    for case in cases:
         tmp = tmp_path_factory.mktemp(case.id)
         case.setup(tmp)
         args = case.args(tmp)  # writes the case's config and files
         before = {p.relative_to(tmp) for p in tmp.rglob("*")}
         before_bytes = {p: (tmp / p).read_bytes() for p in before if (tmp / p).is_file()}
-        return Ran(tmp, before, before_bytes, run_recipe(case.recipe, args, tmp))
+        ran.append(Ran(tmp, before, before_bytes, runner(case.recipe, args, tmp)))
+    return ran
 
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> dict[str, Ran]:
+    """Every case run once, as processes forked from two warm recipe servers.
+
+    Each case is a real process (its own folder, streams and exit status) that skips the seconds
+    of interpreter start-up and imports; ``test_a_forked_run_prints_what_python_m_prints``
+    checks that this changes nothing.
+    """
+
+    def serve(cases: list[Case]) -> list[Ran]:
+        server = RecipeServer(recipe_env())
+        try:
+            return run_cases(cases, tmp_path_factory, server.run)
+        finally:
+            server.close()
+
+    halves = [CASES[0::2], CASES[1::2]]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip([c.id for c in CASES], pool.map(run, CASES), strict=True))
+        first, second = pool.map(serve, halves)
+    ordered = [*halves[0], *halves[1]]
+    return {c.id: r for c, r in zip(ordered, [*first, *second], strict=True)}
+
+
+@pytest.fixture(scope="module")
+def direct(tmp_path_factory) -> dict[str, Ran]:
+    """The first case of a LightningCLI recipe and of a class recipe, through ``python -m``."""
+    cases = [next(c for c in CASES if c.recipe == recipe) for recipe in ("search", "correlate")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = pool.map(lambda case: run_cases([case], tmp_path_factory, run_recipe)[0], cases)
+        return {case.recipe: run for case, run in zip(cases, runs, strict=True)}
+
+
+@pytest.mark.parametrize("recipe", ["search", "correlate"])
+def test_a_forked_run_prints_what_python_m_prints(recipe, ran, direct):
+    case = next(c for c in CASES if c.recipe == recipe)
+    forked = ran[case.id]
+    assert direct[recipe].result.returncode == forked.result.returncode == 2
+    stderr = direct[recipe].result.stderr.replace(str(direct[recipe].tmp), str(forked.tmp))
+    assert stderr == forked.result.stderr
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

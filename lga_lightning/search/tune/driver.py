@@ -333,6 +333,7 @@ class TuneSearch:
             search.ranking.name,
             search.ground_truth,
             search.ground_truth_query,
+            sinks=search.sinks,
         )
 
     def _attach_loggers(self, tuner: tune.Tuner) -> None:
