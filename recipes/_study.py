@@ -89,6 +89,7 @@ class StudyMeasurement:
         sinks: list[Sink] = [JSONLinesSink(raw_path)]
         if self.logger is not None:
             sinks.append(cell_sink(self.logger, archs))
+        sinks.extend(self.sinks)
         done = len(archs) - len(todo)
         for arch in todo:
             start = time.perf_counter()

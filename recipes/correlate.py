@@ -1,10 +1,10 @@
 """``lga-correlate``: how well do NTK metrics rank architectures? The paper's study, one command.
 
 For every architecture of a set (a seeded sample of a space, its first ``k``, or a list), the
-network is built with a fixed seed and trained with the paper's recipe, and at each chosen epoch
-(``0`` = initialisation, ``e`` = after ``e`` epochs) the empirical NTK of a fixed probe batch is
-computed and its metrics recorded, next to baselines measured on the same run: parameter count,
-FLOPs, the epoch's training loss and the validation accuracy at that epoch. Each quantity at each
+network is built with a fixed seed and trained with the paper's recipe under ``NTKMetrics``: at
+each chosen epoch (``0`` = initialisation, ``e`` = after ``e`` epochs) the NTK metrics of a fixed
+probe batch are recorded next to the run's baselines (parameter count, FLOPs, the epoch's
+training loss and validation accuracy). Each quantity at each
 epoch is then rank-correlated (Kendall tau-b, Spearman rho) with ground-truth accuracy, from a
 benchmark (NAS-Bench-201 file or a CSV/JSON table) or from the run's own longer training.
 
@@ -37,7 +37,6 @@ several times cheaper); sweep them with ``probe_sizes`` and ``bn_modes``.
 
 Example::
 
-    lga-correlate --config configs/correlate_init_cifar10.yaml
     lga-correlate --config configs/correlate_init_cifar10.yaml --sample 20 --probe_sizes [64]
 """
 
@@ -58,6 +57,7 @@ from lga_lightning.core.meter import check_proxies
 from lga_lightning.data import DigitsDataModule
 from lga_lightning.data.base import ImageDataModule
 from lga_lightning.search.spaces import NB201Space, SearchSpace
+from lga_lightning.training.sinks import Sink, check_sinks
 from lga_lightning.utils.describe import describe
 from lga_lightning.utils.files import check_output_dir
 from lga_lightning.utils.lock import OutputLock
@@ -145,10 +145,9 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
             NAS-Bench-201 table shipped with the package (all 15,625 cells; 200-epoch test
             accuracy, and the 12-epoch schedule with ``hp: "12"``).
         trust_benchmark_file: unpickle the benchmark file fully (only for the official file).
-        table: CSV/JSON ground-truth table (see
-        ``lga_lightning.search.ground_truth.TableGroundTruth``). dataset: benchmark dataset of the
-        ground truth: ``cifar10``, ``cifar100``,
-            ``ImageNet16-120``, ``cifar10-valid``.
+        table: CSV/JSON ground-truth table (``lga_lightning.search.ground_truth.TableGroundTruth``).
+        dataset: the ground truth's dataset: ``cifar10``, ``cifar100``, ``ImageNet16-120``,
+            ``cifar10-valid``.
         split: benchmark split (``None``: the test accuracy the literature reports).
         hp: benchmark training budget, ``"200"`` or ``"12"`` epochs.
         own_epochs: without ``benchmark``/``table``: train every network this many epochs and
@@ -196,6 +195,8 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         logger: a Lightning logger (``WandbLogger``, ``CSVLogger``, ...) that gets the
             fingerprint and one row per architecture as it is measured (``raw.jsonl`` stays the
             resumable store; :mod:`recipes._study_logging`).
+        sinks: more outputs of every architecture's record, after ``raw.jsonl`` (objects with
+            ``write(record)``, by ``class_path``; :mod:`lga_lightning.training.sinks`).
 
     Example:
         >>> study = CorrelationStudy(first=2, measure_at=[0], own_epochs=1, probe_sizes=[8])
@@ -251,6 +252,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         truth_column: str | None = None,
         pairs: list[str] | None = None,
         logger: Logger | None = None,
+        sinks: list[Sink] = [],  # noqa: B006
     ) -> None:
         check_study_arguments(**locals())  # every argument by name, before anything is kept
         self.proxies = list(check_proxies(proxies))
@@ -293,6 +295,7 @@ class CorrelationStudy(StudyMeasurement, StudyAnalysis):
         self.truth_column = truth_column
         self.pairs = list(pairs or [])
         self.logger = logger
+        self.sinks = check_sinks(sinks, "CorrelationStudy")
         self.implementation = implementation
         self.chunk_size = chunk_size
         self.analyse_only = analyse_only

@@ -42,7 +42,9 @@ class Sink(Protocol):
         True
     """
 
-    def write(self, record: Any) -> None:
+    # ``Any`` and no return annotation: jsonargparse (configs) then takes any class whose
+    # ``write`` takes a ``record``, annotated or not.
+    def write(self, record: Any):  # type: ignore[no-untyped-def]
         """Take one finished record (a mapping; see the module docstring)."""
 
 

@@ -16,7 +16,7 @@ def python_blocks(text: str) -> list[str]:
 
 def test_the_extension_examples_run_as_written(tmp_path, monkeypatch):
     blocks = python_blocks(DOC.read_text())
-    assert len(blocks) >= 5  # proxy, space, its search, strategy, logger
+    assert len(blocks) >= 6  # proxy, space, its search, strategy, sink, logger
     monkeypatch.chdir(tmp_path)  # the examples write their runs below the working directory
     namespace: dict = {}
     try:
@@ -26,3 +26,5 @@ def test_the_extension_examples_run_as_written(tmp_path, monkeypatch):
         if "conv_count" in SIGNALS:
             unregister("conv_count")
     assert (tmp_path / "extending_runs" / "widths").is_dir()
+    assert (tmp_path / "extending_runs" / "sinks" / "mirror.jsonl").is_file()
+    assert len(namespace["best_candidate"].lines) >= 1

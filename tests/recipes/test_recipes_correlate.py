@@ -14,7 +14,8 @@ from scipy import stats
 from torch import nn
 
 from lga_lightning.core.kernel import empirical_ntk
-from lga_lightning.search.spaces import nb201
+from lga_lightning.search.spaces import NB201Space, nb201
+from lga_lightning.training.sinks import ListSink
 from recipes import correlate
 from recipes._baselines import count_flops
 
@@ -465,3 +466,32 @@ def test_precision_is_in_the_fingerprint_only_when_set(tmp_path):
 
     assert "precision" not in study().fingerprint()
     assert study(precision="64-true").fingerprint()["precision"] == "64-true"
+
+
+def _comparable_rows(rows: list[dict]) -> list[dict]:
+    """Rows with nan as a token (nan != nan)."""
+    return [
+        {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def test_a_study_hands_each_architecture_after_raw_jsonl(tmp_path):
+    mine = ListSink()
+    study = correlate.CorrelationStudy(
+        space=NB201Space(C=4, N=1),
+        first=2,
+        measure_at=[0],
+        own_epochs=1,
+        probe_sizes=[8],
+        limit_train_batches=1,
+        bootstrap=0,
+        plot=False,
+        output_dir=str(tmp_path / "study"),
+        num_threads=1,
+        sinks=[mine],
+    )
+    study.run()
+    raw = [json.loads(line) for line in (tmp_path / "study" / "raw.jsonl").read_text().splitlines()]
+    assert [r["arch"] for r in mine.records] == study.architectures()
+    assert _comparable_rows(mine.records) == _comparable_rows(raw[1:])  # after the fingerprint line

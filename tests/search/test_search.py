@@ -8,11 +8,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _search_run import A, B, C, datamodule, fit
+from _search_run import A, B, C, datamodule, fit, make_search
 from _wandb import RecordingWandbLogger
 
 from lga_lightning import empirical_ntk, ntk_metrics
@@ -28,6 +29,7 @@ from lga_lightning.search import (
 from lga_lightning.search.ground_truth import NASBench201, TableGroundTruth
 from lga_lightning.search.seeding import derive_seed, seed_global
 from lga_lightning.search.spaces import NB201Space, nb201
+from lga_lightning.training.sinks import ListSink
 
 VOLATILE = ("seconds", "ntk_seconds", "process")
 DEAD = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -262,3 +264,39 @@ def test_a_combined_ranking_is_refused_where_decisions_use_scores(tmp_path):
         LGASearch(
             NB201Space(C=4, N=1), SuccessiveHalving(num_candidates=4), rank_by=["lga", "mean"]
         )
+
+
+def _comparable_rows(rows: list[dict]) -> list[dict]:
+    """Rows with nan as a token (nan != nan)."""
+    return [
+        {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def test_a_search_hands_each_stored_record_to_its_sinks_once_also_when_resumed(tmp_path):
+    strategy = Plain(archs=[A, B, C], epochs=1, measure_at=(0, 1))
+    first = ListSink()
+    stopped = make_search(strategy, results_dir=str(tmp_path / "run"), sinks=[first])
+    trainer = pl.Trainer(
+        max_epochs=1,  # stops the search after its first candidate
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(stopped, datamodule=datamodule())
+    lines = (tmp_path / "run" / "results.jsonl").read_text().splitlines()[1:]
+    assert [r["candidate"] for r in first.records] == [0, 0]
+    assert _comparable_rows(first.records) == _comparable_rows([json.loads(x) for x in lines])
+
+    more = ListSink()  # the same search rerun: only the records it adds reach the sinks
+    search, _ = fit(tmp_path, strategy, results_dir=str(tmp_path / "run"), sinks=[more])
+    assert [r["candidate"] for r in more.records] == [1, 1, 2, 2]
+    assert _comparable_rows(first.records + more.records) == _comparable_rows(search.records)
+
+
+def test_an_object_without_write_is_refused_naming_the_search():
+    with pytest.raises(ValueError, match=r"`LGASearch\(sinks=...\)`.*got str"):
+        make_search(Plain(archs=[A]), sinks=["results.jsonl"])

@@ -29,6 +29,7 @@ from lga_lightning.search.dispatcher import JobDispatcher
 from lga_lightning.search.spaces import NB201Space
 from lga_lightning.search.store import ResultsStore
 from lga_lightning.search.tune import StrategySearcher, TuneSearch
+from lga_lightning.training.sinks import ListSink
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIAL_TRAINER = {"accelerator": "cpu", "limit_train_batches": 4, "limit_val_batches": 2}
@@ -54,12 +55,11 @@ def _data() -> DigitsDataModule:
     return DigitsDataModule(channels=3, batch_size=64)
 
 
-def _tuned(strategy, results_dir: Path, space=None, **kwargs) -> TuneSearch:
+def _tuned(strategy, results_dir: Path, space=None, sinks=(), **kwargs) -> TuneSearch:
     """A quiet TuneSearch of a small search on the digits, trials limited like TRIAL_TRAINER."""
     kwargs.setdefault("trainer", dict(TRIAL_TRAINER))
-    return TuneSearch(
-        make_search(strategy, space), _data(), results_dir=str(results_dir), verbose=False, **kwargs
-    )
+    search = make_search(strategy, space, sinks=sinks)
+    return TuneSearch(search, _data(), results_dir=str(results_dir), verbose=False, **kwargs)
 
 
 def _comparable(record: dict) -> dict:
@@ -89,12 +89,14 @@ def test_records_equal_the_in_process_search(local_ray, tmp_path):
         results_dir=str(tmp_path / "in_process"),
     )
 
-    tuned = _tuned(strategy(), tmp_path / "tune", trial_scheduler="none")
+    sink = ListSink()
+    tuned = _tuned(strategy(), tmp_path / "tune", trial_scheduler="none", sinks=[sink])
     tuned.fit()
 
     expected = _by_key(in_process.records)
     assert len(expected) == 9  # 3 candidates x epochs 0, 1, 2
     assert _by_key(tuned.records) == expected
+    assert len(sink.records) == 9 and _by_key(sink.records) == expected  # the driver writes them
     assert [r["candidate"] for r in tuned.leaderboard] == [
         r["candidate"] for r in in_process.leaderboard
     ]

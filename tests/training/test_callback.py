@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ from lga_lightning.core.functional import (
     ntk_metrics,
 )
 from lga_lightning.core.kernel import empirical_ntk
+from lga_lightning.training.sinks import JSONLinesSink
 
 ALL_METRICS = SCALAR_METRICS + EVOLUTION_METRICS
 
@@ -605,7 +607,10 @@ def test_state_dict_round_trip_under_weights_only(tmp_path: Path) -> None:
 
 def ddp_run(tmp_path: Path, devices: int) -> dict[int, dict[str, float]]:
     pl.seed_everything(0)
-    callback = NTKMetrics(measure_at=[0, 1, 2], probe_size=15, kernel_kwargs={"output": "trace"})
+    rows = JSONLinesSink(tmp_path / "rows.jsonl")  # pickled to each spawned rank
+    callback = NTKMetrics(
+        measure_at=[0, 1, 2], probe_size=15, kernel_kwargs={"output": "trace"}, sinks=[rows]
+    )
     fit = trainer(
         tmp_path,
         devices=devices,
@@ -619,6 +624,9 @@ def ddp_run(tmp_path: Path, devices: int) -> dict[int, dict[str, float]]:
     log_dir = tmp_path / "lightning_logs" / "version_0"
     history = read_csv(log_dir / "ntk_metrics.csv")
     assert [int(r["epoch"]) for r in history] == [0, 1, 2]
+    written = [json.loads(line) for line in Path(rows.path).read_text().splitlines()]
+    assert [r["epoch"] for r in written] == [0, 1, 2]  # rank 0 alone writes the sinks
+    assert [r["lga"] for r in written] == [float(r["lga"]) for r in history]
     return ntk_rows(read_csv(log_dir / "metrics.csv"))
 
 
