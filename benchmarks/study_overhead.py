@@ -2,8 +2,8 @@
 
 The same cells are trained for the same epochs (same data, batch size, SGD recipe) and their
 kernels measured at the same epochs, once through ``recipes._study.TrainAndMeasure`` (a
-``ClassificationModule`` trained by a ``Trainer``, ``NTKMeter`` measurements, what
-``lga-correlate`` runs) and once by a hand-written loop, alternating, in this process. Printed:
+``ClassificationModule`` trained by a ``Trainer`` under ``NTKMetrics``, what ``lga-correlate``
+runs) and once by a hand-written loop, alternating, in this process. Printed:
 the wall time of each, their ratio, and the largest difference between the LGA values the two
 report (they train with different data orders, so after training they differ; at epoch 0 they
 must agree).

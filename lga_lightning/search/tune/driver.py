@@ -326,14 +326,10 @@ class TuneSearch:
         return self.param_space or arch_param_space(self.search.space)
 
     def _writer(self) -> ResultsWriter:
-        search = self.search
+        s = self.search
+        metrics = (*s.metrics, *s.proxies)
         return ResultsWriter(
-            self.results_dir,
-            (*search.metrics, *search.proxies),
-            search.ranking.name,
-            search.ground_truth,
-            search.ground_truth_query,
-            sinks=search.sinks,
+            self.results_dir, metrics, s.ranking.name, s.ground_truth, s.ground_truth_query, s.sinks
         )
 
     def _attach_loggers(self, tuner: tune.Tuner) -> None:
