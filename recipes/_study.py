@@ -2,8 +2,9 @@
 
 The study's per-architecture work: each network is trained and measured by
 :class:`recipes._train_and_measure.TrainAndMeasure` (a plain Lightning ``Trainer`` with one
-:class:`~lga_lightning.core.meter.NTKMeter` per kernel setting, measuring at epoch 0 and after
-each scheduled epoch); the seeds' values are averaged and the record appended to ``raw.jsonl``.
+:class:`~lga_lightning.NTKMetrics` callback per kernel setting, measuring at epoch 0 and after
+each scheduled epoch); the seeds' values are averaged and the record handed to the study's sinks
+(``raw.jsonl`` first, then the logger's row and the user's ``sinks``).
 """
 
 from __future__ import annotations
