@@ -216,6 +216,8 @@ class TrainAndMeasure:
         if epoch in self.measure_at:
             for setting, callback in self.ntk_callbacks.items():
                 row = callback.history[-1]
+                if row["epoch"] != epoch:  # the callback measures every epoch of measure_at
+                    raise RuntimeError(f"{setting}: no measurement at epoch {epoch}")
                 kept = {k: v for k, v in row.items() if k not in ("epoch", "step", "seconds")}
                 if setting == PROXY_SETTING:
                     entry["proxies"] = kept
