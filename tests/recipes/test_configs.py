@@ -7,6 +7,7 @@ result classes), and their paths are overridden, like every size, to make each r
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from pathlib import Path
@@ -295,3 +296,20 @@ def test_config_runs_tiny(path, files, tmp_path, capsys):
         if yaml.safe_load(path.read_text()).get("benchmark"):
             n_tau = [r for r in rows if r.quantity == "params" and r.epoch == 0][0]
             assert n_tau.n == 3  # all three archs found in the benchmark file
+
+
+def test_a_sink_named_in_yaml_gets_every_row_of_the_callback(files, tmp_path):
+    (digits,) = [p for p in CONFIGS if p.name == "train_digits.yaml"]
+    config = tiny_config(digits, files, tmp_path)
+    rows = tmp_path / "rows.jsonl"
+    sink = {"class_path": "lga_lightning.training.sinks.JSONLinesSink"}
+    sink["init_args"] = {"path": str(rows)}
+    (callback,) = [c for c in config["trainer"]["callbacks"] if "NTKMetrics" in c["class_path"]]
+    callback.setdefault("init_args", {})["sinks"] = [sink]
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli = train.run(["fit", "--config", str(path)])
+    (ntk,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "NTKMetrics"]
+    written = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert [r["epoch"] for r in written] == [r["epoch"] for r in ntk.history] == [0, 1]
+    assert [r["lga"] for r in written] == [r["lga"] for r in ntk.history]
