@@ -184,8 +184,9 @@ class TrainAndMeasure:
             self.initial_val_acc = float(results[0]["val/acc"]) if results else math.nan
         if self.train_epochs == 0:  # nothing to fit: the callbacks' session measures epoch 0
             for callback in self.ntk_callbacks.values():
-                session = MeasurementSession(callback.meter, trainer, shard=False)
-                session.sinks = list(callback.sinks)
+                session = MeasurementSession(
+                    callback.meter, trainer, shard=False, sinks=callback.sinks
+                )
                 callback.history = [session.measure(network, 0)]
             self.keep(0, math.nan, self.initial_val_acc)
             return self.entries

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,9 +65,10 @@ class RecipeServer:
         return subprocess.CompletedProcess(argv, code, stdout, stderr)
 
     def close(self) -> None:
-        """Stop the server."""
+        """Stop the server and remove the children's output files."""
         self._process.stdin.close()
         self._process.wait(timeout=60)
+        shutil.rmtree(self._outputs, ignore_errors=True)
 
 
 def _child(case: dict) -> None:

@@ -64,7 +64,7 @@ def train(root: Path, callback: NTKMetrics, logger=False) -> None:
 
 
 def comparable(rows: list[dict]) -> list[dict]:
-    """Rows with nan as a token (nan != nan) and the seconds left out."""
+    """Rows with nan as a token (nan != nan)."""
     return [
         {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
         for row in rows
